@@ -1,0 +1,38 @@
+# Set-up and checks. `make demo` and `make test` work on a fresh machine: they create
+# .venv, install PyTorch (the pinned build below) and contrastkit, then run.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
+EXTRAS ?= dev,graph,federated
+
+.PHONY: demo test venv lint typecheck bench clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q $(TORCH_PINS)
+	$(PIP) install -q -e ".[$(EXTRAS)]" $(TORCH_PINS)
+	touch $@
+
+venv: $(VENV)/.installed
+
+demo: venv
+	$(PY) benchmarks/losses.py --quick
+
+test: venv
+	$(PY) -m pytest
+
+lint: venv
+	$(VENV)/bin/ruff check src tests benchmarks
+
+typecheck: venv
+	$(VENV)/bin/mypy src
+
+bench: venv
+	$(PIP) install -q -e ".[bench]" $(TORCH_PINS)
+	$(PY) benchmarks/losses.py
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache

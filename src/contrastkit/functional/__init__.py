@@ -1,0 +1,18 @@
+"""Pure tensor functions: every objective and every negative weighting/mixing.
+
+Nothing here holds state; each function documents its shapes. ``contrastkit.losses`` wraps
+them in modules that add configuration, queues and cross-rank gathering.
+"""
+
+from contrastkit.functional.contrastive import info_nce, nt_xent, unit_rows
+from contrastkit.functional.distributed import all_gather_no_grad, all_gather_with_grad
+from contrastkit.functional.mixing import mix_hard_negatives
+
+__all__ = [
+    "all_gather_no_grad",
+    "all_gather_with_grad",
+    "info_nce",
+    "mix_hard_negatives",
+    "nt_xent",
+    "unit_rows",
+]

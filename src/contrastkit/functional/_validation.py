@@ -1,0 +1,79 @@
+"""Argument checks shared by the public objectives.
+
+Every check raises ``ValueError`` naming the argument and the value or shape it saw, so a
+user reading the traceback knows which tensor to look at.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+
+def check_embeddings(name: str, x: Tensor, ndim: int = 2) -> None:
+    """Check that ``x`` is a non-empty floating tensor with ``ndim`` dimensions."""
+    if not isinstance(x, Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if not torch.is_floating_point(x):
+        raise ValueError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
+    if x.dim() != ndim:
+        raise ValueError(f"{name} must have {ndim} dimensions, got shape {tuple(x.shape)}")
+    if x.shape[0] == 0:
+        raise ValueError(f"{name} is empty (shape {tuple(x.shape)}); the batch needs at least one row")
+    if x.shape[-1] == 0:
+        raise ValueError(f"{name} has feature dimension 0 (shape {tuple(x.shape)})")
+
+
+def check_same_shape(name_a: str, a: Tensor, name_b: str, b: Tensor) -> None:
+    if a.shape != b.shape:
+        raise ValueError(f"{name_a} and {name_b} must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+
+
+def check_hyperparameters(temperature: float, beta: float, tau_plus: float) -> None:
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    if not beta >= 0:
+        raise ValueError(f"beta must be >= 0, got {beta}")
+    if not 0 <= tau_plus < 1:
+        raise ValueError(f"tau_plus must lie in [0, 1), got {tau_plus}")
+
+
+def check_reduction(reduction: str) -> None:
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def as_negative_list(negatives: Tensor | Sequence[Tensor], query: Tensor) -> list[Tensor]:
+    """Validate ``negatives`` against ``query`` and return it as a list of tensors.
+
+    Each entry is ``[K, D]`` (shared by every anchor, e.g. a queue) or ``[B, K, D]``
+    (one set per anchor, e.g. MoCHi's synthetic negatives).
+    """
+    items = [negatives] if isinstance(negatives, Tensor) else list(negatives)
+    if not items:
+        raise ValueError("negatives is an empty sequence; pass None for in-batch negatives")
+    batch, dim = query.shape
+    checked: list[Tensor] = []
+    for i, neg in enumerate(items):
+        name = "negatives" if isinstance(negatives, Tensor) else f"negatives[{i}]"
+        if not isinstance(neg, Tensor):
+            raise ValueError(f"{name} must be a torch.Tensor, got {type(neg).__name__}")
+        if not torch.is_floating_point(neg):
+            raise ValueError(f"{name} must be a floating-point tensor, got dtype {neg.dtype}")
+        if neg.dim() not in (2, 3):
+            raise ValueError(f"{name} must be [K, D] (shared) or [B, K, D] (per anchor), got shape {tuple(neg.shape)}")
+        if neg.shape[-1] != dim:
+            raise ValueError(
+                f"{name} has feature dimension {neg.shape[-1]} but query has {dim} "
+                f"(shapes {tuple(neg.shape)} and {tuple(query.shape)})"
+            )
+        if neg.dim() == 3 and neg.shape[0] != batch:
+            raise ValueError(f"{name} is per-anchor [B, K, D] with B={neg.shape[0]} but query has B={batch}")
+        if neg.shape[-2] == 0:
+            continue
+        checked.append(neg)
+    if not checked:
+        raise ValueError("negatives holds no vectors (K=0 in every entry)")
+    return checked
