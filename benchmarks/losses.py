@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import platform
+import re
 import resource
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,6 +37,7 @@ RESULTS = Path(__file__).parent / "results"
 TEMPERATURE = 0.2
 DIM = 128
 PML_MEMORY_CAP_GIB = 12
+PML_PROBE_TIMEOUT_S = 300
 
 
 @dataclass
@@ -156,23 +159,32 @@ def _add_peers_queue(case: Case, q: torch.Tensor, k: torch.Tensor, size: int) ->
 
 
 def _pml_queue_step(q: torch.Tensor, k: torch.Tensor, size: int) -> Callable[[], None]:
+    """One PML CrossBatchMemory step with the memory already full of K unit keys.
+
+    The memory is pre-filled through its attributes (``embedding_memory``, ``label_memory``,
+    ``has_been_filled``) so the timed step sees K negatives, as our queue does.
+    """
     from pytorch_metric_learning.losses import CrossBatchMemory
     from pytorch_metric_learning.losses import NTXentLoss as PMLNTXent
 
     batch = q.shape[0]
     memory = CrossBatchMemory(PMLNTXent(temperature=TEMPERATURE), DIM, memory_size=size)
+    memory.embedding_memory = F.normalize(torch.randn(size, DIM), dim=1)
+    memory.label_memory = torch.arange(size) + 10 * size  # labels no query shares: all negatives
+    memory.has_been_filled = True
     enqueue_mask = torch.cat([torch.zeros(batch, dtype=torch.bool), torch.ones(batch, dtype=torch.bool)])
     counter = [0]
 
     def step() -> None:
-        labels = torch.arange(batch).repeat(2) + counter[0] * batch  # fresh labels: old keys are negatives
+        labels = torch.arange(batch).repeat(2) + counter[0] * batch
         counter[0] += 1
         memory(torch.cat([q, k]), labels, enqueue_mask=enqueue_mask).backward()
 
     return step
 
 
-def _pml_child(kind: str, batch: int, size: int, out: Any) -> None:
+def _pml_probe_main(kind: str, batch: int, size: int) -> None:
+    """Child-process entry: one PML call under a memory cap; exit 0 on success, 3 on OOM."""
     cap = PML_MEMORY_CAP_GIB << 30
     resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
     torch.set_num_threads(2)
@@ -183,19 +195,10 @@ def _pml_child(kind: str, batch: int, size: int, out: Any) -> None:
             z = torch.randn(2 * batch, DIM, requires_grad=True)
             PMLNTXent(temperature=TEMPERATURE)(z, torch.arange(batch).repeat(2)).backward()
         else:
-            q, k = torch.randn(batch, DIM, requires_grad=True), torch.randn(batch, DIM)
-            step = _pml_queue_step(q, k, size)
-            for _ in range(size // batch + 1):  # fill the memory so the timed step sees K negatives
-                step()
-        out.put("ok")
-    except MemoryError as err:
-        out.put(f"out of memory under a {PML_MEMORY_CAP_GIB} GiB cap ({str(err)[:80]})")
-    except RuntimeError as err:
-        message = str(err)
-        if "alloc" in message.lower() or "memory" in message.lower():
-            out.put(f"out of memory under a {PML_MEMORY_CAP_GIB} GiB cap ({message.splitlines()[0][:120]})")
-        else:
-            out.put(f"failed: {message.splitlines()[0][:160]}")
+            _pml_queue_step(torch.randn(batch, DIM, requires_grad=True), torch.randn(batch, DIM), size)()
+    except (MemoryError, RuntimeError) as err:
+        print(str(err).splitlines()[0][:200])
+        sys.exit(3)
 
 
 def _probe_pml(kind: str, batch: int, size: int) -> str:
@@ -203,17 +206,16 @@ def _probe_pml(kind: str, batch: int, size: int) -> str:
         import pytorch_metric_learning  # noqa: F401
     except ImportError:
         return "not installed (pip install -e '.[bench]')"
-    ctx = mp.get_context("spawn")
-    out = ctx.Queue()
-    child = ctx.Process(target=_pml_child, args=(kind, batch, size, out))
-    child.start()
-    child.join(timeout=600)
-    if child.is_alive():
-        child.kill()
-        return "did not finish within 600 s"
-    if child.exitcode != 0 and out.empty():
-        return f"child exited with code {child.exitcode} (killed: memory)"
-    return str(out.get())
+    command = [sys.executable, __file__, "--probe-pml", kind, str(batch), str(size)]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=PML_PROBE_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return f"one call did not finish within {PML_PROBE_TIMEOUT_S} s"
+    if done.returncode == 0:
+        return "ok"
+    wanted = re.search(r"allocate (\d+) bytes", done.stdout)
+    detail = f" (the failing allocation alone: {int(wanted.group(1)) / 2**30:.1f} GiB)" if wanted else ""
+    return f"out of memory under a {PML_MEMORY_CAP_GIB} GiB cap{detail}"
 
 
 def peak_extra_memory(fn: Callable[[], Any]) -> int:
@@ -312,7 +314,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=None, help="round-robin repetitions (default 9)")
     parser.add_argument("--no-peers", action="store_true", help="skip lightly and pytorch-metric-learning")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for losses.json / losses.md")
+    parser.add_argument("--probe-pml", nargs=3, metavar=("KIND", "BATCH", "SIZE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.probe_pml:
+        kind, batch, size = args.probe_pml
+        _pml_probe_main(kind, int(batch), int(size))
+        return
     repeats = args.repeats or (5 if args.quick else 9)
     report = run(args.quick, repeats, with_peers=not (args.quick or args.no_peers))
     args.out.mkdir(parents=True, exist_ok=True)

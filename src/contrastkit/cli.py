@@ -1,0 +1,128 @@
+"""``contrastkit`` command line: train, eval, recipes.
+
+User errors (unknown recipe or key, missing data, bad value) print one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+__all__ = ["main"]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="contrastkit", description="Contrastive representation learning, one recipe at a time.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    train = sub.add_parser("train", help="train a recipe; writes runs/<recipe>/<timestamp>/")
+    train.add_argument("recipe", nargs="?", help="shipped recipe name or path to a YAML file")
+    train.add_argument("--data-root", help="folder with datasets (else $CONTRASTKIT_DATA)")
+    train.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a recipe value, e.g. --set optim.epochs=50 (repeatable)",
+    )
+    train.add_argument("--smoke", action="store_true", help="tiny sizes: seconds, every stage exercised")
+    train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run folder")
+    train.add_argument("--runs-dir", default="runs", help="where run folders go (default: runs)")
+    train.add_argument("--devices", help="processes/GPUs per node (Lightning), e.g. 2")
+    train.add_argument("--num-nodes", type=int, help="machines (Lightning)")
+    train.add_argument("--strategy", help="Lightning strategy, e.g. ddp")
+    train.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    evaluate = sub.add_parser("eval", help="evaluate a run folder's checkpoint and rewrite its report")
+    evaluate.add_argument("run_dir")
+    evaluate.add_argument("--data-root")
+    evaluate.add_argument("--no-progress", action="store_true")
+
+    sub.add_parser("recipes", help="list shipped recipes")
+    return parser
+
+
+def _train(args: argparse.Namespace, command: str) -> None:
+    from contrastkit.config import apply_overrides, load_recipe, smoke
+    from contrastkit.pipeline.run import train
+
+    if args.resume:
+        if args.recipe or args.overrides or args.smoke:
+            raise ValueError("--resume takes the recipe from the run folder; drop the recipe, --set and --smoke")
+        results = train(
+            {}, data_root=args.data_root, resume=args.resume, command=command, progress=not args.no_progress
+        )
+    else:
+        if not args.recipe:
+            raise ValueError("train needs a RECIPE (see 'contrastkit recipes') or --resume RUN_DIR")
+        raw = load_recipe(args.recipe)
+        for flag, key in (("devices", "devices"), ("num_nodes", "num_nodes"), ("strategy", "strategy")):
+            value = getattr(args, flag)
+            if value is not None:
+                raw.setdefault("trainer", {})[key] = int(value) if flag == "devices" and str(value).isdigit() else value
+        raw = apply_overrides(raw, args.overrides)
+        if args.smoke:
+            raw = smoke(raw)
+        results = train(
+            raw, data_root=args.data_root, runs_dir=args.runs_dir, command=command, progress=not args.no_progress
+        )
+    _print_summary(results)
+
+
+def _print_summary(results: dict) -> None:
+    if not results:
+        return
+    final, init = results["final"], results.get("random_init") or {}
+
+    def pct(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.1f}%"
+
+    print(f"\n{results['recipe']} ({results['method']}) on {results['data']}")
+    print(f"  kNN top-1      trained {pct(final['knn_top1'])}   random init {pct(init.get('knn_top1'))}")
+    if final.get("linear_probe_top1") is not None:
+        trained, untrained = pct(final["linear_probe_top1"]), pct(init.get("linear_probe_top1"))
+        print(f"  linear probe   trained {trained}   random init {untrained}")
+    print(f"  report: {results['run_dir']}/report.md")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    command = "contrastkit " + shlex.join(list(argv) if argv is not None else sys.argv[1:])
+    from contrastkit.config import RecipeError
+    from contrastkit.data.images import DataError
+
+    try:
+        if args.command == "recipes":
+            from contrastkit.config import list_recipes
+
+            for name, description in list_recipes().items():
+                print(f"{name:24s} {description}")
+        elif args.command == "train":
+            _train(args, command)
+        elif args.command == "eval":
+            from contrastkit.pipeline.run import evaluate_run
+
+            _print_summary(evaluate_run(args.run_dir, data_root=args.data_root, progress=not args.no_progress))
+    except (RecipeError, DataError, ValueError, FileNotFoundError) as err:
+        print(f"contrastkit: error: {err}".splitlines()[0], file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            "contrastkit: interrupted; the last complete checkpoint is intact (resume with --resume RUN_DIR)",
+            file=sys.stderr,
+        )
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

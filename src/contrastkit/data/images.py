@@ -1,0 +1,207 @@
+"""Image datasets as ``uint8`` tensors: scikit-learn digits, the CIFAR-10 copy, any ImageFolder.
+
+Everything is loaded into memory once as ``[N, C, H, W]`` uint8 plus ``[N]`` labels; views
+are drawn on whole batches later (``contrastkit.views``). Nothing downloads unless asked.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+__all__ = ["ImageSplits", "IndexedImages", "data_root", "load_cifar10", "load_digits", "load_image_folder"]
+
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
+class DataError(ValueError):
+    """A dataset cannot be found or read; the message says where it was looked for."""
+
+
+@dataclass
+class ImageSplits:
+    """Train and test images (``uint8 [N, C, H, W]``), labels, class names and per-channel stats."""
+
+    name: str
+    train_images: Tensor
+    train_labels: Tensor
+    test_images: Tensor
+    test_labels: Tensor
+    classes: tuple[str, ...]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    source: str
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def channels(self) -> int:
+        return int(self.train_images.shape[1])
+
+    @property
+    def image_size(self) -> int:
+        return int(self.train_images.shape[-1])
+
+    def subset(self, train: int | None, test: int | None, seed: int = 0) -> ImageSplits:
+        """A stratified random subset (None keeps a split whole)."""
+        return ImageSplits(
+            self.name,
+            *_stratified(self.train_images, self.train_labels, train, seed),
+            *_stratified(self.test_images, self.test_labels, test, seed + 1),
+            self.classes,
+            self.mean,
+            self.std,
+            self.source + (f"; stratified subset train={train} test={test} (seed {seed})" if train or test else ""),
+        )
+
+
+def _stratified(images: Tensor, labels: Tensor, count: int | None, seed: int) -> tuple[Tensor, Tensor]:
+    if count is None or count >= len(labels):
+        return images, labels
+    g = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(labels), generator=g)
+    classes = labels.unique()
+    per_class = max(1, count // len(classes))
+    keep = torch.cat([order[labels[order] == c][:per_class] for c in classes])
+    keep = keep[torch.randperm(len(keep), generator=g)]
+    return images[keep], labels[keep]
+
+
+def _channel_stats(images: Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    x = images[:: max(1, len(images) // 10_000)].float().div_(255)  # strided: files may be sorted by class
+    return tuple(x.mean(dim=(0, 2, 3)).tolist()), tuple(x.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist())
+
+
+def data_root(explicit: str | os.PathLike[str] | None = None) -> Path | None:
+    """``explicit``, else ``$CONTRASTKIT_DATA``, else None (use data that needs no download)."""
+    value = explicit or os.environ.get("CONTRASTKIT_DATA")
+    return Path(value).expanduser() if value else None
+
+
+def load_digits(size: int = 16, test_fraction: float = 0.2, seed: int = 0) -> ImageSplits:
+    """scikit-learn's bundled 8x8 digits (1,797 images, no download), upsampled to ``size``.
+
+    Split stratified into train/test with ``test_fraction``; one channel.
+    """
+    from sklearn.datasets import load_digits as sk_digits
+
+    bunch = sk_digits()
+    images = torch.from_numpy(bunch.images).float().div(16.0).unsqueeze(1)  # [N, 1, 8, 8] in [0, 1]
+    if size != 8:
+        images = torch.nn.functional.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
+    images = images.mul(255).round().clamp(0, 255).to(torch.uint8)
+    labels = torch.from_numpy(bunch.target).long()
+    g = torch.Generator().manual_seed(seed)
+    test_mask = torch.zeros(len(labels), dtype=torch.bool)
+    for c in range(10):
+        idx = (labels == c).nonzero().squeeze(1)
+        idx = idx[torch.randperm(len(idx), generator=g)]
+        test_mask[idx[: int(round(len(idx) * test_fraction))]] = True
+    mean, std = _channel_stats(images[~test_mask])
+    return ImageSplits(
+        "digits",
+        images[~test_mask],
+        labels[~test_mask],
+        images[test_mask],
+        labels[test_mask],
+        tuple(str(i) for i in range(10)),
+        mean,
+        std,
+        f"scikit-learn load_digits (bundled, 8x8 upsampled to {size}x{size}), stratified {1 - test_fraction:.0%} train",
+    )
+
+
+def load_cifar10(root: str | os.PathLike[str] | None, download: bool = False) -> ImageSplits:
+    """CIFAR-10 from ``<root>/cifar10/{train,test}.npz`` (the offline copy; keys ``images``
+    ``[N, 32, 32, 3]`` uint8 and ``labels``), else torchvision's copy under ``<root>/cifar10``
+    when ``download`` is set (needs internet the first time).
+
+    Raises:
+        DataError: with the paths looked at when neither is available.
+    """
+    base = data_root(root)
+    if base is None:
+        raise DataError("CIFAR-10 needs a data root: pass --data-root DIR or set CONTRASTKIT_DATA")
+    folder = base / "cifar10" if (base / "cifar10").is_dir() else base
+    train_npz, test_npz = folder / "train.npz", folder / "test.npz"
+    if train_npz.is_file() and test_npz.is_file():
+        train, test = np.load(train_npz), np.load(test_npz)
+        tr_x, tr_y = _from_hwc(train["images"]), torch.from_numpy(train["labels"]).long()
+        te_x, te_y = _from_hwc(test["images"]), torch.from_numpy(test["labels"]).long()
+        names = tuple(str(n) for n in train["class_names"]) if "class_names" in train else CIFAR10_CLASSES
+        source = f"{train_npz.parent} (npz copy)"
+    elif download:
+        from torchvision.datasets import CIFAR10
+
+        tr, te = CIFAR10(str(folder), train=True, download=True), CIFAR10(str(folder), train=False, download=True)
+        tr_x, tr_y = _from_hwc(tr.data), torch.tensor(tr.targets)
+        te_x, te_y = _from_hwc(te.data), torch.tensor(te.targets)
+        names, source = tuple(tr.classes), f"{folder} (torchvision CIFAR10)"
+    else:
+        raise DataError(
+            f"CIFAR-10 not found: looked for {train_npz} and {test_npz}; "
+            "point --data-root at a folder holding cifar10/train.npz, or set data.download=true"
+        )
+    mean, std = _channel_stats(tr_x)
+    return ImageSplits("cifar10", tr_x, tr_y, te_x, te_y, names, mean, std, source)
+
+
+def _from_hwc(array: np.ndarray) -> Tensor:
+    return torch.from_numpy(np.ascontiguousarray(array)).permute(0, 3, 1, 2).contiguous()
+
+
+def load_image_folder(
+    path: str | os.PathLike[str], size: int, test_fraction: float = 0.2, seed: int = 0
+) -> ImageSplits:
+    """Any ``ImageFolder`` tree (``path/<class>/<image>``), resized (shorter side) and centre-cropped
+    to ``size``; a ``train``/``test`` pair of sub-folders is used as given, else split stratified."""
+    from torchvision.datasets import ImageFolder
+    from torchvision.transforms import v2
+
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        raise DataError(f"image folder {root} does not exist")
+    prep = v2.Compose([v2.PILToTensor(), v2.Resize(size, antialias=True), v2.CenterCrop(size)])
+
+    def read(folder: Path) -> tuple[Tensor, Tensor, tuple[str, ...]]:
+        ds = ImageFolder(str(folder), transform=lambda im: prep(im.convert("RGB")))
+        if len(ds) == 0:
+            raise DataError(f"no images under {folder}")
+        xs, ys = zip(*[ds[i] for i in range(len(ds))])
+        return torch.stack(xs), torch.tensor(ys), tuple(ds.classes)
+
+    if (root / "train").is_dir() and (root / "test").is_dir():
+        tr_x, tr_y, classes = read(root / "train")
+        te_x, te_y, _ = read(root / "test")
+    else:
+        x, y, classes = read(root)
+        g = torch.Generator().manual_seed(seed)
+        perm = torch.randperm(len(y), generator=g)
+        cut = int(len(y) * (1 - test_fraction))
+        tr_x, tr_y, te_x, te_y = x[perm[:cut]], y[perm[:cut]], x[perm[cut:]], y[perm[cut:]]
+    mean, std = _channel_stats(tr_x)
+    return ImageSplits(root.name, tr_x, tr_y, te_x, te_y, classes, mean, std, f"ImageFolder {root}")
+
+
+class IndexedImages(Dataset[tuple[Tensor, Tensor, int]]):
+    """``(image uint8 [C, H, W], label, index)``; the index lets a queue recognise its own images."""
+
+    def __init__(self, images: Tensor, labels: Tensor) -> None:
+        if len(images) != len(labels):
+            raise ValueError(f"images and labels differ in length: {len(images)} vs {len(labels)}")
+        self.images = images
+        self.labels = labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor, int]:
+        return self.images[index], self.labels[index], index

@@ -1,0 +1,103 @@
+"""DenseCL (Wang et al., CVPR 2021; ``densecl.md``): MoCo v2 plus a dense head whose per-location
+vectors are contrasted with their best-matching key location (matched on the momentum
+*backbone* maps) against a second queue of pooled dense keys.
+
+    L = (1 - lambda) * L_global + lambda * L_dense
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from contrastkit.losses import InfoNCELoss
+from contrastkit.methods.base import StepOutput
+from contrastkit.methods.moco import MoCo
+from contrastkit.nn.backbones import Backbone
+from contrastkit.nn.heads import DenseProjectionHead
+from contrastkit.nn.momentum import MomentumEncoder
+from contrastkit.views.image import ViewAugmentation
+
+__all__ = ["DenseCL", "match_locations"]
+
+
+@torch.no_grad()
+def match_locations(query_map: Tensor, key_map: Tensor) -> Tensor:
+    """For each query location the most similar key location (cosine), ``[B, P]`` in ``[0, P)``.
+
+    Args:
+        query_map, key_map: backbone maps ``[B, C, H, W]`` of the two views.
+    """
+    fq = F.normalize(query_map.flatten(2), dim=1)
+    fk = F.normalize(key_map.flatten(2), dim=1)
+    return torch.einsum("bcp,bcr->bpr", fq, fk).argmax(dim=2)
+
+
+class DenseCL(MoCo):
+    """DenseCL on MoCo v2.
+
+    Args:
+        dense_weight: ``lambda`` (0.5 in the paper; 0 = MoCo v2 exactly).
+        dense_hidden, dense_dim: dense head ``conv1x1 C->hidden -> ReLU -> conv1x1 hidden->dim``.
+        dense_queue_size: ``K`` of the second queue (defaults to ``queue_size``).
+        **moco: ``MoCo`` arguments (``proj_dim`` is the global head's output).
+    """
+
+    def __init__(
+        self,
+        backbone: Backbone,
+        augmentation: ViewAugmentation,
+        *,
+        dense_weight: float = 0.5,
+        dense_hidden: int | None = None,
+        dense_dim: int = 128,
+        dense_queue_size: int | None = None,
+        **moco: Any,
+    ) -> None:
+        super().__init__(backbone, augmentation, **moco)
+        if not 0.0 <= dense_weight <= 1.0:
+            raise ValueError(f"dense_weight (lambda) must lie in [0, 1], got {dense_weight}")
+        self.dense_weight = dense_weight
+        self.dense_head = DenseProjectionHead(backbone.feature_dim, dense_hidden or backbone.feature_dim, dense_dim)
+        self.momentum_dense_head = MomentumEncoder(self.dense_head)
+        assert self.criterion.queue is not None
+        self.dense_criterion = InfoNCELoss(
+            self.criterion.temperature, queue_size=dense_queue_size or self.criterion.queue.size, dim=dense_dim
+        )
+
+    def momentum_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
+        return [*super().momentum_pairs(), (self.dense_head, self.momentum_dense_head.module)]
+
+    def key_outputs(self, x: Tensor) -> tuple[Tensor, ...]:
+        feature_map = self.momentum_backbone.module.forward_map(x)
+        k = self.momentum_projection(feature_map.mean(dim=(2, 3)))
+        dense = self.momentum_dense_head(feature_map)
+        return k, dense, feature_map
+
+    def step(self, images: Tensor, indices: Tensor) -> StepOutput:
+        x_q, x_k = self.views(images)
+        feature_map = self.backbone.forward_map(x_q)
+        q = self.projection(feature_map.mean(dim=(2, 3)))
+        dense_q = self.dense_head(feature_map)  # [B, D, H, W]
+        k, dense_k, key_map = self.keys(x_k)
+        negatives = self._negative_sample(q)
+        global_loss = self.criterion(q, k, sample_ids=indices)
+
+        match = match_locations(feature_map.detach(), key_map)  # [B, P]
+        d = dense_q.shape[1]
+        raw_k = dense_k.flatten(2)  # [B, D, P]
+        positives = torch.gather(raw_k, 2, match.unsqueeze(1).expand(-1, d, -1))
+        rows_q = dense_q.flatten(2).transpose(1, 2).reshape(-1, d)
+        rows_k = positives.transpose(1, 2).reshape(-1, d)
+        dense_loss = self.dense_criterion(rows_q, rows_k, enqueue=False)
+        assert self.dense_criterion.queue is not None
+        # one negative per past image: the raw dense output pooled over locations, then normalised
+        self.dense_criterion.queue.enqueue(F.normalize(raw_k.mean(dim=2), dim=1))
+        loss = (1 - self.dense_weight) * global_loss + self.dense_weight * dense_loss
+        pos = (F.normalize(q.detach(), dim=1) * F.normalize(k, dim=1)).sum(1)
+        self.log("train/dense_loss", dense_loss, on_step=False, on_epoch=True, sync_dist=True)
+        self.log("train/global_loss", global_loss, on_step=False, on_epoch=True, sync_dist=True)
+        return StepOutput(loss, pos, negatives)

@@ -1,0 +1,64 @@
+"""MoCHi (Kalantidis et al., NeurIPS 2020; ``mochi.md``): MoCo v2 plus synthetic hard negatives
+mixed from each query's hardest queue entries, switched on after ``mix_start_epoch``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import Tensor
+
+from contrastkit.losses import InfoNCELoss, MoCHiLoss
+from contrastkit.methods.moco import MoCo
+from contrastkit.nn.backbones import Backbone
+from contrastkit.views.image import ViewAugmentation
+
+__all__ = ["MoCHi"]
+
+
+class MoCHi(MoCo):
+    """MoCHi(N, s, s') on MoCo.
+
+    Args:
+        num_hard: ``N``, hardest queue entries per query to mix from.
+        num_pair_mix: ``s``, mixes of two hard negatives per query.
+        num_query_mix: ``s'``, mixes of the query with one hard negative.
+        mix_start_epoch: epochs of plain MoCo first (the early queue is noise; card §3).
+        mask_own_keys: skip queue entries of the query's own image when mixing (card §6.6).
+        **moco: ``MoCo`` arguments.
+    """
+
+    def __init__(
+        self,
+        backbone: Backbone,
+        augmentation: ViewAugmentation,
+        *,
+        num_hard: int = 256,
+        num_pair_mix: int = 256,
+        num_query_mix: int = 128,
+        mix_start_epoch: int = 0,
+        mask_own_keys: bool = True,
+        **moco: Any,
+    ) -> None:
+        self._mochi = (num_hard, num_pair_mix, num_query_mix, mask_own_keys)
+        super().__init__(backbone, augmentation, **moco)
+        self.mix_start_epoch = mix_start_epoch
+
+    def _make_criterion(self, temperature: float, beta: float, tau_plus: float, size: int, dim: int) -> InfoNCELoss:
+        num_hard, num_pair_mix, num_query_mix, mask_own_keys = self._mochi
+        return MoCHiLoss(
+            num_hard,
+            num_pair_mix,
+            num_query_mix,
+            mask_own_keys=mask_own_keys,
+            temperature=temperature,
+            beta=beta,
+            tau_plus=tau_plus,
+            queue_size=size,
+            dim=dim,
+        )
+
+    def contrast(self, q: Tensor, k: Tensor, indices: Tensor) -> Tensor:
+        assert isinstance(self.criterion, MoCHiLoss)
+        self.criterion.mixing_enabled = self.current_epoch >= self.mix_start_epoch
+        self.criterion.generator = self.generator(2)
+        return self.criterion(q, k, sample_ids=indices)

@@ -1,0 +1,66 @@
+"""SimCLR (Chen et al., ICML 2020) and, with ``beta``/``tau_plus``, HCL's image objective
+(Robinson et al., ICLR 2021; ``hcl.md``): two views, one encoder, NT-Xent over 2B anchors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from contrastkit.losses import NTXentLoss
+from contrastkit.methods.base import ContrastiveMethod, StepOutput
+from contrastkit.nn.backbones import Backbone
+from contrastkit.nn.heads import ProjectionHead
+from contrastkit.views.image import ViewAugmentation
+
+__all__ = ["SimCLR"]
+
+
+class SimCLR(ContrastiveMethod):
+    """SimCLR / HCL.
+
+    Args:
+        backbone, augmentation: see ``ContrastiveMethod``.
+        temperature: NT-Xent temperature (HCL's code uses 0.5).
+        beta, tau_plus: HCL hardness and debiasing (0, 0 = SimCLR).
+        proj_hidden, proj_dim, proj_layers, proj_batch_norm: projection head; HCL's is
+            ``Linear(C, 512, no bias) -> BN -> ReLU -> Linear(512, 128)``.
+        **base: ``ContrastiveMethod`` keyword arguments.
+
+    Example:
+        >>> from contrastkit.nn import ConvNetSmall
+        >>> from contrastkit.views import build_augmentation
+        >>> model = SimCLR(ConvNetSmall(1, 8), build_augmentation("digits", 16, (0.3,), (0.3,)), beta=1.0, tau_plus=0.1)
+    """
+
+    def __init__(
+        self,
+        backbone: Backbone,
+        augmentation: ViewAugmentation,
+        *,
+        temperature: float = 0.5,
+        beta: float = 0.0,
+        tau_plus: float = 0.0,
+        proj_hidden: int = 512,
+        proj_dim: int = 128,
+        proj_layers: int = 2,
+        proj_batch_norm: bool = True,
+        **base: Any,
+    ) -> None:
+        super().__init__(backbone, augmentation, **base)
+        self.projection = ProjectionHead(
+            backbone.feature_dim, proj_hidden, proj_dim, proj_layers, batch_norm=proj_batch_norm, bias=False
+        )
+        self.criterion = NTXentLoss(temperature, beta=beta, tau_plus=tau_plus)
+
+    def step(self, images: Tensor, indices: Tensor) -> StepOutput:
+        x1, x2 = self.views(images)
+        z1 = self.projection(self.backbone(x1))
+        z2 = self.projection(self.backbone(x2))
+        loss = self.criterion(z1, z2)
+        a, b = F.normalize(z1.detach(), dim=1), F.normalize(z2.detach(), dim=1)
+        sims = a @ b.t()
+        off_diagonal = sims[~torch.eye(len(a), dtype=torch.bool, device=sims.device)]
+        return StepOutput(loss, sims.diagonal(), off_diagonal)

@@ -1,0 +1,130 @@
+"""Backbones that return a spatial feature map and know their output width.
+
+Every backbone here is an ``nn.Module`` with ``feature_dim`` (channels of the last map) and
+``forward_map(x) -> [B, C, H', W']``; ``forward(x)`` is the global-average-pooled ``[B, C]``.
+DenseCL needs the map, everything else the pooled vector.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+__all__ = ["Backbone", "ConvNetSmall", "MoonCNN", "cifar_resnet", "build_backbone"]
+
+
+class Backbone(nn.Module):
+    """Base: subclasses implement ``forward_map`` and set ``feature_dim``."""
+
+    feature_dim: int
+
+    def forward_map(self, x: Tensor) -> Tensor:
+        raise NotImplementedError(f"{type(self).__name__} must implement forward_map")
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.forward_map(x).mean(dim=(2, 3))
+
+
+class ConvNetSmall(Backbone):
+    """The "MoCo-small" encoder of ``moco.md`` §10: four conv-BN-ReLU blocks, each halving the
+    resolution after the first (32x32 input -> 4x4 map), widths ``width * (1, 2, 4, 8)``.
+
+    Args:
+        in_channels: image channels.
+        width: channels of the first block (32 gives 32-64-128-256).
+    """
+
+    def __init__(self, in_channels: int = 3, width: int = 32) -> None:
+        super().__init__()
+        widths = [width, 2 * width, 4 * width, 8 * width]
+        layers: list[nn.Module] = []
+        channels = in_channels
+        for i, out in enumerate(widths):
+            layers += [
+                nn.Conv2d(channels, out, 3, stride=1 if i == 0 else 2, padding=1, bias=False),
+                nn.BatchNorm2d(out),
+                nn.ReLU(inplace=True),
+            ]
+            channels = out
+        self.body = nn.Sequential(*layers)
+        self.feature_dim = channels
+
+    def forward_map(self, x: Tensor) -> Tensor:
+        return self.body(x)
+
+
+class _TorchvisionResNet(Backbone):
+    """torchvision's ResNet blocks with stage widths ``width * (1, 2, 4, 8)`` and the CIFAR stem."""
+
+    def __init__(self, depth: int, in_channels: int, width: int) -> None:
+        super().__init__()
+        from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
+
+        counts = {18: [2, 2, 2, 2], 34: [3, 4, 6, 3], 50: [3, 4, 6, 3]}
+        if depth not in counts:
+            raise ValueError(f"depth must be one of {sorted(counts)}, got {depth}")
+        block: type[BasicBlock] | type[Bottleneck] = Bottleneck if depth == 50 else BasicBlock
+        net = ResNet(block, counts[depth])
+        if width != 64:  # rebuild the stages narrower with torchvision's own _make_layer
+            net.inplanes = width
+            net.bn1 = nn.BatchNorm2d(width)
+            net.layer1 = net._make_layer(block, width, counts[depth][0])
+            net.layer2 = net._make_layer(block, 2 * width, counts[depth][1], stride=2)
+            net.layer3 = net._make_layer(block, 4 * width, counts[depth][2], stride=2)
+            net.layer4 = net._make_layer(block, 8 * width, counts[depth][3], stride=2)
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, width, 3, stride=1, padding=1, bias=False), net.bn1, net.relu)
+        self.layers = nn.Sequential(net.layer1, net.layer2, net.layer3, net.layer4)
+        self.feature_dim = 8 * width * block.expansion
+
+    def forward_map(self, x: Tensor) -> Tensor:
+        return self.layers(self.stem(x))
+
+
+def cifar_resnet(depth: int = 18, in_channels: int = 3, width: int = 64) -> Backbone:
+    """torchvision ResNet with the CIFAR stem: 3x3 stride-1 conv1, no max-pool, no fc.
+
+    Args:
+        depth: 18, 34 or 50.
+        in_channels: image channels.
+        width: channels of the first stage (64 = standard; smaller for CPU runs).
+
+    Example:
+        >>> import torch
+        >>> net = cifar_resnet(18, width=16)
+        >>> net(torch.randn(2, 3, 32, 32)).shape
+        torch.Size([2, 128])
+    """
+    return _TorchvisionResNet(depth, in_channels, width)
+
+
+class MoonCNN(Backbone):
+    """MOON's "simple CNN" base encoder for CIFAR-10 (``moon.md`` §1): two conv5x5 + max-pool
+    stages and two fully connected layers, 84-d output. The map is ``[B, 84, 1, 1]``.
+    """
+
+    def __init__(self, in_channels: int = 3, image_size: int = 32) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, 6, 5),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(6, 16, 5),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+        )
+        side = ((image_size - 4) // 2 - 4) // 2
+        self.fc = nn.Sequential(nn.Linear(16 * side * side, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU())
+        self.feature_dim = 84
+
+    def forward_map(self, x: Tensor) -> Tensor:
+        return self.fc(self.features(x).flatten(1))[:, :, None, None]
+
+
+def build_backbone(name: str, in_channels: int = 3, width: int | None = None, image_size: int = 32) -> Backbone:
+    """Backbone by recipe name: ``convnet_small``, ``resnet18``, ``resnet34``, ``resnet50``, ``moon_cnn``."""
+    if name == "convnet_small":
+        return ConvNetSmall(in_channels, width or 32)
+    if name in ("resnet18", "resnet34", "resnet50"):
+        return cifar_resnet(int(name[6:]), in_channels, width or 64)
+    if name == "moon_cnn":
+        return MoonCNN(in_channels, image_size)
+    raise ValueError(f"unknown backbone {name!r}; choose one of convnet_small, resnet18, resnet34, resnet50, moon_cnn")

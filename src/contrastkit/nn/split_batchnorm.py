@@ -1,0 +1,85 @@
+"""Split BatchNorm: emulate per-GPU BN statistics on one device (MoCo's ShuffleBN, ``moco.md`` §3).
+
+On one device, permuting the key batch changes nothing for plain BatchNorm (same statistics).
+Split BN normalises each of ``num_splits`` contiguous chunks separately in training, so a
+shuffled key batch and its query batch no longer share statistics, as on several GPUs.
+In eval mode it is ordinary BN with running statistics.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["SplitBatchNorm2d", "convert_to_split_batchnorm", "shuffle_batch", "unshuffle_batch"]
+
+
+class SplitBatchNorm2d(nn.BatchNorm2d):
+    """``BatchNorm2d`` over ``num_splits`` contiguous chunks of the batch in training.
+
+    Running statistics are the mean over the splits of each split's update, as in the
+    MoCo CIFAR demo. Batches whose size is not divisible by ``num_splits`` fall back to
+    the largest divisor of the batch size not above ``num_splits``.
+    """
+
+    def __init__(self, num_features: int, num_splits: int, **kwargs: object) -> None:
+        super().__init__(num_features, **kwargs)  # type: ignore[arg-type]
+        if num_splits < 1:
+            raise ValueError(f"num_splits must be >= 1, got {num_splits}")
+        self.num_splits = num_splits
+
+    def _splits_for(self, batch: int) -> int:
+        splits = min(self.num_splits, batch)
+        while batch % splits:
+            splits -= 1
+        return splits
+
+    def forward(self, x: Tensor) -> Tensor:
+        splits = self._splits_for(x.shape[0])
+        if not self.training or splits == 1:
+            return super().forward(x)
+        n, c, h, w = x.shape
+        assert self.running_mean is not None and self.running_var is not None
+        running_mean = self.running_mean.repeat(splits)
+        running_var = self.running_var.repeat(splits)
+        out = nn.functional.batch_norm(
+            x.view(n // splits, c * splits, h, w),
+            running_mean,
+            running_var,
+            self.weight.repeat(splits) if self.weight is not None else None,
+            self.bias.repeat(splits) if self.bias is not None else None,
+            True,
+            self.momentum if self.momentum is not None else 0.1,
+            self.eps,
+        ).view(n, c, h, w)
+        with torch.no_grad():
+            self.running_mean.copy_(running_mean.view(splits, c).mean(dim=0))
+            self.running_var.copy_(running_var.view(splits, c).mean(dim=0))
+            if self.num_batches_tracked is not None:
+                self.num_batches_tracked.add_(1)
+        return out
+
+
+def convert_to_split_batchnorm(module: nn.Module, num_splits: int) -> nn.Module:
+    """Replace every ``BatchNorm2d`` in ``module`` (in place) by a ``SplitBatchNorm2d``."""
+    for name, child in module.named_children():
+        if isinstance(child, nn.BatchNorm2d) and not isinstance(child, SplitBatchNorm2d):
+            split = SplitBatchNorm2d(
+                child.num_features, num_splits, eps=child.eps, momentum=child.momentum, affine=child.affine
+            )
+            split.load_state_dict(child.state_dict())
+            setattr(module, name, split)
+        else:
+            convert_to_split_batchnorm(child, num_splits)
+    return module
+
+
+def shuffle_batch(x: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    """Randomly permute the batch; returns the permuted batch and the inverse permutation."""
+    perm = torch.randperm(x.shape[0], device=x.device, generator=generator)
+    return x[perm], torch.argsort(perm)
+
+
+def unshuffle_batch(x: Tensor, inverse: Tensor) -> Tensor:
+    """Undo ``shuffle_batch``."""
+    return x[inverse]

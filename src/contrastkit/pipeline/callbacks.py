@@ -1,0 +1,100 @@
+"""Lightning callbacks of a run: atomic checkpoints, per-epoch seeds, metric files."""
+
+from __future__ import annotations
+
+import csv
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+__all__ = ["AtomicCheckpoint", "MetricsWriter"]
+
+
+class AtomicCheckpoint(ModelCheckpoint):
+    """``last.ckpt`` after every epoch, written to a temporary file and renamed into place, so a
+    Ctrl-C or kill during the write leaves the previous complete checkpoint intact."""
+
+    def __init__(self, dirpath: Path) -> None:
+        super().__init__(
+            dirpath=dirpath,
+            filename="last",
+            save_last=False,
+            save_top_k=-1,
+            every_n_epochs=1,
+            save_on_train_epoch_end=True,
+            enable_version_counter=False,
+        )
+
+    def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
+        tmp = filepath + ".tmp"
+        trainer.save_checkpoint(tmp, self.save_weights_only)
+        if trainer.is_global_zero:
+            os.replace(tmp, filepath)
+        self._last_global_step_saved = trainer.global_step
+        self._last_checkpoint_saved = filepath
+        trainer.strategy.barrier()
+
+
+class MetricsWriter(L.Callback):
+    """Appends epoch metrics to ``metrics.csv`` and step losses to ``steps.csv`` (rank 0 only).
+
+    Appending (rather than Lightning's CSVLogger, which rewrites its file) keeps the history of
+    a resumed run in one place.
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self._steps: list[tuple[int, int, float]] = []
+        self._epoch_start = 0.0
+        self._images = 0
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._epoch_start = time.perf_counter()
+        self._images = 0
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        self._images += int(batch[0].shape[0]) * trainer.world_size
+        if trainer.is_global_zero and loss is not None:
+            self._steps.append((trainer.current_epoch, trainer.global_step, float(loss)))
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        elapsed = time.perf_counter() - self._epoch_start
+        row: dict[str, Any] = {"epoch": trainer.current_epoch, "step": trainer.global_step}
+        for key, value in sorted(trainer.callback_metrics.items()):
+            if key.endswith("_step") or key == "train/lr":
+                continue
+            row[key.removesuffix("_epoch")] = float(value) if isinstance(value, torch.Tensor) else value
+        row["epoch_seconds"] = round(elapsed, 3)
+        row["images_per_second"] = round(self._images / elapsed, 1) if elapsed > 0 else 0.0
+        _append_row(self.run_dir / "metrics.csv", row)
+        with open(self.run_dir / "steps.csv", "a", newline="") as f:
+            writer = csv.writer(f)
+            if f.tell() == 0:
+                writer.writerow(["epoch", "step", "loss"])
+            writer.writerows(self._steps)
+        self._steps.clear()
+
+
+def _append_row(path: Path, row: dict[str, Any]) -> None:
+    rows: list[dict[str, Any]] = []
+    if path.exists():
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+    rows = [r for r in rows if int(r["epoch"]) < int(row["epoch"])] + [row]  # a resumed epoch replaces itself
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)

@@ -1,0 +1,249 @@
+"""A training run end to end: recipe -> run folder with checkpoints, metrics, plots and report."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+import yaml
+
+from contrastkit.config import Recipe, RecipeError, validate
+from contrastkit.data.images import ImageSplits
+from contrastkit.data.module import ImageDataModule
+from contrastkit.methods.base import ContrastiveMethod
+from contrastkit.pipeline.build import build_data, build_method
+from contrastkit.pipeline.callbacks import AtomicCheckpoint, MetricsWriter
+from contrastkit.pipeline.evaluate import evaluate_encoder, view_similarities
+from contrastkit.pipeline.report import embedding_map, plot_curves, plot_similarities, write_report
+
+__all__ = ["evaluate_run", "train"]
+
+RUN_DIR_ENV = "CONTRASTKIT_RUN_DIR"
+
+
+def _is_rank_zero() -> bool:
+    return (
+        int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0
+        and int(os.environ.get("NODE_RANK", os.environ.get("GROUP_RANK", "0"))) == 0
+    )
+
+
+def _new_run_dir(runs_dir: Path, name: str) -> Path:
+    if os.environ.get(RUN_DIR_ENV):  # set by rank 0 for the processes Lightning launches
+        return Path(os.environ[RUN_DIR_ENV])
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_dir = runs_dir / name / stamp
+    suffix = 1
+    while run_dir.exists():
+        run_dir = runs_dir / name / f"{stamp}-{suffix}"
+        suffix += 1
+    os.environ[RUN_DIR_ENV] = str(run_dir)
+    return run_dir
+
+
+def _prepare(recipe: Recipe, data_root: str | Path | None) -> tuple[ImageSplits, ContrastiveMethod]:
+    if recipe.trainer.threads:
+        torch.set_num_threads(recipe.trainer.threads)
+    L.seed_everything(recipe.trainer.seed, workers=True, verbose=False)
+    splits = build_data(recipe, data_root)
+    return splits, build_method(recipe, splits)
+
+
+def _trainer(recipe: Recipe, run_dir: Path, progress: bool) -> L.Trainer:
+    t = recipe.trainer
+    return L.Trainer(
+        max_epochs=recipe.optim.epochs,
+        accelerator=t.accelerator,
+        devices=t.devices,
+        num_nodes=t.num_nodes,
+        strategy=t.strategy,
+        precision=t.precision,  # type: ignore[arg-type]
+        logger=False,
+        callbacks=[MetricsWriter(run_dir), AtomicCheckpoint(run_dir / "checkpoints")],
+        use_distributed_sampler=False,
+        check_val_every_n_epoch=recipe.eval.monitor_every,
+        num_sanity_val_steps=0,
+        limit_train_batches=t.limit_train_batches,
+        limit_val_batches=t.limit_val_batches,
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        default_root_dir=str(run_dir),
+    )
+
+
+def train(
+    raw: dict[str, Any],
+    *,
+    data_root: str | Path | None = None,
+    runs_dir: str | Path = "runs",
+    resume: str | Path | None = None,
+    command: str = "",
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train a recipe (raw dictionary, validated here) or resume a run folder; returns the results."""
+    ckpt_path = None
+    if resume is not None:
+        run_dir = Path(resume)
+        ckpt = run_dir / "checkpoints" / "last.ckpt"
+        if not (run_dir / "recipe.yaml").is_file() or not ckpt.is_file():
+            raise RecipeError(f"cannot resume {run_dir}: it needs recipe.yaml and checkpoints/last.ckpt")
+        raw = yaml.safe_load((run_dir / "recipe.yaml").read_text())
+        ckpt_path = str(ckpt)
+    recipe = validate(raw)
+    if resume is None:
+        run_dir = _new_run_dir(Path(runs_dir), recipe.name)
+    os.environ[RUN_DIR_ENV] = str(run_dir)
+    splits, method = _prepare(recipe, data_root)
+    rank_zero = _is_rank_zero()
+    random_init: dict[str, Any] | None = None
+    if rank_zero:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "recipe.yaml").write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False))
+        init_file = run_dir / "random_init.json"
+        if init_file.exists():
+            random_init = json.loads(init_file.read_text())
+        else:
+            init = evaluate_encoder(
+                method,
+                splits,
+                knn_k=recipe.eval.knn_k,
+                knn_temperature=recipe.eval.knn_temperature,
+                probe=recipe.eval.linear_probe,
+                probe_epochs=recipe.eval.probe_epochs,
+                seed=recipe.trainer.seed,
+                desc="random init",
+                progress=progress,
+            )
+            random_init = init.numbers()
+            init_file.write_text(json.dumps(random_init, indent=2))
+        if ckpt_path is not None:
+            _drop_steps_after(run_dir, torch.load(ckpt_path, map_location="cpu", weights_only=True)["global_step"])
+    datamodule = ImageDataModule(
+        splits, recipe.data.batch_size, recipe.data.num_workers, recipe.trainer.seed, recipe.eval.monitor_bank
+    )
+    trainer = _trainer(recipe, run_dir, progress)
+    start = time.perf_counter()
+    trainer.fit(method, datamodule=datamodule, ckpt_path=ckpt_path)
+    train_seconds = time.perf_counter() - start
+    if not trainer.is_global_zero:
+        return {}
+    results = _finish(
+        recipe, method, splits, run_dir, random_init, train_seconds, trainer.world_size, command, progress
+    )
+    return results
+
+
+def _drop_steps_after(run_dir: Path, global_step: int) -> None:
+    """A resumed run replays steps after its checkpoint: drop their old rows from steps.csv."""
+    path = run_dir / "steps.csv"
+    if not path.exists():
+        return
+    lines = path.read_text().splitlines()
+    kept = [lines[0]] + [line for line in lines[1:] if int(line.split(",")[1]) <= global_step]
+    path.write_text("\n".join(kept) + "\n")
+
+
+def _finish(
+    recipe: Recipe,
+    method: ContrastiveMethod,
+    splits: ImageSplits,
+    run_dir: Path,
+    random_init: dict[str, Any] | None,
+    train_seconds: float,
+    world_size: int,
+    command: str,
+    progress: bool,
+) -> dict[str, Any]:
+    method = method.cpu() if next(method.parameters()).device.type != "cpu" else method
+    final = evaluate_encoder(
+        method,
+        splits,
+        knn_k=recipe.eval.knn_k,
+        knn_temperature=recipe.eval.knn_temperature,
+        probe=recipe.eval.linear_probe,
+        probe_epochs=recipe.eval.probe_epochs,
+        seed=recipe.trainer.seed,
+        desc="trained",
+        progress=progress,
+    )
+    positive, negative = view_similarities(method, splits.test_images[:512], recipe.trainer.seed)
+    plots = plot_curves(run_dir, (random_init or {}).get("knn_top1"))
+    plots.append(plot_similarities(run_dir, positive, negative))
+    plots.append(
+        embedding_map(
+            run_dir,
+            final.test_features,
+            final.test_labels,
+            splits.classes,
+            recipe.eval.embedding_map_points,
+            recipe.trainer.seed,
+        )
+    )
+    throughput = _mean_throughput(run_dir)
+    results = {
+        "recipe": recipe.name,
+        "description": recipe.description,
+        "method": recipe.method.name,
+        "data": splits.source,
+        "backbone": recipe.model.backbone + (f" width {recipe.model.width}" if recipe.model.width else ""),
+        "epochs": recipe.optim.epochs,
+        "batch_size": recipe.data.batch_size,
+        "world_size": world_size,
+        "seed": recipe.trainer.seed,
+        "knn_k": recipe.eval.knn_k,
+        "knn_temperature": recipe.eval.knn_temperature,
+        "train_seconds": train_seconds,
+        "images_per_second": throughput,
+        "command": command or f"contrastkit train {recipe.name}",
+        "final": final.numbers(),
+        "random_init": random_init,
+        "run_dir": str(run_dir),
+    }
+    write_report(run_dir, results, plots)
+    return results
+
+
+def _mean_throughput(run_dir: Path) -> float:
+    import csv
+
+    path = run_dir / "metrics.csv"
+    if not path.exists():
+        return 0.0
+    with open(path, newline="") as f:
+        values = [float(r["images_per_second"]) for r in csv.DictReader(f) if r.get("images_per_second")]
+    return sum(values) / len(values) if values else 0.0
+
+
+def evaluate_run(run_dir: str | Path, *, data_root: str | Path | None = None, progress: bool = True) -> dict[str, Any]:
+    """Re-evaluate a run folder's last checkpoint and rewrite its report."""
+    folder = Path(run_dir)
+    ckpt = folder / "checkpoints" / "last.ckpt"
+    if not (folder / "recipe.yaml").is_file():
+        raise RecipeError(f"{folder} is not a run folder (no recipe.yaml)")
+    if not ckpt.is_file():
+        raise RecipeError(f"{folder} has no checkpoint yet (checkpoints/last.ckpt)")
+    recipe = validate(yaml.safe_load((folder / "recipe.yaml").read_text()))
+    splits, method = _prepare(recipe, data_root)
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    method.load_state_dict(state["state_dict"])
+    random_init = (
+        json.loads((folder / "random_init.json").read_text()) if (folder / "random_init.json").exists() else None
+    )
+    previous = json.loads((folder / "results.json").read_text()) if (folder / "results.json").exists() else {}
+    return _finish(
+        recipe,
+        method,
+        splits,
+        folder,
+        random_init,
+        float(previous.get("train_seconds", 0.0)),
+        int(previous.get("world_size", 1)),
+        f"contrastkit eval {folder}",
+        progress,
+    )
