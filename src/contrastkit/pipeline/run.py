@@ -35,7 +35,7 @@ def _is_rank_zero() -> bool:
 
 
 def _new_run_dir(runs_dir: Path, name: str) -> Path:
-    if os.environ.get(RUN_DIR_ENV):  # set by rank 0 for the processes Lightning launches
+    if os.environ.get(RUN_DIR_ENV) and "LOCAL_RANK" in os.environ:  # a process Lightning launched for rank > 0
         return Path(os.environ[RUN_DIR_ENV])
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     run_dir = runs_dir / name / stamp
@@ -129,7 +129,11 @@ def train(
     )
     trainer = _trainer(recipe, run_dir, progress)
     start = time.perf_counter()
-    trainer.fit(method, datamodule=datamodule, ckpt_path=ckpt_path)
+    try:
+        trainer.fit(method, datamodule=datamodule, ckpt_path=ckpt_path)
+    finally:
+        if "LOCAL_RANK" not in os.environ:
+            os.environ.pop(RUN_DIR_ENV, None)
     train_seconds = time.perf_counter() - start
     if not trainer.is_global_zero:
         return {}

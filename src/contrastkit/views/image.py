@@ -168,16 +168,16 @@ class ViewAugmentation:
 def _luma(x: Tensor) -> Tensor:
     if x.shape[1] != 3:
         return x.mean(dim=1, keepdim=True)
-    return torch.einsum("bchw,c->bhw", x, _GRAY.to(x)).unsqueeze(1)
+    return F.conv2d(x, _GRAY.to(x)[None, :, None, None])
 
 
 def _rotate_hue(x: Tensor, angle: Tensor) -> Tensor:
     to_yiq = _RGB_TO_YIQ.to(x)
-    yiq = torch.einsum("dc,bchw->bdhw", to_yiq, x)
+    yiq = F.conv2d(x, to_yiq[:, :, None, None])
     cos, sin = torch.cos(angle)[:, None, None], torch.sin(angle)[:, None, None]
     i, q = yiq[:, 1], yiq[:, 2]
     yiq = torch.stack([yiq[:, 0], cos * i - sin * q, sin * i + cos * q], dim=1)
-    return torch.einsum("dc,bchw->bdhw", torch.linalg.inv(to_yiq), yiq).clamp_(0, 1)
+    return F.conv2d(yiq, torch.linalg.inv(to_yiq)[:, :, None, None]).clamp_(0, 1)
 
 
 def normalize_images(x: Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> Tensor:
