@@ -52,12 +52,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _train(args: argparse.Namespace, command: str) -> None:
-    from contrastkit.config import apply_overrides, load_recipe, smoke
-    from contrastkit.pipeline.run import train
+    from contrastkit.config import apply_overrides, load_recipe, smoke, validate
 
     if args.resume:
         if args.recipe or args.overrides or args.smoke:
             raise ValueError("--resume takes the recipe from the run folder; drop the recipe, --set and --smoke")
+        from contrastkit.pipeline.run import train
+
         results = train(
             {}, data_root=args.data_root, resume=args.resume, command=command, progress=not args.no_progress
         )
@@ -72,6 +73,10 @@ def _train(args: argparse.Namespace, command: str) -> None:
         raw = apply_overrides(raw, args.overrides)
         if args.smoke:
             raw = smoke(raw)
+        validate(raw)  # fail fast, before the heavy imports below
+
+        from contrastkit.pipeline.run import train
+
         results = train(
             raw, data_root=args.data_root, runs_dir=args.runs_dir, command=command, progress=not args.no_progress
         )

@@ -253,7 +253,7 @@ def smoke(raw: dict[str, Any]) -> dict[str, Any]:
     out.setdefault("optim", {})["epochs"] = 2
     out["optim"]["warmup_epochs"] = 0
     ev = out.setdefault("eval", {})
-    ev.update(probe_epochs=5, embedding_map_points=200, monitor_bank=None)
+    ev.update(probe_epochs=5, embedding_map_points=200, monitor_bank=None, monitor_every=1)
     trainer = out.setdefault("trainer", {})
     trainer["limit_train_batches"] = 3
     method = out.get("method", {})

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -133,10 +134,8 @@ def load_cifar10(root: str | os.PathLike[str] | None, download: bool = False) ->
     folder = base / "cifar10" if (base / "cifar10").is_dir() else base
     train_npz, test_npz = folder / "train.npz", folder / "test.npz"
     if train_npz.is_file() and test_npz.is_file():
-        train, test = np.load(train_npz), np.load(test_npz)
-        tr_x, tr_y = _from_hwc(train["images"]), torch.from_numpy(train["labels"]).long()
-        te_x, te_y = _from_hwc(test["images"]), torch.from_numpy(test["labels"]).long()
-        names = tuple(str(n) for n in train["class_names"]) if "class_names" in train else CIFAR10_CLASSES
+        tr_x, tr_y, names = _read_npz(str(train_npz.resolve()))
+        te_x, te_y, _ = _read_npz(str(test_npz.resolve()))
         source = f"{train_npz.parent} (npz copy)"
     elif download:
         from torchvision.datasets import CIFAR10
@@ -152,6 +151,14 @@ def load_cifar10(root: str | os.PathLike[str] | None, download: bool = False) ->
         )
     mean, std = _channel_stats(tr_x)
     return ImageSplits("cifar10", tr_x, tr_y, te_x, te_y, names, mean, std, source)
+
+
+@lru_cache(maxsize=4)
+def _read_npz(path: str) -> tuple[Tensor, Tensor, tuple[str, ...]]:
+    """Decode an image ``.npz`` once per process (decompressing CIFAR-10 takes seconds)."""
+    with np.load(path) as data:
+        names = tuple(str(n) for n in data["class_names"]) if "class_names" in data else CIFAR10_CLASSES
+        return _from_hwc(data["images"]), torch.from_numpy(data["labels"]).long(), names
 
 
 def _from_hwc(array: np.ndarray) -> Tensor:

@@ -98,6 +98,7 @@ class DenseCL(MoCo):
         self.dense_criterion.queue.enqueue(F.normalize(raw_k.mean(dim=2), dim=1))
         loss = (1 - self.dense_weight) * global_loss + self.dense_weight * dense_loss
         pos = (F.normalize(q.detach(), dim=1) * F.normalize(k, dim=1)).sum(1)
-        self.log("train/dense_loss", dense_loss, on_step=False, on_epoch=True, sync_dist=True)
-        self.log("train/global_loss", global_loss, on_step=False, on_epoch=True, sync_dist=True)
+        if self._trainer is not None:
+            self.log("train/dense_loss", dense_loss, on_step=False, on_epoch=True, sync_dist=True)
+            self.log("train/global_loss", global_loss, on_step=False, on_epoch=True, sync_dist=True)
         return StepOutput(loss, pos, negatives)

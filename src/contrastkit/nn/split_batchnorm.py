@@ -1,8 +1,10 @@
 """Split BatchNorm: emulate per-GPU BN statistics on one device (MoCo's ShuffleBN, ``moco.md`` §3).
 
 On one device, permuting the key batch changes nothing for plain BatchNorm (same statistics).
-Split BN normalises each of ``num_splits`` contiguous chunks separately in training, so a
-shuffled key batch and its query batch no longer share statistics, as on several GPUs.
+Split BN normalises ``num_splits`` groups of the batch separately in training, so a shuffled
+key batch and its query batch no longer share statistics, as on several GPUs. As in the MoCo
+CIFAR demo's ``SplitBatchNorm`` (a reshape ``[N, C] -> [N / S, C * S]``), sample ``i`` falls in
+group ``i mod S``.
 In eval mode it is ordinary BN with running statistics.
 """
 
@@ -15,7 +17,7 @@ __all__ = ["SplitBatchNorm2d", "convert_to_split_batchnorm", "shuffle_batch", "u
 
 
 class SplitBatchNorm2d(nn.BatchNorm2d):
-    """``BatchNorm2d`` over ``num_splits`` contiguous chunks of the batch in training.
+    """``BatchNorm2d`` over ``num_splits`` groups of the batch in training (sample ``i`` in group ``i mod S``).
 
     Running statistics are the mean over the splits of each split's update, as in the
     MoCo CIFAR demo. Batches whose size is not divisible by ``num_splits`` fall back to

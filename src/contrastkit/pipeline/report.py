@@ -90,7 +90,11 @@ def embedding_map(
     idx = rng.permutation(len(labels))[:points]
     x = features[idx].numpy()
     x = x / np.linalg.norm(x, axis=1, keepdims=True).clip(1e-12)
-    xy = TSNE(2, init="pca", perplexity=min(30.0, max(5.0, len(idx) / 10)), random_state=seed).fit_transform(x)
+    # Barnes-Hut is slow on (near-)duplicate points, which an untrained encoder produces; exact is
+    # cheap at this size
+    method = "exact" if len(idx) <= 600 else "barnes_hut"
+    tsne = TSNE(2, init="pca", perplexity=min(30.0, max(5.0, len(idx) / 10)), random_state=seed, method=method)
+    xy = tsne.fit_transform(x)
     y = labels[idx].numpy()
     fig, ax = plt.subplots(figsize=(5.5, 5))
     cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")

@@ -55,7 +55,7 @@ def _prepare(recipe: Recipe, data_root: str | Path | None) -> tuple[ImageSplits,
     return splits, build_method(recipe, splits)
 
 
-def _trainer(recipe: Recipe, run_dir: Path, progress: bool) -> L.Trainer:
+def _trainer(recipe: Recipe, run_dir: Path, progress: bool, extra: list[L.Callback]) -> L.Trainer:
     t = recipe.trainer
     return L.Trainer(
         max_epochs=recipe.optim.epochs,
@@ -65,7 +65,7 @@ def _trainer(recipe: Recipe, run_dir: Path, progress: bool) -> L.Trainer:
         strategy=t.strategy,
         precision=t.precision,  # type: ignore[arg-type]
         logger=False,
-        callbacks=[MetricsWriter(run_dir), AtomicCheckpoint(run_dir / "checkpoints")],
+        callbacks=[MetricsWriter(run_dir), *extra, AtomicCheckpoint(run_dir / "checkpoints")],
         use_distributed_sampler=False,
         check_val_every_n_epoch=recipe.eval.monitor_every,
         num_sanity_val_steps=0,
@@ -85,8 +85,12 @@ def train(
     resume: str | Path | None = None,
     command: str = "",
     progress: bool = True,
+    callbacks: list[L.Callback] | None = None,
 ) -> dict[str, Any]:
-    """Train a recipe (raw dictionary, validated here) or resume a run folder; returns the results."""
+    """Train a recipe (raw dictionary, validated here) or resume a run folder; returns the results.
+
+    ``callbacks`` are extra Lightning callbacks (run before the checkpoint is written).
+    """
     ckpt_path = None
     if resume is not None:
         run_dir = Path(resume)
@@ -127,7 +131,7 @@ def train(
     datamodule = ImageDataModule(
         splits, recipe.data.batch_size, recipe.data.num_workers, recipe.trainer.seed, recipe.eval.monitor_bank
     )
-    trainer = _trainer(recipe, run_dir, progress)
+    trainer = _trainer(recipe, run_dir, progress, list(callbacks or []))
     start = time.perf_counter()
     try:
         trainer.fit(method, datamodule=datamodule, ckpt_path=ckpt_path)

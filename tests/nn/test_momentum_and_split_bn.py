@@ -1,0 +1,97 @@
+"""MomentumEncoder and split BN / ShuffleBN against moco.md §11."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from contrastkit.nn import (
+    ConvNetSmall,
+    MomentumEncoder,
+    SplitBatchNorm2d,
+    build_backbone,
+    convert_to_split_batchnorm,
+    ema_update,
+)
+from contrastkit.nn.shuffle import shuffled_forward
+
+
+def test_momentum_copy_starts_equal_and_frozen():
+    online = ConvNetSmall(3, 8)
+    momentum = MomentumEncoder(online)
+    for a, b in zip(online.parameters(), momentum.parameters()):
+        assert torch.equal(a, b) and not b.requires_grad
+
+
+@pytest.mark.parametrize("m", [0.0, 0.5, 0.99, 1.0])
+def test_ema_update_is_exact(m):
+    online, target = nn.Linear(4, 3), nn.Linear(4, 3)
+    before = [p.clone() for p in target.parameters()]
+    ema_update(online, target, m)
+    for new, old, q in zip(target.parameters(), before, online.parameters()):
+        torch.testing.assert_close(new, m * old + (1 - m) * q, rtol=0, atol=1e-7)
+
+
+def test_ema_rejects_bad_momentum_and_mismatched_modules():
+    with pytest.raises(ValueError, match="momentum m"):
+        ema_update(nn.Linear(2, 2), nn.Linear(2, 2), 1.5)
+    with pytest.raises(ValueError, match="differ"):
+        ema_update(nn.Linear(2, 2), nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 2)), 0.5)
+
+
+def test_split_bn_with_identical_splits_equals_plain_bn():
+    torch.manual_seed(0)
+    plain = nn.BatchNorm2d(3)
+    split = SplitBatchNorm2d(3, num_splits=4)
+    chunk = torch.randn(5, 3, 4, 4)
+    x = chunk.repeat(4, 1, 1, 1)
+    torch.testing.assert_close(split(x), plain(x))
+    torch.testing.assert_close(split.running_mean, plain.running_mean)
+    torch.testing.assert_close(split.running_var, plain.running_var, rtol=1e-3, atol=1e-3)
+
+
+def test_split_bn_decorrelates_splits_and_is_plain_bn_in_eval():
+    split = SplitBatchNorm2d(2, num_splits=2)
+    x = torch.randn(8, 2, 3, 3)
+    y = x.clone()
+    y[1::2] = torch.randn(4, 2, 3, 3) * 5  # change only split 1 (odd samples)
+    torch.testing.assert_close(split(x)[0::2], split(y)[0::2])  # split 0 never sees split 1
+    plain = nn.BatchNorm2d(2)
+    assert not torch.allclose(plain(x)[0::2], plain(y)[0::2])
+    split.eval()
+    plain.load_state_dict(split.state_dict())
+    plain.eval()
+    torch.testing.assert_close(split(x), plain(x))
+
+
+def test_convert_keeps_weights_and_replaces_every_bn():
+    net = build_backbone("resnet18", 3, 8)
+    convert_to_split_batchnorm(net, 4)
+    bns = [m for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert bns and all(isinstance(m, SplitBatchNorm2d) for m in bns)
+    assert net(torch.randn(8, 3, 16, 16)).shape == (8, 64)
+
+
+def test_shuffled_forward_is_order_preserving_and_a_no_op_in_eval_mode():
+    net = convert_to_split_batchnorm(ConvNetSmall(3, 8), 4)
+    x = torch.randn(16, 3, 8, 8)
+    net.eval()
+    (shuffled,) = shuffled_forward(lambda t: (net(t),), x, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(shuffled, net(x))
+    net.train()
+    (train_mode,) = shuffled_forward(lambda t: (net(t),), x, torch.Generator().manual_seed(0))
+    assert not torch.allclose(train_mode, net(x)), "with split BN in training, shuffling must change statistics"
+
+
+@pytest.mark.parametrize("name,dim", [("convnet_small", 64), ("resnet18", 64), ("resnet50", 256), ("moon_cnn", 84)])
+def test_backbones_report_their_width(name, dim):
+    net = build_backbone(name, 3, 8 if name != "moon_cnn" else None)
+    assert net.feature_dim == dim
+    assert net(torch.randn(2, 3, 32, 32)).shape == (2, dim)
+    assert net.forward_map(torch.randn(2, 3, 32, 32)).shape[:2] == (2, dim)
+
+
+def test_unknown_backbone():
+    with pytest.raises(ValueError, match="unknown backbone 'vgg'"):
+        build_backbone("vgg")

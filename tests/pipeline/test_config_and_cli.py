@@ -1,0 +1,92 @@
+"""Recipe validation and the CLI's error contract: one line on stderr, exit code 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from contrastkit.cli import main
+from contrastkit.config import RecipeError, apply_overrides, list_recipes, load_recipe, smoke, validate
+
+
+def test_every_shipped_recipe_validates_and_has_a_description():
+    recipes = list_recipes()
+    assert "moco-hcl-digits" in recipes
+    for name, description in recipes.items():
+        assert description, name
+        validate(load_recipe(name))
+
+
+def test_unknown_key_is_named_with_the_allowed_ones():
+    raw = apply_overrides(load_recipe("moco-hcl-digits"), ["optim.learning_rate=0.1"])
+    with pytest.raises(RecipeError, match=r"unknown key 'optim.learning_rate'; allowed in optim: cosine, epochs, lr"):
+        validate(raw)
+
+
+def test_unknown_method_key_lists_that_methods_options():
+    raw = apply_overrides(load_recipe("simclr-digits"), ["method.queue_size=10"])
+    with pytest.raises(RecipeError, match=r"unknown key 'method.queue_size'; allowed in method: beta, name"):
+        validate(raw)
+
+
+def test_bad_values_and_names():
+    with pytest.raises(RecipeError, match="method.name must be one of"):
+        validate(apply_overrides(load_recipe("moco-digits"), ["method.name=byol"]))
+    with pytest.raises(RecipeError, match="tau_plus"):
+        validate(apply_overrides(load_recipe("moco-digits"), ["method.tau_plus=1.5"]))
+    with pytest.raises(RecipeError, match="num_hard"):
+        validate(apply_overrides(load_recipe("mochi-digits"), ["method.num_hard=5000"]))
+    with pytest.raises(RecipeError, match="no recipe 'nope'"):
+        load_recipe("nope")
+
+
+def test_overrides_parse_yaml_values_and_smoke_shrinks():
+    raw = apply_overrides(
+        load_recipe("moco-cifar10"), ["optim.epochs=7", "method.symmetric=true", "eval.monitor_bank=null"]
+    )
+    assert raw["optim"]["epochs"] == 7 and raw["method"]["symmetric"] is True and raw["eval"]["monitor_bank"] is None
+    small = validate(smoke(raw))
+    assert small.optim.epochs == 2 and small.data.train_subset == 512 and small.method.queue_size <= 256
+
+
+def _exit_code(*args: str) -> int:
+    try:
+        return main(list(args))
+    except SystemExit as stop:  # argparse's own errors
+        return int(stop.code or 0)
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["train", "nope"], "no recipe 'nope'"),
+        (["train", "moco-digits", "--set", "optim.lrr=1"], "unknown key 'optim.lrr'"),
+        (["train", "moco-digits", "--set", "optim.lr=-1"], "optim.lr"),
+        (["train", "moco-digits", "--set", "oops"], "--set expects key=value"),
+        (["train", "moco-cifar10", "--data-root", "/nonexistent"], "CIFAR-10 not found"),
+        (["train", "--resume", "/nonexistent"], "cannot resume"),
+        (["eval", "/nonexistent"], "not a run folder"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+def test_cli_user_errors_exit_2_with_one_line(args, message, capsys):
+    assert _exit_code(*args) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], lines
+
+
+def test_the_installed_command_exits_2_with_one_line():
+    done = subprocess.run(
+        [sys.executable, "-m", "contrastkit.cli", "train", "moco-digits", "--set", "optim.lrr=1"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()] and "unknown key 'optim.lrr'" in done.stderr
+
+
+def test_recipes_command_lists_one_line_each(capsys):
+    assert main(["recipes"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == len(list_recipes()) and out[0].split()[0] in list_recipes()

@@ -1,0 +1,89 @@
+"""End-to-end runs: every shipped recipe at --smoke size, run folders, resume equivalence."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+import yaml
+
+from contrastkit.cli import main
+from contrastkit.config import list_recipes, load_recipe, smoke
+from contrastkit.pipeline import evaluate_run, train
+
+SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+HAS_CIFAR = (SHARED_DATA / "cifar10" / "train.npz").is_file()
+
+
+@pytest.mark.parametrize("name", sorted(list_recipes()))
+def test_recipe_runs_at_smoke_size(name, tmp_path):
+    if "cifar10" in name and not HAS_CIFAR:
+        pytest.skip(f"no CIFAR-10 copy under {SHARED_DATA}")
+    code = main(["train", name, "--smoke", "--no-progress", "--runs-dir", str(tmp_path),
+                 "--data-root", str(SHARED_DATA), "--set", "trainer.limit_val_batches=2"])  # fmt: skip
+    assert code == 0
+    (run,) = (tmp_path / name).iterdir()
+    for item in ["recipe.yaml", "metrics.csv", "steps.csv", "report.md", "results.json", "checkpoints/last.ckpt",
+                 "loss.png", "knn.png", "similarity.png", "embedding.png"]:  # fmt: skip
+        assert (run / item).is_file(), item
+    results = json.loads((run / "results.json").read_text())
+    assert 0 <= results["final"]["knn_top1"] <= 100 and results["random_init"]["knn_top1"] > 0
+    assert "random init" in (run / "report.md").read_text()
+
+
+class _Killed(RuntimeError):
+    pass
+
+
+class _Crash(L.Callback):
+    """Simulates a kill right after the first epoch's checkpoint."""
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.current_epoch == 1:
+            raise _Killed
+
+
+def _weights(run: Path) -> dict[str, torch.Tensor]:
+    return torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+
+
+@pytest.mark.parametrize("name", ["moco-digits", "mochi-digits"])
+def test_resume_reaches_the_same_result_as_an_uninterrupted_run(name, tmp_path):
+    raw = smoke(load_recipe(name))
+    raw["trainer"]["limit_train_batches"] = 4
+    raw["eval"]["linear_probe"] = False
+    straight = train(raw, runs_dir=tmp_path / "a", progress=False)
+    with pytest.raises(_Killed):
+        train(raw, runs_dir=tmp_path / "b", progress=False, callbacks=[_Crash()])
+    (interrupted,) = (tmp_path / "b" / raw["name"]).iterdir()
+    assert torch.load(interrupted / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 0
+    resumed = train({}, resume=interrupted, progress=False)
+    a, b = _weights(Path(straight["run_dir"])), _weights(interrupted)
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+    assert resumed["final"]["knn_top1"] == straight["final"]["knn_top1"]
+    steps = (interrupted / "steps.csv").read_text().splitlines()
+    assert len(steps) == 1 + 8  # header + 2 epochs x 4 steps, no duplicates from the replay
+
+
+def test_eval_rewrites_the_report_of_a_run(tmp_path):
+    raw = smoke(load_recipe("simclr-digits"))
+    raw["eval"]["linear_probe"] = False
+    results = train(raw, runs_dir=tmp_path, progress=False)
+    run = Path(results["run_dir"])
+    (run / "report.md").unlink()
+    again = evaluate_run(run, progress=False)
+    assert again["final"]["knn_top1"] == pytest.approx(results["final"]["knn_top1"])
+    assert (run / "report.md").is_file()
+    assert yaml.safe_load((run / "recipe.yaml").read_text())["name"] == "simclr-digits"
+
+
+def test_atomic_checkpoint_leaves_no_temporary_file(tmp_path):
+    raw = smoke(load_recipe("moco-digits"))
+    raw["eval"]["linear_probe"] = False
+    run = Path(train(raw, runs_dir=tmp_path, progress=False)["run_dir"])
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["last.ckpt"]

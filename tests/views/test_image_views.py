@@ -1,0 +1,50 @@
+"""Batched per-sample views."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from contrastkit.views import PRESETS, ViewAugmentation, build_augmentation, normalize_images
+
+
+def _images(n=8, c=3, size=16):
+    return torch.randint(0, 256, (n, c, size, size), dtype=torch.uint8)
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_presets_shape_and_determinism(name):
+    channels = 1 if name == "digits" else 3
+    aug = build_augmentation(name, 12, (0.5,) * channels, (0.25,) * channels)
+    x = _images(c=channels)
+    a = aug(x, torch.Generator().manual_seed(3))
+    b = aug(x, torch.Generator().manual_seed(3))
+    assert a.shape == (8, channels, 12, 12) and a.dtype == torch.float32
+    torch.testing.assert_close(a, b)
+    assert not torch.allclose(a, aug(x, torch.Generator().manual_seed(4)))
+
+
+def test_identity_settings_return_the_normalised_image():
+    aug = ViewAugmentation(16, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0),
+                           flip=False, jitter_p=0.0, grayscale_p=0.0, blur_p=0.0)  # fmt: skip
+    x = _images()
+    torch.testing.assert_close(aug(x), normalize_images(x, aug.mean, aug.std), atol=1e-5, rtol=1e-5)
+
+
+def test_views_are_drawn_per_sample():
+    aug = build_augmentation("moco_v2", 16, (0.5,) * 3, (0.25,) * 3)
+    x = _images(1).expand(16, -1, -1, -1).contiguous()  # the same image 16 times
+    out = aug(x, torch.Generator().manual_seed(0))
+    assert len({tuple(v.flatten()[:20].tolist()) for v in out}) == 16
+
+
+def test_grayscale_always_gives_equal_channels():
+    aug = ViewAugmentation(16, (0.0,) * 3, (1.0,) * 3, grayscale_p=1.0, jitter_p=0.0, blur_p=0.0)
+    out = aug(_images())
+    torch.testing.assert_close(out[:, 0], out[:, 1])
+    torch.testing.assert_close(out[:, 1], out[:, 2])
+
+
+def test_unknown_preset():
+    with pytest.raises(ValueError, match="unknown augmentation"):
+        build_augmentation("autoaugment", 32, (0.5,), (0.5,))
