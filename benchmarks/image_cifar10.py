@@ -258,8 +258,13 @@ def markdown(report: dict[str, Any]) -> str:
         lines.append(f"| {label} | {_mean_std(values)} |")
     speed = report.get("speed")
     if speed:
-        lines += ["", "## Speed (one process, round-robin training steps, batch 256)", "",
-                  "| contender | median step (s) | images/s |", "|---|---:|---:|"]  # fmt: skip
+        lines += [
+            "",
+            "## Speed (one process, round-robin training steps, batch 256)",
+            "",
+            "| contender | median step (s) | images/s |",
+            "|---|---:|---:|",
+        ]
         for name, t in speed["median_step_s"].items():
             lines.append(f"| {name} | {t:.3f} | {speed['images_per_second'][name]:.0f} |")
         lines += [

@@ -88,14 +88,17 @@ def _print_summary(results: dict) -> None:
         return
     final, init = results["final"], results.get("random_init") or {}
 
-    def pct(value: float | None) -> str:
-        return "n/a" if value is None else f"{value:.1f}%"
+    def pct(numbers: dict, key: str) -> str:
+        value = numbers.get(key)
+        if value is None:
+            return "n/a"
+        std = numbers.get(f"{key}_std")
+        return f"{value:.1f}%" + (f" ± {std:.1f}" if std is not None else "")
 
     print(f"\n{results['recipe']} ({results['method']}) on {results['data']}")
-    print(f"  kNN top-1      trained {pct(final['knn_top1'])}   random init {pct(init.get('knn_top1'))}")
-    if final.get("linear_probe_top1") is not None:
-        trained, untrained = pct(final["linear_probe_top1"]), pct(init.get("linear_probe_top1"))
-        print(f"  linear probe   trained {trained}   random init {untrained}")
+    for metric in results["metrics"]:
+        key = metric["key"]
+        print(f"  {metric['label']:32s} trained {pct(final, key):16s} random init {pct(init, key)}")
     print(f"  report: {results['run_dir']}/report.md")
 
 

@@ -75,16 +75,53 @@ class DenseCLParams(MoCoParams):
     dense_queue_size: int | None = Field(None, gt=0)
 
 
+class MVGRLParams(_Strict):
+    name: Literal["mvgrl"] = "mvgrl"
+    level: Literal["node", "graph"] = "node"
+    hidden: int = Field(512, gt=0)
+    layers: int = Field(4, ge=1)
+    diffusion: Literal["ppr", "heat"] = "ppr"
+    alpha: float = Field(0.2, gt=0, le=1)
+    heat_t: float = Field(5.0, ge=0)
+    self_loops: float = Field(1.0, ge=0)
+    diffusion_topk: int | None = Field(None, gt=0)
+    eps_sparsify: bool = False
+    window_size: int = Field(2000, gt=0)
+    windows: int = Field(4, gt=0)
+    estimator: Literal["jsd", "infonce"] = "jsd"
+    beta: float = Field(0.0, ge=0)
+    patience: int = Field(20, gt=0)
+
+
 METHOD_PARAMS: dict[str, type[_Strict]] = {
     "simclr": SimCLRParams,
     "moco": MoCoParams,
     "mochi": MoCHiParams,
     "densecl": DenseCLParams,
+    "mvgrl": MVGRLParams,
 }
+IMAGE_DATASETS = ("digits", "cifar10", "image_folder")
+NODE_DATASETS = ("sbm", "cora", "citeseer", "pubmed")
+GRAPH_DATASETS = ("sbm_graphs", "mutag", "ptc_mr", "imdb-binary", "imdb-multi", "proteins", "reddit-binary")
 
 
 class DataSettings(_Strict):
-    dataset: Literal["digits", "cifar10", "image_folder"] = "digits"
+    dataset: Literal[
+        "digits",
+        "cifar10",
+        "image_folder",
+        "sbm",
+        "cora",
+        "citeseer",
+        "pubmed",
+        "sbm_graphs",
+        "mutag",
+        "ptc_mr",
+        "imdb-binary",
+        "imdb-multi",
+        "proteins",
+        "reddit-binary",
+    ] = "digits"
     root: str | None = None
     path: str | None = None
     image_size: int = Field(16, gt=0)
@@ -94,6 +131,7 @@ class DataSettings(_Strict):
     batch_size: int = Field(256, gt=0)
     num_workers: int = Field(0, ge=0)
     download: bool = False
+    normalize_features: bool = True
 
 
 class ModelSettings(_Strict):
@@ -119,6 +157,8 @@ class EvalSettings(_Strict):
     linear_probe: bool = True
     probe_epochs: int = Field(100, gt=0)
     embedding_map_points: int = Field(1500, gt=0)
+    node_repeats: int = Field(50, gt=0)
+    node_weight_decay: float = Field(0.0, ge=0)
 
 
 class TrainerSettings(_Strict):
@@ -138,7 +178,7 @@ class Recipe(_Strict):
 
     name: str
     description: str = ""
-    method: SimCLRParams | MoCoParams | MoCHiParams | DenseCLParams = Field(discriminator="name")
+    method: SimCLRParams | MoCoParams | MoCHiParams | DenseCLParams | MVGRLParams = Field(discriminator="name")
     data: DataSettings = DataSettings()
     model: ModelSettings = ModelSettings()
     optim: OptimSettings = OptimSettings()
@@ -147,6 +187,19 @@ class Recipe(_Strict):
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+    @model_validator(mode="after")
+    def _data_fits_method(self) -> Recipe:
+        method, dataset = self.method, self.data.dataset
+        allowed: tuple[str, ...] = IMAGE_DATASETS
+        if isinstance(method, MVGRLParams):
+            allowed = NODE_DATASETS if method.level == "node" else GRAPH_DATASETS
+        if dataset not in allowed:
+            level = f" (level {method.level})" if isinstance(method, MVGRLParams) else ""
+            raise ValueError(
+                f"data.dataset {dataset!r} does not fit method {method.name}{level}; use one of {', '.join(allowed)}"
+            )
+        return self
 
 
 def _recipe_dir() -> Path:
@@ -190,6 +243,9 @@ def _explain(err: ValidationError, raw: dict[str, Any]) -> str:
             problems.append(
                 f"unknown key '{where}'; allowed{' in ' + section if section else ''}: {', '.join(allowed)}"
             )
+        elif item["type"] == "value_error":
+            message = str(item["msg"]).removeprefix("Value error, ")
+            problems.append(f"{where}: {message}" if where else message)
         elif item["type"] == "union_tag_invalid":
             problems.append(f"method.name must be one of {', '.join(METHOD_PARAMS)}, got {item['input']!r}")
         else:
@@ -257,6 +313,13 @@ def smoke(raw: dict[str, Any]) -> dict[str, Any]:
     trainer = out.setdefault("trainer", {})
     trainer["limit_train_batches"] = 3
     method = out.get("method", {})
+    if isinstance(method, dict) and method.get("name") == "mvgrl":
+        method["patience"] = min(int(method.get("patience", 20)), 5)
+        method["hidden"] = min(int(method.get("hidden", 512)), 64)
+        ev["node_repeats"] = 3
+        data["train_subset"] = 64  # graph level: 64 graphs (stratified); node level: ignored
+        out["optim"]["epochs"] = 5
+        return out
     if isinstance(method, dict):
         method["queue_size"] = min(int(method.get("queue_size", 256)), 256) if "queue_size" in method else None
         if method["queue_size"] is None:

@@ -80,8 +80,9 @@ def test_cli_user_errors_exit_2_with_one_line(args, message, capsys):
 def test_the_installed_command_exits_2_with_one_line():
     done = subprocess.run(
         [sys.executable, "-m", "contrastkit.cli", "train", "moco-digits", "--set", "optim.lrr=1"],
-        capture_output=True, text=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [done.stderr.strip()] and "unknown key 'optim.lrr'" in done.stderr
 

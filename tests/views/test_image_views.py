@@ -25,8 +25,17 @@ def test_presets_shape_and_determinism(name):
 
 
 def test_identity_settings_return_the_normalised_image():
-    aug = ViewAugmentation(16, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0),
-                           flip=False, jitter_p=0.0, grayscale_p=0.0, blur_p=0.0)  # fmt: skip
+    aug = ViewAugmentation(
+        16,
+        (0.5, 0.5, 0.5),
+        (0.25, 0.25, 0.25),
+        crop_scale=(1.0, 1.0),
+        crop_ratio=(1.0, 1.0),
+        flip=False,
+        jitter_p=0.0,
+        grayscale_p=0.0,
+        blur_p=0.0,
+    )
     x = _images()
     torch.testing.assert_close(aug(x), normalize_images(x, aug.mean, aug.std), atol=1e-5, rtol=1e-5)
 

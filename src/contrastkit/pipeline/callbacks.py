@@ -61,7 +61,7 @@ class MetricsWriter(L.Callback):
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
-        self._images += int(batch[0].shape[0]) * trainer.world_size
+        self._images += _batch_size(batch) * trainer.world_size
         if trainer.is_global_zero and loss is not None:
             self._steps.append((trainer.current_epoch, trainer.global_step, float(loss)))
 
@@ -75,7 +75,8 @@ class MetricsWriter(L.Callback):
                 continue
             row[key.removesuffix("_epoch")] = float(value) if isinstance(value, torch.Tensor) else value
         row["epoch_seconds"] = round(elapsed, 3)
-        row["images_per_second"] = round(self._images / elapsed, 1) if elapsed > 0 else 0.0
+        if self._images:
+            row["images_per_second"] = round(self._images / elapsed, 1) if elapsed > 0 else 0.0
         _append_row(self.run_dir / "metrics.csv", row)
         with open(self.run_dir / "steps.csv", "a", newline="") as f:
             writer = csv.writer(f)
@@ -83,6 +84,13 @@ class MetricsWriter(L.Callback):
                 writer.writerow(["epoch", "step", "loss"])
             writer.writerows(self._steps)
         self._steps.clear()
+
+
+def _batch_size(batch: Any) -> int:
+    """Images (or graphs) in a batch; 0 for methods that sample their own inputs."""
+    if isinstance(batch, (list, tuple)) and batch and isinstance(batch[0], torch.Tensor) and batch[0].dim() >= 4:
+        return int(batch[0].shape[0])
+    return int(getattr(batch, "num_graphs", 0))
 
 
 def _append_row(path: Path, row: dict[str, Any]) -> None:

@@ -117,27 +117,32 @@ def write_report(run_dir: Path, results: dict[str, Any], plots: list[str]) -> Pa
     r = results
     final, init = r["final"], r.get("random_init") or {}
 
-    def pct(value: Any) -> str:
-        return "—" if value is None else f"{value:.2f}"
+    def cell(numbers: dict[str, Any], key: str) -> str:
+        value = numbers.get(key)
+        if value is None:
+            return "—"
+        std = numbers.get(f"{key}_std")
+        return f"{value:.2f}" + (f" ± {std:.2f}" if std is not None else "")
 
+    header = " | ".join(m["label"] for m in r["metrics"])
     lines = [
         f"# {r['recipe']}: {r['method']}",
         "",
         r.get("description", ""),
         "",
         f"- Data: {r['data']}",
-        f"- Backbone: {r['backbone']} ({final['feature_dim']}-d features); {r['epochs']} epochs, "
+        f"- Model: {r['model']} ({final.get('feature_dim', '?')}-d embeddings); up to {r['epochs']} epochs, "
         f"batch {r['batch_size']} x {r['world_size']} process(es), seed {r['seed']}",
-        f"- Training time: {r['train_seconds']:.0f} s; throughput {r.get('images_per_second', 0):.0f} images/s",
+        f"- Training time: {r['train_seconds']:.0f} s"
+        + (f"; throughput {r['images_per_second']:.0f} images/s" if r.get("images_per_second") else ""),
         f"- Reproduce: `{r['command']}`",
         "",
-        f"| encoder | kNN top-1 (k={r['knn_k']}) | linear probe top-1 |",
-        "|---|---:|---:|",
-        f"| trained | {pct(final['knn_top1'])} | {pct(final['linear_probe_top1'])} |",
-        f"| same architecture, random init | {pct(init.get('knn_top1'))} | {pct(init.get('linear_probe_top1'))} |",
+        f"| encoder | {header} |",
+        "|---|" + "---:|" * len(r["metrics"]),
+        "| trained | " + " | ".join(cell(final, m["key"]) for m in r["metrics"]) + " |",
+        "| same architecture, random init | " + " | ".join(cell(init, m["key"]) for m in r["metrics"]) + " |",
         "",
-        "kNN: cosine similarity to the whole training split, votes weighted exp(sim / {}). Linear probe: "
-        "frozen backbone features, no augmentation, standardised, Adam with cosine decay.".format(r["knn_temperature"]),
+        r["protocol"],
         "",
     ]
     captions = {

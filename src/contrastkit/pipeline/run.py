@@ -14,13 +14,9 @@ import torch
 import yaml
 
 from contrastkit.config import Recipe, RecipeError, validate
-from contrastkit.data.images import ImageSplits
-from contrastkit.data.module import ImageDataModule
-from contrastkit.methods.base import ContrastiveMethod
-from contrastkit.pipeline.build import build_data, build_method
 from contrastkit.pipeline.callbacks import AtomicCheckpoint, MetricsWriter
-from contrastkit.pipeline.evaluate import evaluate_encoder, view_similarities
-from contrastkit.pipeline.report import embedding_map, plot_curves, plot_similarities, write_report
+from contrastkit.pipeline.report import embedding_map, plot_curves, write_report
+from contrastkit.pipeline.tasks import Task, build_task
 
 __all__ = ["evaluate_run", "train"]
 
@@ -47,12 +43,11 @@ def _new_run_dir(runs_dir: Path, name: str) -> Path:
     return run_dir
 
 
-def _prepare(recipe: Recipe, data_root: str | Path | None) -> tuple[ImageSplits, ContrastiveMethod]:
+def _prepare(recipe: Recipe, data_root: str | Path | None) -> Task:
     if recipe.trainer.threads:
         torch.set_num_threads(recipe.trainer.threads)
     L.seed_everything(recipe.trainer.seed, workers=True, verbose=False)
-    splits = build_data(recipe, data_root)
-    return splits, build_method(recipe, splits)
+    return build_task(recipe, data_root)
 
 
 def _trainer(recipe: Recipe, run_dir: Path, progress: bool, extra: list[L.Callback]) -> L.Trainer:
@@ -103,7 +98,7 @@ def train(
     if resume is None:
         run_dir = _new_run_dir(Path(runs_dir), recipe.name)
     os.environ[RUN_DIR_ENV] = str(run_dir)
-    splits, method = _prepare(recipe, data_root)
+    task = _prepare(recipe, data_root)
     rank_zero = _is_rank_zero()
     random_init: dict[str, Any] | None = None
     if rank_zero:
@@ -113,38 +108,21 @@ def train(
         if init_file.exists():
             random_init = json.loads(init_file.read_text())
         else:
-            init = evaluate_encoder(
-                method,
-                splits,
-                knn_k=recipe.eval.knn_k,
-                knn_temperature=recipe.eval.knn_temperature,
-                probe=recipe.eval.linear_probe,
-                probe_epochs=recipe.eval.probe_epochs,
-                seed=recipe.trainer.seed,
-                desc="random init",
-                progress=progress,
-            )
-            random_init = init.numbers()
+            random_init = task.evaluate("random init", progress).numbers
             init_file.write_text(json.dumps(random_init, indent=2))
         if ckpt_path is not None:
             _drop_steps_after(run_dir, torch.load(ckpt_path, map_location="cpu", weights_only=True)["global_step"])
-    datamodule = ImageDataModule(
-        splits, recipe.data.batch_size, recipe.data.num_workers, recipe.trainer.seed, recipe.eval.monitor_bank
-    )
     trainer = _trainer(recipe, run_dir, progress, list(callbacks or []))
     start = time.perf_counter()
     try:
-        trainer.fit(method, datamodule=datamodule, ckpt_path=ckpt_path)
+        trainer.fit(task.method, datamodule=task.datamodule, ckpt_path=ckpt_path)
     finally:
         if "LOCAL_RANK" not in os.environ:
             os.environ.pop(RUN_DIR_ENV, None)
     train_seconds = time.perf_counter() - start
     if not trainer.is_global_zero:
         return {}
-    results = _finish(
-        recipe, method, splits, run_dir, random_init, train_seconds, trainer.world_size, command, progress
-    )
-    return results
+    return _finish(recipe, task, run_dir, random_init, train_seconds, trainer.world_size, command, progress)
 
 
 def _drop_steps_after(run_dir: Path, global_step: int) -> None:
@@ -159,8 +137,7 @@ def _drop_steps_after(run_dir: Path, global_step: int) -> None:
 
 def _finish(
     recipe: Recipe,
-    method: ContrastiveMethod,
-    splits: ImageSplits,
+    task: Task,
     run_dir: Path,
     random_init: dict[str, Any] | None,
     train_seconds: float,
@@ -168,53 +145,45 @@ def _finish(
     command: str,
     progress: bool,
 ) -> dict[str, Any]:
-    method = method.cpu() if next(method.parameters()).device.type != "cpu" else method
-    final = evaluate_encoder(
-        method,
-        splits,
-        knn_k=recipe.eval.knn_k,
-        knn_temperature=recipe.eval.knn_temperature,
-        probe=recipe.eval.linear_probe,
-        probe_epochs=recipe.eval.probe_epochs,
-        seed=recipe.trainer.seed,
-        desc="trained",
-        progress=progress,
+    task.method.cpu()
+    final = task.evaluate("trained", progress)
+    plots = plot_curves(
+        run_dir, (random_init or {}).get(task.metrics[0][0]) if task.metrics[0][0] == "knn_top1" else None
     )
-    positive, negative = view_similarities(method, splits.test_images[:512], recipe.trainer.seed)
-    plots = plot_curves(run_dir, (random_init or {}).get("knn_top1"))
-    plots.append(plot_similarities(run_dir, positive, negative))
+    plots += task.extra_plots(run_dir)
     plots.append(
         embedding_map(
-            run_dir,
-            final.test_features,
-            final.test_labels,
-            splits.classes,
-            recipe.eval.embedding_map_points,
-            recipe.trainer.seed,
+            run_dir, final.embeddings, final.labels, task.classes, recipe.eval.embedding_map_points, recipe.trainer.seed
         )
     )
-    throughput = _mean_throughput(run_dir)
     results = {
         "recipe": recipe.name,
         "description": recipe.description,
         "method": recipe.method.name,
-        "data": splits.source,
-        "backbone": recipe.model.backbone + (f" width {recipe.model.width}" if recipe.model.width else ""),
+        "data": task.source,
+        "model": _model_line(recipe),
         "epochs": recipe.optim.epochs,
         "batch_size": recipe.data.batch_size,
         "world_size": world_size,
         "seed": recipe.trainer.seed,
-        "knn_k": recipe.eval.knn_k,
-        "knn_temperature": recipe.eval.knn_temperature,
+        "metrics": [{"key": k, "label": label} for k, label in task.metrics],
+        "protocol": task.protocol,
         "train_seconds": train_seconds,
-        "images_per_second": throughput,
+        "images_per_second": _mean_throughput(run_dir),
         "command": command or f"contrastkit train {recipe.name}",
-        "final": final.numbers(),
+        "final": final.numbers,
         "random_init": random_init,
         "run_dir": str(run_dir),
     }
     write_report(run_dir, results, plots)
     return results
+
+
+def _model_line(recipe: Recipe) -> str:
+    if recipe.method.name == "mvgrl":
+        m = recipe.method
+        return f"MVGRL {getattr(m, 'level', 'node')}-level GCN, hidden {getattr(m, 'hidden', '')}"
+    return recipe.model.backbone + (f" width {recipe.model.width}" if recipe.model.width else "")
 
 
 def _mean_throughput(run_dir: Path) -> float:
@@ -237,17 +206,16 @@ def evaluate_run(run_dir: str | Path, *, data_root: str | Path | None = None, pr
     if not ckpt.is_file():
         raise RecipeError(f"{folder} has no checkpoint yet (checkpoints/last.ckpt)")
     recipe = validate(yaml.safe_load((folder / "recipe.yaml").read_text()))
-    splits, method = _prepare(recipe, data_root)
+    task = _prepare(recipe, data_root)
     state = torch.load(ckpt, map_location="cpu", weights_only=True)
-    method.load_state_dict(state["state_dict"])
+    task.method.load_state_dict(state["state_dict"])
     random_init = (
         json.loads((folder / "random_init.json").read_text()) if (folder / "random_init.json").exists() else None
     )
     previous = json.loads((folder / "results.json").read_text()) if (folder / "results.json").exists() else {}
     return _finish(
         recipe,
-        method,
-        splits,
+        task,
         folder,
         random_init,
         float(previous.get("train_seconds", 0.0)),

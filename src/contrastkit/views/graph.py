@@ -71,7 +71,7 @@ def heat_diffusion(adj: Tensor, t: float = 5.0) -> Tensor:
 
 def sparse_ppr(edge_index: Tensor, num_nodes: int, alpha: float = 0.2, k: int = 64, eps: float = 1e-4) -> Tensor:
     """Approximate PPR kept at the top ``k`` entries per column (torch_geometric's GDC, push-based),
-    returned as a dense-free sparse COO ``[n, n]`` tensor. Needs the ``graph`` extra."""
+    returned as a sparse COO ``[n, n]`` tensor. Needs the ``graph`` extra (torch_geometric, numba)."""
     from torch_geometric.data import Data
     from torch_geometric.transforms import GDC
 
@@ -80,11 +80,18 @@ def sparse_ppr(edge_index: Tensor, num_nodes: int, alpha: float = 0.2, k: int = 
         normalization_in="sym",
         normalization_out=None,
         diffusion_kwargs={"method": "ppr", "alpha": alpha, "eps": eps},
-        sparsification_kwargs={"method": "topk", "k": k, "dim": 0},
+        sparsification_kwargs={"method": "threshold", "eps": 0.0},
         exact=False,
     )
     out = gdc(Data(edge_index=edge_index, num_nodes=num_nodes))
-    return torch.sparse_coo_tensor(out.edge_index, out.edge_attr, (num_nodes, num_nodes)).coalesce()
+    index, value = out.edge_index, out.edge_attr
+    # top-k per column (PyG's sparse path only thresholds): sort by column, then by value
+    order = torch.argsort(value, descending=True, stable=True)
+    order = order[torch.argsort(index[1, order], stable=True)]
+    cols = index[1, order]
+    starts = torch.searchsorted(cols, cols, right=False)
+    keep = order[(torch.arange(len(cols)) - starts) < k]
+    return torch.sparse_coo_tensor(index[:, keep], value[keep], (num_nodes, num_nodes)).coalesce()
 
 
 def sparsify_eps(s: Tensor, adj: Tensor, candidates: tuple[float, ...] = (1e-5, 1e-4, 1e-3, 1e-2)) -> Tensor:
