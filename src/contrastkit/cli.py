@@ -40,12 +40,20 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--devices", help="processes/GPUs per node (Lightning), e.g. 2")
     train.add_argument("--num-nodes", type=int, help="machines (Lightning)")
     train.add_argument("--strategy", help="Lightning strategy, e.g. ddp")
+    train.add_argument("--accelerator", help="cpu, gpu, cuda, mps or auto (Lightning)")
     train.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     evaluate = sub.add_parser("eval", help="evaluate a run folder's checkpoint and rewrite its report")
     evaluate.add_argument("run_dir")
     evaluate.add_argument("--data-root")
     evaluate.add_argument("--no-progress", action="store_true")
+
+    federate = sub.add_parser("federate", help="simulate FedAvg / FedProx / MOON parties with Flower")
+    federate.add_argument("recipe", help="shipped federated recipe name or YAML path")
+    federate.add_argument("--data-root", help="folder with datasets (else $CONTRASTKIT_DATA)")
+    federate.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    federate.add_argument("--smoke", action="store_true", help="2 parties x 2 rounds on a small subset")
+    federate.add_argument("--runs-dir", default="runs")
 
     sub.add_parser("recipes", help="list shipped recipes")
     return parser
@@ -66,7 +74,14 @@ def _train(args: argparse.Namespace, command: str) -> None:
         if not args.recipe:
             raise ValueError("train needs a RECIPE (see 'contrastkit recipes') or --resume RUN_DIR")
         raw = load_recipe(args.recipe)
-        for flag, key in (("devices", "devices"), ("num_nodes", "num_nodes"), ("strategy", "strategy")):
+        if "federation" in raw:
+            raise ValueError(f"'{args.recipe}' is a federated recipe; run it with contrastkit federate")
+        for flag, key in (
+            ("devices", "devices"),
+            ("num_nodes", "num_nodes"),
+            ("strategy", "strategy"),
+            ("accelerator", "accelerator"),
+        ):
             value = getattr(args, flag)
             if value is not None:
                 raw.setdefault("trainer", {})[key] = int(value) if flag == "devices" and str(value).isdigit() else value
@@ -81,6 +96,29 @@ def _train(args: argparse.Namespace, command: str) -> None:
             raw, data_root=args.data_root, runs_dir=args.runs_dir, command=command, progress=not args.no_progress
         )
     _print_summary(results)
+
+
+def _federate(args: argparse.Namespace, command: str) -> None:
+    from contrastkit.config import apply_overrides, load_recipe
+
+    raw = apply_overrides(load_recipe(args.recipe), args.overrides)
+    if "federation" not in raw:
+        raise ValueError(f"'{args.recipe}' is not a federated recipe (no 'federation' section); use contrastkit train")
+    if args.smoke:
+        fed = raw.setdefault("federation", {})
+        fed.update(num_parties=min(int(fed.get("num_parties", 10)), 3), rounds=2, local_epochs=1)
+        raw.setdefault("data", {}).update(train_subset=300, test_subset=200)
+    from contrastkit.federated.run import federate, validate_federated
+
+    validate_federated(raw)
+    results = federate(raw, data_root=args.data_root, runs_dir=args.runs_dir, command=command)
+    print(
+        f"\n{results['recipe']}: {results['parties']} parties, Dirichlet {results['beta']}, {results['rounds']} rounds"
+    )
+    for algorithm, final in results["final_accuracy"].items():
+        seconds = results["mean_round_seconds"][algorithm]
+        print(f"  {algorithm:8s} final accuracy {final:.2f}%   mean round {seconds or 0:.1f} s")
+    print(f"  report: {results['run_dir']}/report.md")
 
 
 def _print_summary(results: dict) -> None:
@@ -116,6 +154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"{name:24s} {description}")
         elif args.command == "train":
             _train(args, command)
+        elif args.command == "federate":
+            _federate(args, command)
         elif args.command == "eval":
             from contrastkit.pipeline.run import evaluate_run
 

@@ -8,7 +8,7 @@ import torch.distributed as dist
 
 from contrastkit.functional import all_gather_with_grad
 from contrastkit.losses import InfoNCELoss, NTXentLoss
-from tests.distributed import run_on_ranks
+from tests.gloo import run_on_ranks
 
 pytestmark = pytest.mark.distributed
 

@@ -18,7 +18,11 @@ SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 HAS_CIFAR = (SHARED_DATA / "cifar10" / "train.npz").is_file()
 
 
-@pytest.mark.parametrize("name", sorted(list_recipes()))
+TRAIN_RECIPES = sorted(n for n in list_recipes() if "federation" not in load_recipe(n))
+FEDERATED_RECIPES = sorted(n for n in list_recipes() if "federation" in load_recipe(n))
+
+
+@pytest.mark.parametrize("name", TRAIN_RECIPES)
 def test_recipe_runs_at_smoke_size(name, tmp_path):
     if "cifar10" in name and not HAS_CIFAR:
         pytest.skip(f"no CIFAR-10 copy under {SHARED_DATA}")
@@ -101,3 +105,15 @@ def test_atomic_checkpoint_leaves_no_temporary_file(tmp_path):
     raw["eval"]["linear_probe"] = False
     run = Path(train(raw, runs_dir=tmp_path, progress=False)["run_dir"])
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["last.ckpt"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", FEDERATED_RECIPES)
+def test_federated_recipe_runs_at_smoke_size(name, tmp_path):
+    """Each algorithm starts a Ray-backed Flower simulation (a minute or more each): slow."""
+    if "cifar10" in name and not HAS_CIFAR:
+        pytest.skip(f"no CIFAR-10 copy under {SHARED_DATA}")
+    args = ["federate", name, "--smoke", "--runs-dir", str(tmp_path), "--data-root", str(SHARED_DATA)]
+    assert main(args) == 0
+    (run,) = (tmp_path / name).iterdir()
+    assert (run / "report.md").is_file() and (run / "accuracy.png").is_file()

@@ -1,4 +1,10 @@
-"""Real loaders and generated data; nothing downloads unless a recipe asks for it."""
+"""Real loaders and generated data; nothing downloads unless a recipe asks for it.
+
+``ImageDataModule`` / ``EpochSampler`` import Lightning, so they load on first use: code that
+only needs the loaders (a federated party, a graph script) does not pay for Lightning.
+"""
+
+from typing import Any
 
 from contrastkit.data.images import (
     DataError,
@@ -12,6 +18,8 @@ from contrastkit.data.images import (
 
 __all__ = [
     "DataError",
+    "EpochSampler",
+    "ImageDataModule",
     "ImageSplits",
     "IndexedImages",
     "data_root",
@@ -19,6 +27,11 @@ __all__ = [
     "load_digits",
     "load_image_folder",
 ]
-from contrastkit.data.module import EpochSampler, ImageDataModule  # noqa: E402
 
-__all__ += ["EpochSampler", "ImageDataModule"]
+
+def __getattr__(name: str) -> Any:
+    if name in ("EpochSampler", "ImageDataModule"):
+        from contrastkit.data import module
+
+        return getattr(module, name)
+    raise AttributeError(f"module 'contrastkit.data' has no attribute {name!r}")

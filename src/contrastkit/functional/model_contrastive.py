@@ -1,0 +1,48 @@
+"""MOON's model-contrastive term (Li, He, Song, CVPR 2021; ``moon.md`` §2).
+
+    l_con = -log( e^{sim(z, z_glob)/t} / (e^{sim(z, z_glob)/t} + sum_m e^{sim(z, z_prev_m)/t}) )
+
+with cosine similarity. It is InfoNCE with the global model's representation as the positive
+and each previous local model's as a per-sample negative, so it is computed by ``info_nce``.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from contrastkit.functional._validation import check_embeddings, check_same_shape
+from contrastkit.functional.contrastive import info_nce
+
+__all__ = ["model_contrastive"]
+
+
+def model_contrastive(
+    z: Tensor, z_global: Tensor, z_prev: Tensor | None, *, temperature: float = 0.5, reduction: str = "mean"
+) -> Tensor:
+    """MOON's term, averaged over the batch.
+
+    Args:
+        z: ``[B, D]`` representations of the model being trained (gradient flows).
+        z_global: ``[B, D]`` of the frozen global model (the positive).
+        z_prev: ``[B, D]`` (one previous model), ``[M, B, D]`` (a pool of ``M``) or ``None``:
+            with no previous model the logits have one column and the term is exactly 0
+            (the official code's round 0).
+        temperature: ``tau`` (0.5 in the paper).
+        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+
+    Example:
+        >>> import torch
+        >>> z, zg, zp = torch.randn(4, 8), torch.randn(4, 8), torch.randn(4, 8)
+        >>> bool(model_contrastive(z, zg, zp) > 0)
+        True
+    """
+    check_embeddings("z", z)
+    check_embeddings("z_global", z_global)
+    check_same_shape("z", z, "z_global", z_global)
+    if z_prev is None:
+        zero = (z * 0.0).sum(dim=1)
+        return zero if reduction == "none" else zero.sum() if reduction == "sum" else zero.mean()
+    prev = z_prev.unsqueeze(0) if z_prev.dim() == 2 else z_prev
+    if prev.dim() != 3 or prev.shape[1:] != z.shape:
+        raise ValueError(f"z_prev must be [B, D] or [M, B, D] matching z {tuple(z.shape)}, got {tuple(z_prev.shape)}")
+    return info_nce(z, z_global, prev.transpose(0, 1), temperature=temperature, reduction=reduction)

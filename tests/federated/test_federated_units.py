@@ -1,0 +1,171 @@
+"""MOON / FedProx / FedAvg pieces against moon.md §9, without starting Flower."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import pytest
+import torch
+from flwr.app import ArrayRecord, MetricRecord, RecordDict
+
+from contrastkit.data import load_digits
+from contrastkit.federated import FederatedModel, LocalSettings, dirichlet_partition, label_histograms, local_train
+from contrastkit.federated.strategy import check_update
+from contrastkit.functional import model_contrastive
+from contrastkit.views import normalize_images
+
+DIGITS = load_digits(16)
+
+
+def _pre(x):
+    return normalize_images(x, DIGITS.mean, DIGITS.std)
+
+
+# --- the model-contrastive term ---------------------------------------------------------------
+
+
+def test_model_contrastive_against_a_loop():
+    z, zg, zp = torch.randn(5, 6), torch.randn(5, 6), torch.randn(5, 6)
+    t = 0.5
+    expected = []
+    for i in range(5):
+        cos = torch.nn.functional.cosine_similarity
+        pos = math.exp(float(cos(z[i], zg[i], dim=0)) / t)
+        neg = math.exp(float(cos(z[i], zp[i], dim=0)) / t)
+        expected.append(-math.log(pos / (pos + neg)))
+    torch.testing.assert_close(model_contrastive(z, zg, zp, temperature=t), torch.tensor(sum(expected) / 5))
+
+
+def test_model_contrastive_oracles():
+    z = torch.randn(4, 8, requires_grad=True)
+    zg = torch.randn(4, 8)
+    assert float(model_contrastive(z, zg, None)) == 0.0  # one logit column
+    same = model_contrastive(z, zg, zg.clone())
+    torch.testing.assert_close(same, torch.tensor(math.log(2)))
+    (grad,) = torch.autograd.grad(same, z)
+    torch.testing.assert_close(grad, torch.zeros_like(grad))
+    torch.testing.assert_close(
+        model_contrastive(zg, zg.clone(), -zg, temperature=0.5), torch.tensor(math.log(1 + math.exp(-2 / 0.5)))
+    )
+    pool = torch.randn(3, 4, 8)
+    assert torch.isfinite(model_contrastive(z, zg, pool))
+
+
+# --- partition ------------------------------------------------------------------------------------
+
+
+def test_dirichlet_partition_loses_nothing_and_is_seeded():
+    labels = torch.randint(0, 10, (3000,))
+    parts = dirichlet_partition(labels, 10, 0.5, seed=3)
+    joined = torch.cat(parts).sort().values
+    assert torch.equal(joined, torch.arange(3000))
+    assert min(len(p) for p in parts) >= 10
+    again = dirichlet_partition(labels, 10, 0.5, seed=3)
+    assert all(torch.equal(a, b) for a, b in zip(parts, again))
+
+
+def test_small_beta_skews_and_large_beta_approaches_uniform():
+    labels = torch.arange(10).repeat(500)
+    skew = []
+    for beta in (0.1, 100.0):
+        hist = label_histograms(labels, dirichlet_partition(labels, 10, beta, seed=0), 10).float()
+        share = hist / hist.sum(1, keepdim=True)
+        skew.append(float((share - 0.1).abs().sum(1).mean()))
+    assert skew[0] > 0.8 and skew[1] < 0.15, skew
+
+
+def test_partition_rejects_impossible_requests():
+    with pytest.raises(ValueError, match="beta must be > 0"):
+        dirichlet_partition(torch.zeros(100, dtype=torch.long), 2, 0.0)
+    with pytest.raises(ValueError, match="cannot give"):
+        dirichlet_partition(torch.zeros(15, dtype=torch.long), 2, 1.0)
+
+
+# --- local training ---------------------------------------------------------------------------------
+
+
+def _model(seed=0):
+    torch.manual_seed(seed)
+    return FederatedModel("moon_cnn", 1, 16, 10, proj_dim=32)
+
+
+def _train(model, algorithm, mu, global_model=None, previous=None, seed=0):
+    x, y = DIGITS.train_images[:128], DIGITS.train_labels[:128]
+    settings = LocalSettings(algorithm, epochs=1, batch_size=32, mu=mu)
+    return local_train(
+        model,
+        x,
+        y,
+        settings,
+        preprocess=_pre,
+        augment=False,
+        generator=torch.Generator().manual_seed(seed),
+        global_model=global_model,
+        previous_models=previous,
+    )
+
+
+@pytest.mark.parametrize("algorithm", ["moon", "fedprox"])
+def test_mu_zero_equals_fedavg_exactly(algorithm):
+    fedavg, other = _model(), _model()
+    global_model = copy.deepcopy(other)
+    previous = [_model(seed=1)]
+    _train(fedavg, "fedavg", 0.0)
+    _train(other, algorithm, 0.0, global_model, previous if algorithm == "moon" else None)
+    for a, b in zip(fedavg.state_dict().values(), other.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_frozen_models_stay_unchanged_and_moon_term_is_active():
+    model = _model()
+    global_model, previous = copy.deepcopy(model), [_model(seed=1)]
+    before = [copy.deepcopy(m.state_dict()) for m in (global_model, *previous)]
+    losses = _train(model, "moon", 5.0, global_model, previous)
+    assert losses["extra"] > 0
+    for m, state in zip((global_model, *previous), before):
+        for k, v in m.state_dict().items():
+            assert torch.equal(v, state[k])
+        assert all(p.grad is None and not p.requires_grad for p in m.parameters())
+
+
+def test_classifier_sits_on_the_projection():
+    model = _model()
+    h, z, logits = model(_pre(DIGITS.train_images[:1]))  # batch of one must work (pitfall 5)
+    assert h.shape == (1, 84) and z.shape == (1, 32) and logits.shape == (1, 10)
+    assert model.classifier.in_features == 32
+
+
+# --- the strategy's update checks ------------------------------------------------------------------------
+
+
+def _reply(state, n=10):
+    return RecordDict(
+        {"arrays": ArrayRecord({k: v.clone() for k, v in state.items()}), "metrics": MetricRecord({"num-examples": n})}
+    )
+
+
+def test_check_update_accepts_sound_and_names_what_is_wrong():
+    state = _model().state_dict()
+    reference = ArrayRecord(state)
+    assert check_update(reference, _reply(state)) is None
+    nan_state = {k: v.clone() for k, v in state.items()}
+    first = next(iter(nan_state))
+    nan_state[first][...] = float("nan")
+    assert "NaN" in check_update(reference, _reply(nan_state))
+    wrong = {k: v.clone() for k, v in state.items()}
+    wrong[first] = torch.zeros(3, 3)
+    assert "expected" in check_update(reference, _reply(wrong))
+    missing = dict(list(state.items())[1:])
+    assert "names differ" in check_update(reference, _reply(missing))
+    assert "positive" in check_update(reference, _reply(state, n=0))
+
+
+def test_weighted_average_by_samples():
+    from flwr.serverapp.strategy.strategy_utils import aggregate_arrayrecords
+
+    a = RecordDict({"arrays": ArrayRecord({"w": torch.ones(2)}), "metrics": MetricRecord({"num-examples": 30})})
+    b = RecordDict({"arrays": ArrayRecord({"w": torch.zeros(2)}), "metrics": MetricRecord({"num-examples": 10})})
+    merged = aggregate_arrayrecords([a, b], "num-examples")
+    np.testing.assert_allclose(merged["w"].numpy(), [0.75, 0.75])
