@@ -72,6 +72,7 @@ def test_streamed_queue_spans_several_blocks(monkeypatch):
     import contrastkit.functional._kernel as kernel
 
     monkeypatch.setattr(kernel, "_BLOCK_ELEMENTS", 64)
+    monkeypatch.setattr(kernel, "_BLOCK_ELEMENTS_GPU", 64)
     q = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
     pos = torch.randn(3, 4, dtype=torch.float64)
     queue = torch.randn(1000, 4, dtype=torch.float64) * 3

@@ -128,8 +128,13 @@ def _inverse_norms(vectors: Tensor) -> Tensor:
     return torch.linalg.vector_norm(vectors, dim=-1, dtype=dtype).clamp_min_(1e-12).reciprocal_()
 
 
-def _block_size(batch: int) -> int:
-    return max(256, _BLOCK_ELEMENTS // max(batch, 1))
+_BLOCK_ELEMENTS_GPU = 1 << 25
+"""On a GPU the tile does not need to fit a CPU cache: large tiles mean fewer kernel launches."""
+
+
+def _block_size(batch: int, device: torch.device) -> int:
+    target = _BLOCK_ELEMENTS_GPU if device.type == "cuda" else _BLOCK_ELEMENTS
+    return max(256, target // max(batch, 1))
 
 
 def _mask_(logits: Tensor, exclude: tuple[Tensor, ...]) -> Tensor:
@@ -268,7 +273,7 @@ def _stream_shared(
     q: Tensor, negatives: Tensor, stats: _RowStats, inv_t: float, normalize: bool, accumulate: bool
 ) -> None:
     """Run the online statistics over shared ``[K, D]`` negatives in cache-sized blocks."""
-    block = _block_size(q.shape[0])
+    block = _block_size(q.shape[0], q.device)
     inv_norm = _inverse_norms(negatives).unsqueeze(1) if normalize else None
     for start in range(0, negatives.shape[0], block):
         vectors = negatives[start : start + block].to(q.dtype)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from contrastkit.functional._kernel import FusedContrastiveLoss, ObjectiveConfig, row_estimator
@@ -66,8 +67,30 @@ def estimator_loss(
     Returns:
         A scalar, or ``[B]`` with ``reduction="none"``.
     """
-    if reduction != "none":
+    if reduction != "none" and not query.is_cuda:
         return FusedContrastiveLoss.apply(query, pos_logits, cfg, reduction, normalize, tuple(excludes), *negatives)
+    logits, num_neg = _negative_logits(query, negatives, excludes, cfg, normalize)
+    pos = pos_logits.to(logits.dtype)
+    if cfg.beta == 0 and cfg.tau_plus == 0:  # plain InfoNCE: one fused cross-entropy kernel on GPUs
+        target = torch.zeros(len(pos), dtype=torch.long, device=pos.device)
+        return F.cross_entropy(torch.cat([pos[:, None], logits], dim=1), target, reduction=reduction)
+    lse = tuple(torch.logsumexp(logits * s, dim=1) for s in cfg.scales)
+    loss, _, _ = row_estimator(pos, lse, num_neg, cfg)
+    return loss if reduction == "none" else loss.sum() if reduction == "sum" else loss.mean()
+
+
+def _negative_logits(
+    query: Tensor,
+    negatives: Sequence[Tensor],
+    excludes: Sequence[tuple[Tensor, ...]],
+    cfg: ObjectiveConfig,
+    normalize: bool,
+) -> tuple[Tensor, Tensor]:
+    """All negative logits ``[B, K_total]`` (excluded columns ``-inf``) and counts ``[B]``.
+
+    The straightforward path, used for ``reduction="none"`` (double backward works) and on
+    GPUs, where a handful of large kernels beats the CPU-oriented streaming of ``_kernel``.
+    """
     compute = torch.promote_types(query.dtype, torch.float32)
     q = query.to(compute)
     blocks = []
@@ -83,10 +106,7 @@ def estimator_loss(
             logits = logits.masked_fill(mask, float("-inf"))
         blocks.append(logits / cfg.temperature)
         num_neg += vectors.shape[-2] - len(exclude)
-    logits = torch.cat(blocks, dim=1)
-    lse = tuple(torch.logsumexp(logits * s, dim=1) for s in cfg.scales)
-    loss, _, _ = row_estimator(pos_logits.to(compute), lse, num_neg, cfg)
-    return loss
+    return torch.cat(blocks, dim=1), num_neg
 
 
 def info_nce(
@@ -123,9 +143,10 @@ def info_nce(
         in log space; finite for float16/bfloat16/float32 inputs at ``t`` in [0.01, 1].
 
     Note:
-        With ``reduction`` "mean"/"sum" the gradient is computed during the forward pass
-        (see ``_kernel``) and is first-order only; use ``reduction="none"`` and reduce
-        yourself if you need double backward.
+        On CPU with ``reduction`` "mean"/"sum" the gradient is computed during the forward
+        pass (see ``_kernel``) and is first-order only; use ``reduction="none"`` and reduce
+        yourself if you need double backward. On GPUs the logits are built in one piece and
+        reduced with ``cross_entropy`` (plain) or ``logsumexp`` (HCL).
 
     Example:
         >>> q, k, queue = torch.randn(8, 16), torch.randn(8, 16), torch.randn(64, 16)
