@@ -71,6 +71,7 @@ def test_superlink_and_two_supernodes_run_moon(tmp_path):
         deadline = time.time() + 300
         while time.time() < deadline and not (results.exists() and len(json.loads(results.read_text())) == 3):
             time.sleep(2)
+        assert results.exists(), done.stdout[-3000:]
         history = json.loads(results.read_text())
         assert [r["round"] for r in history] == [0, 1, 2]
         assert all(len(r["ok"]) == 2 for r in history[1:])
