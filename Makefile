@@ -7,7 +7,7 @@ PIP := $(VENV)/bin/pip
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 EXTRAS ?= dev,graph,federated
 
-.PHONY: demo test venv lint typecheck bench clean
+.PHONY: demo test test-slow venv lint typecheck bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,10 +19,13 @@ $(VENV)/.installed: pyproject.toml
 venv: $(VENV)/.installed
 
 demo: venv
-	$(PY) benchmarks/losses.py --quick
+	$(VENV)/bin/contrastkit train moco-hcl-digits
 
 test: venv
 	$(PY) -m pytest
+
+test-slow: venv  # end-to-end checks CI does not select: every real-data smoke, Flower deployment, DDP via the CLI
+	$(PY) -m pytest -m slow
 
 lint: venv
 	$(VENV)/bin/ruff check src tests benchmarks

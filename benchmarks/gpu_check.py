@@ -39,19 +39,32 @@ def check_kernel() -> list[dict[str, Any]]:
                 queue = torch.randn(16384, 128, device=DEV).to(dtype)
                 kw = dict(temperature=t, beta=beta, tau_plus=tau)
                 for name, fused, plain in (
-                    ("queue", lambda: info_nce(q, k, queue, **kw), lambda: info_nce(q, k, queue, reduction="none", **kw).mean()),
+                    (
+                        "queue",
+                        lambda: info_nce(q, k, queue, **kw),
+                        lambda: info_nce(q, k, queue, reduction="none", **kw).mean(),
+                    ),
                     ("nt_xent", lambda: nt_xent(q, k, **kw), lambda: nt_xent(q, k, reduction="none", **kw).mean()),
-                ):  # fmt: skip
+                ):
                     a = fused()
                     (ga,) = torch.autograd.grad(a, q)
                     b = plain()
                     (gb,) = torch.autograd.grad(b, q)
-                    rows.append({
-                        "case": name, "dtype": str(dtype).split(".")[-1], "temperature": t, "beta": beta, "tau_plus": tau,
-                        "loss": float(a), "loss_diff": abs(float(a) - float(b)),
-                        "grad_rel_diff": float((ga.float() - gb.float()).norm() / gb.float().norm().clamp_min(1e-12)),
-                        "finite": bool(torch.isfinite(a) and torch.isfinite(ga).all()),
-                    })  # fmt: skip
+                    rows.append(
+                        {
+                            "case": name,
+                            "dtype": str(dtype).split(".")[-1],
+                            "temperature": t,
+                            "beta": beta,
+                            "tau_plus": tau,
+                            "loss": float(a),
+                            "loss_diff": abs(float(a) - float(b)),
+                            "grad_rel_diff": float(
+                                (ga.float() - gb.float()).norm() / gb.float().norm().clamp_min(1e-12)
+                            ),
+                            "finite": bool(torch.isfinite(a) and torch.isfinite(ga).all()),
+                        }
+                    )
     return rows
 
 
@@ -87,8 +100,12 @@ def check_pipeline(tmp: Path) -> dict[str, Any]:
 
     raw = apply_overrides(load_recipe("moco-hcl-digits"), ["trainer.accelerator=gpu", "optim.epochs=5"])
     r = train(raw, runs_dir=tmp, progress=False, command="contrastkit train moco-hcl-digits --accelerator gpu")
-    return {"knn_top1": r["final"]["knn_top1"], "random_init_knn": r["random_init"]["knn_top1"],
-            "train_seconds": r["train_seconds"], "images_per_second": r["images_per_second"]}  # fmt: skip
+    return {
+        "knn_top1": r["final"]["knn_top1"],
+        "random_init_knn": r["random_init"]["knn_top1"],
+        "train_seconds": r["train_seconds"],
+        "images_per_second": r["images_per_second"],
+    }
 
 
 def _time(fn: Any, repeats: int = 20) -> float:
@@ -124,13 +141,16 @@ def time_losses() -> list[dict[str, Any]]:
             F.cross_entropy(logits, zeros).backward()
 
         contenders = {
-            "matmul floor": floor, "hand-written": hand,
+            "matmul floor": floor,
+            "hand-written": hand,
             "contrastkit info_nce": lambda: info_nce(q, k, queue, temperature=t).backward(),
             "contrastkit HCL": lambda: info_nce(q, k, queue, temperature=t, beta=1.0, tau_plus=0.1).backward(),
-        }  # fmt: skip
+        }
         ms = {name: _time(fn) for name, fn in contenders.items()}
-        rows += [{"case": f"queue B=256 K={size}", "contender": n, "ms": v, "vs_hand": v / ms["hand-written"]}
-                 for n, v in ms.items()]  # fmt: skip
+        rows += [
+            {"case": f"queue B=256 K={size}", "contender": n, "ms": v, "vs_hand": v / ms["hand-written"]}
+            for n, v in ms.items()
+        ]
     for n in (256, 1024, 4096):
         z1 = torch.randn(n, 128, device=DEV).requires_grad_()
         z2 = torch.randn(n, 128, device=DEV).requires_grad_()
@@ -143,8 +163,10 @@ def time_losses() -> list[dict[str, Any]]:
 
         contenders = {"hand-written": hand_nt, "contrastkit nt_xent": lambda: nt_xent(z1, z2, temperature=t).backward()}
         ms = {name: _time(fn) for name, fn in contenders.items()}
-        rows += [{"case": f"in-batch N={n}", "contender": k2, "ms": v, "vs_hand": v / ms["hand-written"]}
-                 for k2, v in ms.items()]  # fmt: skip
+        rows += [
+            {"case": f"in-batch N={n}", "contender": k2, "ms": v, "vs_hand": v / ms["hand-written"]}
+            for k2, v in ms.items()
+        ]
     return rows
 
 
@@ -163,17 +185,21 @@ def main() -> None:
     (args.out / "gpu_check.json").write_text(json.dumps(report, indent=2))
     worst = max(report["kernel"], key=lambda r: r["grad_rel_diff"])
     lines = [
-        f"# GPU check on {report['device']} (torch {report['torch']})", "",
-        "Command: `python benchmarks/gpu_check.py`", "",
+        f"# GPU check on {report['device']} (torch {report['torch']})",
+        "",
+        "Command: `python benchmarks/gpu_check.py`",
+        "",
         f"- Reduced loss vs per-row path: {len(report['kernel'])} cases (fp32/bf16/fp16, t 0.01/0.2, plain/HCL), "
         f"all finite: {all(r['finite'] for r in report['kernel'])}; largest loss difference "
         f"{max(r['loss_diff'] for r in report['kernel']):.2e}; largest relative gradient difference "
         f"{worst['grad_rel_diff']:.2e} ({worst['case']}, {worst['dtype']}, t={worst['temperature']}).",
         f"- Method steps on CUDA: {json.dumps(report['methods'])}",
         f"- `moco-hcl-digits`, 5 epochs on the GPU: kNN {report['pipeline']['knn_top1']:.2f} "
-        f"(random init {report['pipeline']['random_init_knn']:.2f}).", "",
-        "| case | contender | median ms | x hand-written |", "|---|---|---:|---:|",
-    ]  # fmt: skip
+        f"(random init {report['pipeline']['random_init_knn']:.2f}).",
+        "",
+        "| case | contender | median ms | x hand-written |",
+        "|---|---|---:|---:|",
+    ]
     lines += [f"| {r['case']} | {r['contender']} | {r['ms']:.3f} | {r['vs_hand']:.2f} |" for r in report["timing"]]
     (args.out / "gpu_check.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -34,6 +34,7 @@ from contrastkit.pipeline.build import build_data, build_method
 from contrastkit.pipeline.run import train
 
 RESULTS = Path(__file__).parent / "results"
+RUNS = "runs/bench-image"
 METHODS = {
     "SimCLR": "simclr-cifar10",
     "HCL (beta 1, tau+ 0.1)": "hcl-cifar10",
@@ -80,7 +81,9 @@ def run_accuracy(seeds: list[int], epochs: int | None) -> dict[str, Any]:
                 raw = apply_overrides(raw, [f"optim.epochs={epochs}"])
             print(f"== {label} seed {seed}", flush=True)
             command = f"contrastkit train {recipe_name} --data-root {ARGS.data_root} --set trainer.seed={seed}"
-            results = train(raw, data_root=ARGS.data_root, runs_dir="runs/bench-image", command=command, progress=False)
+            results = _finished_run(raw, recipe_name) if ARGS.reuse else None
+            if results is None:
+                results = train(raw, data_root=ARGS.data_root, runs_dir=RUNS, command=command, progress=False)
             per_method.setdefault(label, []).append(results)
             if label == "MoCo v2":
                 random_init.append(results["random_init"])
@@ -88,6 +91,18 @@ def run_accuracy(seeds: list[int], epochs: int | None) -> dict[str, Any]:
             if label in quadrant and label != "random init":
                 quadrant[label].append(_quadrant(_load(results["run_dir"]), recipe_name, seed))
     return {"per_method": per_method, "random_init": random_init, "quadrant": quadrant}
+
+
+def _finished_run(raw: dict[str, Any], recipe_name: str) -> dict[str, Any] | None:
+    """The results of a finished run folder under ``RUNS`` with exactly this resolved recipe, if any."""
+    import yaml
+
+    wanted = validate(raw)
+    for run in sorted((Path(RUNS) / recipe_name).glob("*/results.json"), reverse=True):
+        if validate(yaml.safe_load((run.parent / "recipe.yaml").read_text())) == wanted:
+            print(f"   reusing {run.parent}", flush=True)
+            return dict(json.loads(run.read_text()))
+    return None
 
 
 def _fresh(raw: dict[str, Any], seed: int) -> ContrastiveMethod:
@@ -286,6 +301,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=None, help="override the recipes' epochs (smoke passes)")
     parser.add_argument("--speed-repeats", type=int, default=15)
     parser.add_argument("--skip-accuracy", action="store_true")
+    parser.add_argument(
+        "--reuse", action="store_true", help=f"reuse finished run folders under {RUNS} with the same resolved recipe"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     ARGS = parser.parse_args()
     start = time.time()

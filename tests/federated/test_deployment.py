@@ -35,7 +35,13 @@ def test_superlink_and_two_supernodes_run_moon(tmp_path):
     (app / "pyproject.toml").write_text(text.replace("rounds = 3", "rounds = 2"))
     processes = [
         _start(
-            [str(BIN / "flower-superlink"), "--insecure", "--database", str(tmp_path / "link.db")],
+            [
+                str(BIN / "flower-superlink"),
+                "--insecure",
+                "--disable-runtime-dependency-installation",
+                "--database",
+                str(tmp_path / "link.db"),
+            ],
             env,
             tmp_path / "superlink.log",
         )

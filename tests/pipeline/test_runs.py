@@ -20,9 +20,17 @@ HAS_CIFAR = (SHARED_DATA / "cifar10" / "train.npz").is_file()
 
 TRAIN_RECIPES = sorted(n for n in list_recipes() if "federation" not in load_recipe(n))
 FEDERATED_RECIPES = sorted(n for n in list_recipes() if "federation" in load_recipe(n))
+# CI runs every recipe that needs no download plus one real-data recipe per family and method
+# kind; the other real-data smokes repeat the same code paths on other files (make test-slow).
+CI_REAL_DATA = {"moco-cifar10", "densecl-cifar10", "mochi-cifar10", "mvgrl-cora", "mvgrl-mutag"}
 
 
-@pytest.mark.parametrize("name", TRAIN_RECIPES)
+def _smoke_param(name: str) -> object:
+    real = "cifar10" in name or (name.startswith("mvgrl") and "sbm" not in name)
+    return pytest.param(name, marks=pytest.mark.slow) if real and name not in CI_REAL_DATA else name
+
+
+@pytest.mark.parametrize("name", [_smoke_param(n) for n in TRAIN_RECIPES])
 def test_recipe_runs_at_smoke_size(name, tmp_path):
     if "cifar10" in name and not HAS_CIFAR:
         pytest.skip(f"no CIFAR-10 copy under {SHARED_DATA}")

@@ -33,27 +33,27 @@ def node_classification(
     seed: int = 0,
 ) -> tuple[float, float]:
     """Mean and std (percent) of test accuracy over ``repeats`` logistic regressions."""
-    x_train, y_train = embeddings[train_mask], labels[train_mask]
-    x_test, y_test = embeddings[test_mask], labels[test_mask]
-    classes = int(labels.max()) + 1
+    x_train, y_train = embeddings[train_mask].float(), labels[train_mask]
+    x_test, y_test = embeddings[test_mask].float(), labels[test_mask]
+    classes, dim = int(labels.max()) + 1, embeddings.shape[1]
     g = torch.Generator().manual_seed(seed)
-    accs = []
-    for _ in range(repeats):
-        weight = torch.empty(classes, embeddings.shape[1])
-        bound = (6.0 / (embeddings.shape[1] + classes)) ** 0.5
-        weight.uniform_(-bound, bound, generator=g)
-        head = torch.nn.Linear(embeddings.shape[1], classes)
-        with torch.no_grad():
-            head.weight.copy_(weight)
-            head.bias.zero_()
-        opt = torch.optim.Adam(head.parameters(), lr=lr, weight_decay=weight_decay)
-        for _ in range(steps):
-            loss = F.cross_entropy(head(x_train), y_train)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        with torch.no_grad():
-            accs.append(float((head(x_test).argmax(1) == y_test).float().mean() * 100))
+    bound = (6.0 / (dim + classes)) ** 0.5
+    # The repeats train as one batch of independent heads: the summed loss gives each head its own
+    # gradient and Adam is elementwise, so this equals ``repeats`` separate runs, ~repeats x faster.
+    weight = torch.stack([torch.empty(classes, dim).uniform_(-bound, bound, generator=g) for _ in range(repeats)])
+    weight.requires_grad_()
+    bias = torch.zeros(repeats, classes, requires_grad=True)
+    opt = torch.optim.Adam([weight, bias], lr=lr, weight_decay=weight_decay)
+    targets = y_train.repeat(repeats)
+    for _ in range(steps):
+        logits = torch.einsum("nd,rcd->rnc", x_train, weight) + bias[:, None, :]
+        loss = F.cross_entropy(logits.reshape(-1, classes), targets, reduction="sum") / len(y_train)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        pred = (torch.einsum("nd,rcd->rnc", x_test, weight) + bias[:, None, :]).argmax(2)
+        accs = ((pred == y_test).float().mean(1) * 100).tolist()
     return statistics.mean(accs), statistics.pstdev(accs)
 
 

@@ -302,7 +302,7 @@ class MVGRLGraph(_GraphMethod):
         self.eval()
         out = []
         for batch in DataLoader(self.graphs, batch_size=batch_size, shuffle=False):
-            _, _, ga, gd = self._encode(batch)
+            _, _, ga, gd = self._encode(batch.to(self.device))
             out.append(ga + gd)
         self.train(was)
         return torch.cat(out)
