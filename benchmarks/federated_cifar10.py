@@ -89,6 +89,20 @@ def main() -> None:
             f"| {a} | {results['final_accuracy'][a]:.2f} | {results['best_accuracy'][a]:.2f} | "
             f"{sec or 0:.1f} | {ratio} |"
         )
+    final = results["final_accuracy"]
+    moon_sec, avg_sec = results["mean_round_seconds"].get("moon"), results["mean_round_seconds"].get("fedavg")
+    if "moon" in final and "fedavg" in final:
+        lines += [
+            "",
+            f"- MOON above FedAvg at equal rounds: **{'holds' if final['moon'] > final['fedavg'] else 'does not hold'}** "
+            f"({final['moon']:.2f} vs {final['fedavg']:.2f} after {args.rounds} rounds, one seed).",
+        ]
+    if moon_sec and avg_sec:
+        lines.append(
+            f"- MOON round / FedAvg round: **{moon_sec / avg_sec:.2f}x** (target < 1.5x). A MOON step is FedAvg's "
+            "forward + backward plus two no-grad forwards (global and previous model): with backward ~2x forward that "
+            "is ~1.67x the arithmetic before any overhead."
+        )
     lines += [
         "",
         "Accuracy per round:",
