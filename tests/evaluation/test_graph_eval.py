@@ -39,3 +39,16 @@ def test_batched_repeats_match_separate_runs() -> None:
     assert abs(mean - sum(accs) / 4) < 1e-4
     assert 25.0 < mean <= 100.0  # better than chance on separable data
     assert std >= 0.0
+
+
+def test_svm_protocol_separates_separable_graph_embeddings() -> None:
+    from contrastkit.evaluation.graph import svm_graph_classification
+
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(120) % 2
+    emb = torch.randn(120, 8, generator=g)
+    emb[:, 0] += 4.0 * (2 * labels - 1)
+    mean, std = svm_graph_classification(emb, labels, seed=0)
+    assert mean > 95.0
+    shuffled, _ = svm_graph_classification(emb, labels[torch.randperm(120, generator=g)], seed=0)
+    assert shuffled < 75.0  # random labels are not learnable
