@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -99,6 +101,25 @@ def _local_copy(root: Path, family: str, folder: str) -> Path | None:
     return scratch
 
 
+@contextmanager
+def _dataset_root(
+    root: str | os.PathLike[str] | None, family: str, folder: str, download: bool
+) -> Iterator[tuple[Path, Path]]:
+    """``(data root, folder torch_geometric reads)``: a scratch copy of the raw files (removed on
+    exit), or ``<root>/<family>`` when downloading. Clear ``DataError``s when neither is possible."""
+    base = data_root(root)
+    if base is None:
+        raise DataError(f"{folder} needs a data root: pass --data-root DIR or set CONTRASTKIT_DATA")
+    scratch = _local_copy(base, family, folder)
+    if scratch is None and not download:
+        raise DataError(f"{folder} not found under {base}/{family}/{folder}/raw; set data.download=true to fetch it")
+    try:
+        yield base, scratch or base / family
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
 def row_normalize(x: Tensor) -> Tensor:
     """Rows scaled to sum 1 (rows of zeros stay zero), as the DGL/PyGCL MVGRL examples do."""
     return x / x.sum(dim=1, keepdim=True).clamp_min(1e-12)
@@ -114,19 +135,11 @@ def load_node_dataset(
     if key not in PLANETOID:
         raise DataError(f"unknown node dataset {name!r}; choose one of {', '.join(PLANETOID)} or sbm")
     folder = PLANETOID[key]
-    base = data_root(root)
-    if base is None:
-        raise DataError(f"{folder} needs a data root: pass --data-root DIR or set CONTRASTKIT_DATA")
-    scratch = _local_copy(base, "planetoid", folder)
-    if scratch is None and not download:
-        raise DataError(f"{folder} not found under {base}/planetoid/{folder}/raw; set data.download=true to fetch it")
-    try:
-        ds = Planetoid(str(scratch or base / "planetoid"), folder)
-    except Exception as err:  # torch_geometric raises plain errors for incomplete raw folders
-        raise DataError(f"could not read {folder} from {base}: {str(err).splitlines()[0]}") from None
-    finally:
-        if scratch is not None:
-            shutil.rmtree(scratch, ignore_errors=True)
+    with _dataset_root(root, "planetoid", folder, download) as (base, readable):
+        try:
+            ds = Planetoid(str(readable), folder)
+        except Exception as err:  # torch_geometric raises plain errors for incomplete raw folders
+            raise DataError(f"could not read {folder} from {base}: {str(err).splitlines()[0]}") from None
     d = ds[0]
     x = row_normalize(d.x) if normalize_features else d.x
     return NodeGraph(
@@ -159,18 +172,9 @@ def load_graph_dataset(name: str, root: str | os.PathLike[str] | None, *, downlo
     if key not in TU:
         raise DataError(f"unknown graph dataset {name!r}; choose one of {', '.join(TU)} or sbm_graphs")
     folder = TU[key]
-    base = data_root(root)
-    if base is None:
-        raise DataError(f"{folder} needs a data root: pass --data-root DIR or set CONTRASTKIT_DATA")
-    scratch = _local_copy(base, "TUDataset", folder)
-    if scratch is None and not download:
-        raise DataError(f"{folder} not found under {base}/TUDataset/{folder}/raw; set data.download=true to fetch it")
-    try:
-        ds = TUDataset(str(scratch or base / "TUDataset"), folder)
+    with _dataset_root(root, "TUDataset", folder, download) as (base, readable):
+        ds = TUDataset(str(readable), folder)
         graphs = [ds[i] for i in range(len(ds))]
-    finally:
-        if scratch is not None:
-            shutil.rmtree(scratch, ignore_errors=True)
     max_degree = max(
         int(torch.bincount(g.edge_index[0], minlength=g.num_nodes).max()) if g.num_edges else 0 for g in graphs
     )
