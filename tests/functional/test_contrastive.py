@@ -11,6 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from contrastkit.functional import info_nce, nt_xent
+from contrastkit.functional._kernel import ObjectiveConfig
+from contrastkit.functional.contrastive import estimator_loss
 from tests.reference import loop_info_nce, loop_nt_xent
 
 HCL_SETTINGS = [(0.0, 0.0), (0.0, 0.1), (0.5, 0.0), (1.0, 0.1), (2.0, 0.5), (6.0, 0.9)]
@@ -67,20 +69,33 @@ def test_nt_xent_matches_loop_reference(beta, tau_plus, reduction):
         torch.testing.assert_close(g_ours, g_ref)
 
 
-def test_streamed_queue_spans_several_blocks(monkeypatch):
-    """A queue longer than one cache block gives the same loss and gradient as the loop."""
+@pytest.mark.parametrize("keep_bytes", [0, 1 << 30], ids=["streamed", "kept-tiles"])
+@pytest.mark.parametrize("beta, tau_plus", [(0.0, 0.0), (1.0, 0.1), (0.5, 0.0), (2.0, 0.1)])
+def test_streamed_queue_spans_several_blocks(monkeypatch, keep_bytes, beta, tau_plus):
+    """A queue longer than one cache block gives the same loss and gradient as the loop, whether
+    HCL's tiles are kept for the end pass or the gradient is accumulated on the fly; two shared
+    queues and a per-anchor group share one workspace."""
     import contrastkit.functional._kernel as kernel
 
     monkeypatch.setattr(kernel, "_BLOCK_ELEMENTS", 64)
     monkeypatch.setattr(kernel, "_BLOCK_ELEMENTS_GPU", 64)
+    monkeypatch.setattr(kernel, "_KEEP_BYTES", keep_bytes)
     q = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
     pos = torch.randn(3, 4, dtype=torch.float64)
     queue = torch.randn(1000, 4, dtype=torch.float64) * 3
-    for beta, tau_plus in [(0.0, 0.0), (1.0, 0.1)]:
-        ours = info_nce(q, pos, queue, temperature=0.1, beta=beta, tau_plus=tau_plus)
-        ref = loop_info_nce(q, pos, [queue], temperature=0.1, beta=beta, tau_plus=tau_plus).mean()
-        torch.testing.assert_close(ours, ref)
-        torch.testing.assert_close(_grads(ours, [q])[0], _grads(ref, [q])[0])
+    per_anchor = F.normalize(torch.randn(3, 7, 4, dtype=torch.float64), dim=-1)
+    for negatives in ([queue], [queue, per_anchor, queue[:300] * -2]):
+        for _ in range(2):  # the second call reuses the workspace
+            if len(negatives) == 1:
+                ours = info_nce(q, pos, queue, temperature=0.1, beta=beta, tau_plus=tau_plus)
+            else:
+                cfg = ObjectiveConfig(0.1, beta, tau_plus)
+                qn, pn = F.normalize(q, dim=1), F.normalize(pos, dim=1)
+                pos_logits = (qn * pn).sum(1) / 0.1
+                ours = estimator_loss(qn, pos_logits, negatives, [()] * 3, cfg, normalize=True, reduction="mean")
+            ref = loop_info_nce(q, pos, negatives, temperature=0.1, beta=beta, tau_plus=tau_plus).mean()
+            torch.testing.assert_close(ours, ref)
+            torch.testing.assert_close(_grads(ours, [q])[0], _grads(ref, [q])[0])
 
 
 # --- oracles of hcl.md §8 -------------------------------------------------------------

@@ -21,12 +21,20 @@ pass, the gradient with respect to the anchors is accumulated in the same pass
 a gradient (in-batch, gathered across ranks, per-anchor) keep their ``[B, K]`` logits for a
 second, exact pass once the row statistics are known.
 
+HCL (``beta > 0``) needs two softmax-weighted sums of the negatives whose per-row mix is only
+known at the end, so streaming would cost a third ``[B, K] x [K, D]`` product. Instead, while
+``B x K`` fits ``_KEEP_BYTES``, the shared group keeps its tiles of exponentials in a reused
+per-thread workspace and the end pass folds both sums into one weight matrix per tile: one
+product, as for plain InfoNCE. With ``beta = 1`` a single ``exp`` serves both scales
+(``exp(2c) = exp(c)^2``).
+
 This module is private: the public entry points are ``info_nce`` and ``nt_xent``.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +62,52 @@ class ObjectiveConfig:
 
 
 @dataclass
+class _Tile:
+    """One folded block of logits: its reference max ``[B]`` and exponentials ``[B, k]``.
+
+    ``exps`` is ``(e,)`` with one scale and ``(e_beta, e_one)`` with two, where
+    ``e_beta = exp(beta c)``, ``e_one = exp(c)`` and ``exp((beta + 1) c) = e_beta * e_one``
+    (``c`` = logits minus ``ref``). ``rows`` is the slice of a streamed group's negatives.
+    """
+
+    ref: Tensor
+    exps: tuple[Tensor, ...]
+    rows: slice | None = None
+
+    def weights(self, multipliers: tuple[Tensor, ...]) -> Tensor:
+        """``sum_s m_s[b] exp(s c_bj)`` in place of the exponentials (they are consumed)."""
+        if len(self.exps) == 1:
+            return self.exps[0].mul_(multipliers[0][:, None])
+        e_beta, e_one = self.exps
+        inner = torch.addcmul(multipliers[1][:, None], e_one, multipliers[0][:, None])
+        return e_beta.mul_(inner)
+
+
+_KEEP_BYTES = 256 << 20
+"""Largest workspace (bytes) a streamed shared group with two scales may keep its tiles in."""
+
+
+class _Workspace(threading.local):
+    buffer: Tensor | None = None
+
+
+_WORKSPACE = _Workspace()
+
+
+def _workspace(numel: int, like: Tensor) -> Tensor:
+    """A flat scratch tensor of ``numel`` elements, reused across calls on this thread (CPU).
+
+    The kernel finishes with it before returning, so reuse is safe; it avoids faulting in
+    fresh pages for every call, which costs as much as the exponentials themselves.
+    """
+    buffer = _WORKSPACE.buffer
+    if buffer is None or buffer.numel() < numel or buffer.dtype != like.dtype or buffer.device != like.device:
+        buffer = torch.empty(numel, dtype=like.dtype, device=like.device)
+        _WORKSPACE.buffer = buffer
+    return buffer[:numel]
+
+
+@dataclass
 class _RowStats:
     """Online ``lse_j(s L_bj)`` for each scale ``s``, with one running max of ``L`` per row.
 
@@ -78,38 +132,52 @@ class _RowStats:
             [zeros(batch, dim) for _ in scales] if track else None,
         )
 
-    def fold(self, logits: Tensor, vectors: Tensor | None = None) -> tuple[Tensor, list[Tensor]]:
-        """Fold a ``[B, k]`` block in (consuming ``logits``).
+    def fold(self, logits: Tensor, vectors: Tensor | None = None, spare: Tensor | None = None) -> _Tile:
+        """Fold a ``[B, k]`` block in (consuming ``logits``; ``spare``, same shape, may take
+        the second exponential when there are two scales).
 
         Returns:
-            The reference max ``[B]`` the block was shifted by and, per scale, the block's
-            ``exp(s (L - reference))``.
+            The block's tile: the reference max ``[B]`` it was shifted by and its exponentials.
         """
         new_max = torch.maximum(self.max, logits.amax(dim=1))
         ref = new_max.nan_to_num(neginf=0.0)
         shift = self.max - ref
         centered = logits.sub_(ref[:, None])
-        exps: list[Tensor] = []
-        last = len(self.scales) - 1
-        for k, scale in enumerate(self.scales):
-            e = centered if k == last else centered.clone()
-            if scale != 1.0:
-                e.mul_(scale)
-            e.exp_()
-            rescale = torch.exp(shift * scale)
-            self.sums[k] = torch.addcmul(e.sum(dim=1), self.sums[k], rescale)
-            if self.accs is not None:
-                acc = self.accs[k] * rescale[:, None]
-                self.accs[k] = acc if vectors is None else acc.addmm_(e, vectors)
-            exps.append(e)
         self.max = new_max
-        return ref, exps
+        if len(self.scales) == 1:
+            exps: tuple[Tensor, ...] = (centered.exp_(),)
+            self._add(0, exps[0].sum(dim=1), shift, exps[0], vectors)
+            return _Tile(ref, exps)
+        beta = self.scales[1]
+        if beta == 1.0:
+            e_one = e_beta = centered.exp_()
+        else:
+            e_beta = torch.mul(centered, beta, out=spare) if spare is not None else centered * beta
+            e_beta.exp_()
+            e_one = centered.exp_()
+        top = None if vectors is None or self.accs is None else e_beta * e_one  # exp((beta + 1) c)
+        if top is not None:
+            top_sum = top.sum(dim=1)
+        elif e_beta is e_one:
+            top_sum = torch.linalg.vector_norm(e_one, dim=1).square_()
+        else:  # a batched dot product: no [B, k] temporary
+            top_sum = torch.bmm(e_beta.unsqueeze(1), e_one.unsqueeze(2)).view(-1)
+        self._add(0, top_sum, shift, top, vectors)
+        self._add(1, e_beta.sum(dim=1), shift, e_beta, vectors)
+        return _Tile(ref, (e_beta, e_one))
+
+    def _add(self, k: int, block_sum: Tensor, shift: Tensor, e: Tensor | None, vectors: Tensor | None) -> None:
+        rescale = torch.exp(shift * self.scales[k])
+        self.sums[k] = torch.addcmul(block_sum, self.sums[k], rescale)
+        if self.accs is not None:
+            acc = self.accs[k] * rescale[:, None]
+            self.accs[k] = acc if vectors is None or e is None else acc.addmm_(e, vectors)
 
     def lse(self) -> tuple[Tensor, ...]:
         return tuple(self.max * s + torch.log(total) for s, total in zip(self.scales, self.sums))
 
 
-@dataclass
+@dataclass(eq=False)
 class _Group:
     """One set of negatives: ``[K, D]`` shared or ``[B, K, D]`` per anchor."""
 
@@ -118,8 +186,7 @@ class _Group:
     needs_grad: bool = False
     is_query: bool = False
     inv_norm: Tensor | None = field(default=None, repr=False)
-    ref: Tensor | None = field(default=None, repr=False)
-    exps: list[Tensor] = field(default_factory=list, repr=False)
+    tiles: list[_Tile] = field(default_factory=list, repr=False)
 
 
 def _inverse_norms(vectors: Tensor) -> Tensor:
@@ -208,15 +275,18 @@ class FusedContrastiveLoss(torch.autograd.Function):
         q = query.to(compute)
         batch, dim = q.shape
         inv_t = 1.0 / cfg.temperature
-        stats = _RowStats.empty(cfg.scales, batch, dim, q, track=want_query)
         num_neg = torch.zeros(batch, device=q.device, dtype=compute)
-        groups: list[_Group] = []
-        for i, neg in enumerate(negatives):
-            group = _Group(neg, excludes[i], bool(needs[6 + i]), neg is query)
-            groups.append(group)
+        groups = [_Group(neg, excludes[i], bool(needs[6 + i]), neg is query) for i, neg in enumerate(negatives)]
+        streamed = [g for g in groups if g.vectors.dim() == 2 and not (g.needs_grad or g.exclude or g.is_query)]
+        keep = _keep_workspace(q, streamed, cfg) if want_query else None
+        track = want_query and bool(streamed) and keep is None  # running d/dq sums, only for streamed groups
+        stats = _RowStats.empty(cfg.scales, batch, dim, q, track=track)
+        for group in groups:
+            neg = group.vectors
             num_neg += neg.shape[-2] - len(group.exclude)
-            if neg.dim() == 2 and not (group.needs_grad or group.exclude or group.is_query):
-                _stream_shared(q, neg, stats, inv_t, normalize_frozen, want_query)
+            if group in streamed:
+                group.inv_norm = _inverse_norms(neg) if normalize_frozen else None
+                keep = _stream_shared(q, group, stats, inv_t, want_query, keep)
                 continue
             vectors = neg.to(compute)
             if neg.dim() == 2:
@@ -226,7 +296,7 @@ class FusedContrastiveLoss(torch.autograd.Function):
             if normalize_frozen and not (group.needs_grad or group.is_query):
                 group.inv_norm = _inverse_norms(vectors)
                 logits.mul_(group.inv_norm)
-            group.ref, group.exps = stats.fold(_mask_(logits, group.exclude))
+            group.tiles.append(stats.fold(_mask_(logits, group.exclude)))
         lse = stats.lse()
         loss, coef, dpos = row_estimator(pos.to(compute), lse, num_neg, cfg)
         weight = 1.0 / batch if reduction == "mean" else 1.0
@@ -269,18 +339,47 @@ def _scale_coefficients(coef: Tensor, cfg: ObjectiveConfig) -> tuple[Tensor, ...
     return (coef * (1.0 + cfg.beta), -coef * cfg.beta)
 
 
+def _keep_workspace(q: Tensor, streamed: list[_Group], cfg: ObjectiveConfig) -> Tensor | None:
+    """Workspace for the tiles of the streamed groups when they need keeping (two scales) and fit."""
+    if cfg.beta == 0 or not streamed:
+        return None
+    per_logit = 1 if cfg.beta == 1.0 else 2
+    numel = q.shape[0] * sum(g.vectors.shape[0] for g in streamed) * per_logit
+    if numel * q.element_size() > _KEEP_BYTES:
+        return None
+    return _workspace(numel, q)
+
+
+def _tile_vectors(negatives: Tensor, rows: slice, inv_norm: Tensor | None, dtype: torch.dtype) -> Tensor:
+    vectors = negatives[rows].to(dtype)
+    return vectors * inv_norm[rows, None] if inv_norm is not None else vectors
+
+
 def _stream_shared(
-    q: Tensor, negatives: Tensor, stats: _RowStats, inv_t: float, normalize: bool, accumulate: bool
-) -> None:
-    """Run the online statistics over shared ``[K, D]`` negatives in cache-sized blocks."""
-    block = _block_size(q.shape[0], q.device)
-    inv_norm = _inverse_norms(negatives).unsqueeze(1) if normalize else None
+    q: Tensor, group: _Group, stats: _RowStats, inv_t: float, accumulate: bool, keep: Tensor | None
+) -> Tensor | None:
+    """Run the online statistics over shared ``[K, D]`` negatives in cache-sized blocks.
+
+    Without ``keep`` the anchors' gradient is accumulated on the fly (``accumulate``); with it
+    the tiles are written into ``keep`` and recorded on ``group`` for the end pass. Returns
+    what is left of ``keep``.
+    """
+    batch, negatives = q.shape[0], group.vectors
+    block = _block_size(batch, q.device)
     for start in range(0, negatives.shape[0], block):
-        vectors = negatives[start : start + block].to(q.dtype)
-        if inv_norm is not None:
-            vectors = vectors * inv_norm[start : start + block]
-        logits = torch.mm(q, vectors.t()).mul_(inv_t)
-        stats.fold(logits, vectors if accumulate else None)
+        rows = slice(start, min(start + block, negatives.shape[0]))
+        vectors = _tile_vectors(negatives, rows, group.inv_norm, q.dtype)
+        if keep is None:
+            stats.fold(torch.mm(q, vectors.t()).mul_(inv_t), vectors if accumulate else None)
+            continue
+        n = batch * (rows.stop - rows.start)
+        logits = torch.mm(q, vectors.t(), out=keep[:n].view(batch, -1)).mul_(inv_t)
+        spare = keep[n : 2 * n].view(batch, -1) if stats.scales[-1] != 1.0 else None
+        keep = keep[2 * n if spare is not None else n :]
+        tile = stats.fold(logits, None, spare)
+        tile.rows = rows
+        group.tiles.append(tile)
+    return keep
 
 
 def _stash_gradients(
@@ -291,14 +390,20 @@ def _stash_gradients(
     coefs: tuple[Tensor, ...],
     grad_q: Tensor | None,
 ) -> Tensor | None:
-    """Second pass over a group that kept its exps: add d/dq, return d/dnegatives."""
-    if group.ref is None:
-        return None
-    weights: Tensor | None = None
-    for scale, e, total, c in zip(scales, group.exps, lse, coefs):
-        term = e.mul_((c * torch.exp(scale * group.ref - total))[:, None])
-        weights = term if weights is None else weights.add_(term)
-    assert weights is not None
+    """End pass over a group's kept tiles: add d/dq, return d/dnegatives."""
+    for tile in group.tiles:
+        multipliers = tuple(c * torch.exp(s * tile.ref - total) for s, total, c in zip(scales, lse, coefs))
+        weights = tile.weights(multipliers)
+        if tile.rows is not None:  # a streamed shared group: frozen, only the anchors get a gradient
+            if grad_q is not None:
+                grad_q.addmm_(weights, _tile_vectors(group.vectors, tile.rows, group.inv_norm, q.dtype))
+            continue
+        return _whole_group_gradients(q, group, weights, grad_q)
+    return None
+
+
+def _whole_group_gradients(q: Tensor, group: _Group, weights: Tensor, grad_q: Tensor | None) -> Tensor | None:
+    """d/dq (added into ``grad_q``) and d/dnegatives of a group folded as one ``[B, K]`` tile."""
     if group.inv_norm is not None:
         weights.mul_(group.inv_norm)
     vectors = group.vectors.to(q.dtype)
