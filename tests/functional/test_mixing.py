@@ -6,7 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from contrastkit.functional import info_nce, mix_hard_negatives
+from contrastkit.functional import info_nce, mix_hard_negatives, mochi_info_nce
+from contrastkit.functional._mochi_kernel import hardest_negatives
 
 
 def _mix(q, queue, n, s, s2, seed=0, **kw):
@@ -119,3 +120,49 @@ def test_bad_arguments(kwargs, match):
 def test_dimension_mismatch():
     with pytest.raises(ValueError, match="feature dimension 7"):
         mix_hard_negatives(torch.randn(4, 8), torch.randn(32, 7), num_hard=2, num_pair_mix=1, num_query_mix=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("beta, tau_plus", [(0.0, 0.0), (1.0, 0.1), (0.5, 0.0)])
+@pytest.mark.parametrize("size, num_hard", [(50, 10), (5000, 64)], ids=["topk", "threshold-select"])
+def test_fused_mochi_equals_mixing_then_info_nce(dtype, beta, tau_plus, size, num_hard):
+    """The fused loss never builds the mixes, yet matches the composition draw for draw."""
+    torch.manual_seed(0)
+    q = torch.randn(6, 8, dtype=dtype, requires_grad=True)
+    k = torch.randn(6, 8, dtype=dtype, requires_grad=True)
+    queue = torch.randn(size, 8, dtype=dtype) * 2
+    mask = torch.rand(6, size) < 0.2
+    kwargs = dict(num_hard=num_hard, num_pair_mix=5, num_query_mix=4, mask=mask)
+    fused = mochi_info_nce(
+        q, k, queue, temperature=0.2, beta=beta, tau_plus=tau_plus, generator=torch.Generator().manual_seed(3), **kwargs
+    )
+    mixed = mix_hard_negatives(q, queue, generator=torch.Generator().manual_seed(3), **kwargs)
+    composed = info_nce(q, k, (queue, mixed), temperature=0.2, beta=beta, tau_plus=tau_plus)
+    torch.testing.assert_close(fused, composed)
+    for a, b in zip(torch.autograd.grad(fused, [q, k]), torch.autograd.grad(composed, [q, k])):
+        torch.testing.assert_close(a, b)
+
+
+def test_fused_mochi_falls_back_for_per_row_losses():
+    q, k, queue = torch.randn(4, 8), torch.randn(4, 8), torch.randn(64, 8)
+    kwargs = dict(num_hard=16, num_pair_mix=3, num_query_mix=2)
+    rows = mochi_info_nce(q, k, queue, reduction="none", generator=torch.Generator().manual_seed(1), **kwargs)
+    mean = mochi_info_nce(q, k, queue, generator=torch.Generator().manual_seed(1), **kwargs)
+    assert rows.shape == (4,)
+    torch.testing.assert_close(rows.mean(), mean)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_threshold_selection_is_topk(masked):
+    """The sampled-threshold selection returns exactly topk's set, including rows where too few
+    entries pass the threshold (they fall back to topk)."""
+    torch.manual_seed(0)
+    sims = torch.randn(9, 8192)
+    sims[0] = torch.linspace(-1, 1, 8192).flip(0)  # sorted row: the strided sample still spans it
+    sims[1, ::8] += 5.0  # every sampled column is high: the threshold lets too few others pass
+    mask = torch.rand(9, 8192) < 0.3 if masked else None
+    ours = hardest_negatives(sims, 512, mask)
+    ref = (sims if mask is None else sims.masked_fill(mask, float("-inf"))).topk(512, dim=1).indices
+    assert ours.shape == (9, 512)
+    for row, (a, b) in enumerate(zip(ours.tolist(), ref.tolist())):
+        assert set(a) == set(b), row

@@ -6,7 +6,7 @@ them in modules that add configuration, queues and cross-rank gathering.
 
 from contrastkit.functional.contrastive import info_nce, nt_xent, unit_rows
 from contrastkit.functional.distributed import all_gather_no_grad, all_gather_with_grad
-from contrastkit.functional.mixing import mix_hard_negatives
+from contrastkit.functional.mixing import mix_hard_negatives, mochi_info_nce
 from contrastkit.functional.model_contrastive import model_contrastive
 from contrastkit.functional.mutual_information import jsd_mutual_information, local_global_loss, mi_loss
 
@@ -18,6 +18,7 @@ __all__ = [
     "local_global_loss",
     "mi_loss",
     "mix_hard_negatives",
+    "mochi_info_nce",
     "model_contrastive",
     "nt_xent",
     "unit_rows",

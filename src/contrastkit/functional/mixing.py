@@ -10,10 +10,17 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from contrastkit.functional._validation import check_embeddings
-from contrastkit.functional.contrastive import unit_rows
+from contrastkit.functional._kernel import ObjectiveConfig
+from contrastkit.functional._mochi_kernel import MixedQueueLoss, draw_mixes, hardest_negatives
+from contrastkit.functional._validation import (
+    check_embeddings,
+    check_hyperparameters,
+    check_reduction,
+    check_same_shape,
+)
+from contrastkit.functional.contrastive import info_nce, unit_rows
 
-__all__ = ["mix_hard_negatives"]
+__all__ = ["mix_hard_negatives", "mochi_info_nce"]
 
 
 @torch.no_grad()
@@ -58,6 +65,42 @@ def mix_hard_negatives(
         >>> mix_hard_negatives(q, queue, num_hard=32, num_pair_mix=8, num_query_mix=4).shape
         torch.Size([4, 12, 16])
     """
+    _check_mixing(query, negatives, num_hard, num_pair_mix, num_query_mix, mask)
+    batch, dim = query.shape
+    size = negatives.shape[0]
+    q = unit_rows(query.detach())
+    total = num_pair_mix + num_query_mix
+    if total == 0:
+        return q.new_zeros(batch, 0, dim).to(query.dtype)
+    queue = negatives.detach().to(q.dtype)
+    inv_norm = torch.linalg.vector_norm(queue, dim=1).clamp_min_(1e-12).reciprocal_()
+    sims = torch.mm(q, queue.t()).mul_(inv_norm)
+    draws = draw_mixes(hardest_negatives(sims, num_hard, mask), num_pair_mix, num_query_mix, generator, q.dtype)
+    # Each synthetic vector is a weighted sum of two rows of [queue; q]: one embedding_bag
+    # writes them all without [B, s, D] temporaries. Rows of q sit at K + b.
+    rows, weights = [], []
+    if num_pair_mix:
+        i, j, a = draws.pair_i, draws.pair_j, draws.pair_weight
+        rows.append(torch.stack([i, j], dim=2))
+        weights.append(torch.stack([a * inv_norm[i], (1 - a) * inv_norm[j]], dim=2))
+    if num_query_mix:
+        j, c = draws.query_j, draws.query_weight
+        own = torch.arange(size, size + batch, device=q.device)[:, None].expand(batch, num_query_mix)
+        rows.append(torch.stack([own, j], dim=2))
+        weights.append(torch.stack([c, (1 - c) * inv_norm[j]], dim=2))
+    mixed = torch.nn.functional.embedding_bag(
+        torch.cat(rows, dim=1).reshape(-1, 2),
+        torch.cat([queue, q]),
+        per_sample_weights=torch.cat(weights, dim=1).reshape(-1, 2),
+        mode="sum",
+    )
+    mixed.mul_(torch.linalg.vector_norm(mixed, dim=1, keepdim=True).clamp_min_(1e-12).reciprocal_())
+    return mixed.view(batch, total, dim).to(query.dtype)
+
+
+def _check_mixing(
+    query: Tensor, negatives: Tensor, num_hard: int, num_pair_mix: int, num_query_mix: int, mask: Tensor | None
+) -> None:
     check_embeddings("query", query)
     check_embeddings("negatives", negatives)
     batch, dim = query.shape
@@ -73,41 +116,73 @@ def mix_hard_negatives(
         raise ValueError(f"num_pair_mix and num_query_mix must be >= 0, got {num_pair_mix} and {num_query_mix}")
     if mask is not None and mask.shape != (batch, size):
         raise ValueError(f"mask must have shape {(batch, size)}, got {tuple(mask.shape)}")
-    q = unit_rows(query.detach())
-    total = num_pair_mix + num_query_mix
-    if total == 0:
-        return q.new_zeros(batch, 0, dim).to(query.dtype)
-    queue = negatives.detach().to(q.dtype)
-    inv_norm = torch.linalg.vector_norm(queue, dim=1).clamp_min_(1e-12).reciprocal_()
-    sims = torch.mm(q, queue.t()).mul_(inv_norm)
-    if mask is not None:
-        sims.masked_fill_(mask, float("-inf"))
-    hardest = sims.topk(num_hard, dim=1, sorted=False).indices
 
-    def pick(count: int) -> Tensor:
-        slots = torch.randint(num_hard, (batch, count), generator=generator, device=q.device)
-        return hardest.gather(1, slots)
 
-    def uniform(count: int, high: float) -> Tensor:
-        return torch.rand(batch, count, generator=generator, device=q.device, dtype=q.dtype) * high
+def mochi_info_nce(
+    query: Tensor,
+    positive: Tensor,
+    queue: Tensor,
+    *,
+    num_hard: int,
+    num_pair_mix: int,
+    num_query_mix: int,
+    temperature: float = 0.1,
+    beta: float = 0.0,
+    tau_plus: float = 0.0,
+    reduction: str = "mean",
+    generator: torch.Generator | None = None,
+    mask: Tensor | None = None,
+) -> Tensor:
+    """MoCo's queue loss with MoCHi's synthetic hard negatives, in one call.
 
-    # Each synthetic vector is a weighted sum of two rows of [queue; q]: one embedding_bag
-    # writes them all without [B, s, D] temporaries. Rows of q sit at K + b.
-    rows, weights = [], []
-    if num_pair_mix:
-        i, j, a = pick(num_pair_mix), pick(num_pair_mix), uniform(num_pair_mix, 1.0)
-        rows.append(torch.stack([i, j], dim=2))
-        weights.append(torch.stack([a * inv_norm[i], (1 - a) * inv_norm[j]], dim=2))
-    if num_query_mix:
-        j, c = pick(num_query_mix), uniform(num_query_mix, 0.5)
-        own = torch.arange(size, size + batch, device=q.device)[:, None].expand(batch, num_query_mix)
-        rows.append(torch.stack([own, j], dim=2))
-        weights.append(torch.stack([c, (1 - c) * inv_norm[j]], dim=2))
-    mixed = torch.nn.functional.embedding_bag(
-        torch.cat(rows, dim=1).reshape(-1, 2),
-        torch.cat([queue, q]),
-        per_sample_weights=torch.cat(weights, dim=1).reshape(-1, 2),
-        mode="sum",
-    )
-    mixed.mul_(torch.linalg.vector_norm(mixed, dim=1, keepdim=True).clamp_min_(1e-12).reciprocal_())
-    return mixed.view(batch, total, dim).to(query.dtype)
+    Equals ``info_nce(query, positive, (queue, mix_hard_negatives(query, queue, ...)),
+    temperature=..., beta=..., tau_plus=...)`` draw for draw (same ``generator`` state, same
+    mixes), inputs normalised as there. On CPU with ``reduction`` "mean"/"sum" it never builds
+    the ``[B, s + s', D]`` mixes: their logits come from the queue similarities the top-N
+    selection needs anyway, and their gradient share is scattered onto the queue columns
+    (see ``_mochi_kernel``). Elsewhere it runs the composition above.
+
+    Args:
+        query: ``[B, D]`` anchors (gradient flows; the mixes see them detached).
+        positive: ``[B, D]`` keys.
+        queue: ``[K, D]`` frozen negatives (no gradient).
+        num_hard, num_pair_mix, num_query_mix, generator, mask: as ``mix_hard_negatives``.
+        temperature, beta, tau_plus, reduction: as ``info_nce``.
+
+    Returns:
+        A scalar (or ``[B]`` with ``reduction="none"``).
+
+    Example:
+        >>> q, k, queue = torch.randn(4, 16), torch.randn(4, 16), torch.randn(128, 16)
+        >>> loss = mochi_info_nce(q, k, queue, num_hard=32, num_pair_mix=8, num_query_mix=4)
+    """
+    fused = reduction != "none" and not query.is_cuda and not queue.requires_grad
+    if not fused or num_pair_mix + num_query_mix == 0:
+        mixed = mix_hard_negatives(
+            query,
+            queue,
+            num_hard=num_hard,
+            num_pair_mix=num_pair_mix,
+            num_query_mix=num_query_mix,
+            generator=generator,
+            mask=mask,
+        )
+        return info_nce(
+            query,
+            positive,
+            (queue, mixed),
+            temperature=temperature,
+            beta=beta,
+            tau_plus=tau_plus,
+            reduction=reduction,
+        )
+    _check_mixing(query, queue, num_hard, num_pair_mix, num_query_mix, mask)
+    check_embeddings("positive", positive)
+    check_same_shape("query", query, "positive", positive)
+    check_hyperparameters(temperature, beta, tau_plus)
+    check_reduction(reduction)
+    q, k = unit_rows(query), unit_rows(positive)
+    pos_logits = (q * k).sum(dim=-1) / temperature
+    cfg = ObjectiveConfig(temperature, beta, tau_plus)
+    mixing = (num_hard, num_pair_mix, num_query_mix, generator, mask)
+    return MixedQueueLoss.apply(q, pos_logits, queue.detach(), cfg, reduction, mixing)

@@ -23,7 +23,7 @@ from contrastkit.functional.distributed import (
     is_distributed,
     rank_and_world,
 )
-from contrastkit.functional.mixing import mix_hard_negatives
+from contrastkit.functional.mixing import mix_hard_negatives, mochi_info_nce
 from contrastkit.memory.queue import Queue
 
 __all__ = ["InfoNCELoss", "MoCHiLoss", "NTXentLoss"]
@@ -137,11 +137,15 @@ class InfoNCELoss(_GatherMixin):
             extra = [] if negatives is None else as_negative_list(negatives, query)
             loss = info_nce(query, positive, [self.queue_negatives(), *extra], **kwargs)  # type: ignore[arg-type]
             if enqueue:
-                self.queue.enqueue(unit_rows(positive.detach()) if self.normalize else positive.detach(), sample_ids)
+                self._enqueue(positive, sample_ids)
             return loss
         if negatives is not None or not (self.gather_distributed and is_distributed()):
             return info_nce(query, positive, negatives, **kwargs)  # type: ignore[arg-type]
         return self._distributed_in_batch(query, positive)
+
+    def _enqueue(self, positive: Tensor, sample_ids: Tensor | None) -> None:
+        assert self.queue is not None
+        self.queue.enqueue(unit_rows(positive.detach()) if self.normalize else positive.detach(), sample_ids)
 
     def _distributed_in_batch(self, query: Tensor, positive: Tensor) -> Tensor:
         check_embeddings("query", query)
@@ -209,6 +213,24 @@ class MoCHiLoss(InfoNCELoss):
             mask = None
             if self.mask_own_keys and sample_ids is not None:
                 mask = sample_ids.to(self.queue.sample_ids.device)[:, None] == self.queue.sample_ids[None, :]
+            if not extra and self.normalize:  # one fused call: the mixes are never materialised on CPU
+                loss = mochi_info_nce(
+                    query,
+                    positive,
+                    self.queue_negatives(),
+                    num_hard=self.num_hard,
+                    num_pair_mix=self.num_pair_mix,
+                    num_query_mix=self.num_query_mix,
+                    temperature=self.temperature,
+                    beta=self.beta,
+                    tau_plus=self.tau_plus,
+                    reduction=self.reduction,
+                    generator=self.generator,
+                    mask=mask,
+                )
+                if enqueue:
+                    self._enqueue(positive, sample_ids)
+                return loss
             mixed = mix_hard_negatives(
                 query,
                 self.queue.keys,
