@@ -100,8 +100,9 @@ def main() -> None:
     if moon_sec and avg_sec:
         lines.append(
             f"- MOON round / FedAvg round: **{moon_sec / avg_sec:.2f}x** (target < 1.5x). A MOON step is FedAvg's "
-            "forward + backward plus two no-grad forwards (global and previous model): with backward ~2x forward that "
-            "is ~1.67x the arithmetic before any overhead."
+            "forward + backward plus two no-grad forwards (global and previous model) and the model-contrastive term; "
+            "on this small CNN that step alone costs ~2x FedAvg's (`python benchmarks/moon_step.py`, "
+            "`moon_step.md`), and the round ratio sits below that only because per-round fixed costs (evaluation, aggregation) dilute it."
         )
     lines += [
         "",
