@@ -27,7 +27,6 @@ from torch import Tensor
 
 from contrastkit.functional._kernel import (
     ObjectiveConfig,
-    _block_size,
     _inverse_norms,
     _RowStats,
     _scale_coefficients,
@@ -155,9 +154,7 @@ class MixedQueueLoss(torch.autograd.Function):
         draws = draw_mixes(hardest_negatives(sims, num_hard, mask), num_pair, num_query, generator, compute)
         mix_logits, pair_norm, query_norm = _mix_logits(sims, q, unit_queue, draws)
         stats = _RowStats.empty(cfg.scales, batch, dim, q, track=False)
-        block = _block_size(batch, q.device)  # column tiles: each pass over them stays in cache
-        views = [sims[:, start : start + block] for start in range(0, sims.shape[1], block)]
-        queue_tiles = [stats.fold(view.mul_(inv_t)) for view in views]
+        queue_tile = stats.fold(sims.mul_(inv_t))  # one piece: column tiles of sims measured slower
         mix_tile = stats.fold(mix_logits.mul_(inv_t))
         lse = stats.lse()
         num_neg = torch.full((batch,), float(queue.shape[0] + num_pair + num_query), dtype=compute, device=q.device)
@@ -169,11 +166,7 @@ class MixedQueueLoss(torch.autograd.Function):
         def weights_of(tile: Any) -> Tensor:
             return tile.weights(tuple(c * torch.exp(s * tile.ref - t) for s, t, c in zip(cfg.scales, lse, coefs)))
 
-        for view, tile in zip(views, queue_tiles):
-            weights = weights_of(tile)
-            if weights.data_ptr() != view.data_ptr():
-                view.copy_(weights)
-        queue_w = sims  # now d loss / d logit for every queue column
+        queue_w = weights_of(queue_tile)  # d loss / d logit of every queue column
         mix_w = weights_of(mix_tile)
         pair_w, query_w = mix_w[:, :num_pair] / pair_norm, mix_w[:, num_pair:] / query_norm
         queue_w.scatter_add_(1, draws.pair_i, pair_w * draws.pair_weight)
