@@ -74,6 +74,11 @@ class _Tile:
     exps: tuple[Tensor, ...]
     rows: slice | None = None
 
+    def gradient(self, scales: tuple[float, ...], lse: tuple[Tensor, ...], coefs: tuple[Tensor, ...]) -> Tensor:
+        """``d loss / d logit`` of the tile's columns, in place of its exponentials: per scale
+        ``s``, ``coefs_s[b] * softmax_j(s L_b.)`` once the row log-sum-exps ``lse`` are known."""
+        return self.weights(tuple(c * torch.exp(s * self.ref - total) for s, total, c in zip(scales, lse, coefs)))
+
     def weights(self, multipliers: tuple[Tensor, ...]) -> Tensor:
         """``sum_s m_s[b] exp(s c_bj)`` in place of the exponentials (they are consumed)."""
         if len(self.exps) == 1:
@@ -392,8 +397,7 @@ def _stash_gradients(
 ) -> Tensor | None:
     """End pass over a group's kept tiles: add d/dq, return d/dnegatives."""
     for tile in group.tiles:
-        multipliers = tuple(c * torch.exp(s * tile.ref - total) for s, total, c in zip(scales, lse, coefs))
-        weights = tile.weights(multipliers)
+        weights = tile.gradient(scales, lse, coefs)
         if tile.rows is not None:  # a streamed shared group: frozen, only the anchors get a gradient
             if grad_q is not None:
                 grad_q.addmm_(weights, _tile_vectors(group.vectors, tile.rows, group.inv_norm, q.dtype))

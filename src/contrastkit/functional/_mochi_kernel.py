@@ -162,12 +162,8 @@ class MixedQueueLoss(torch.autograd.Function):
         weight = 1.0 / batch if reduction == "mean" else 1.0
         out = loss.sum() * weight
         coefs = _scale_coefficients(coef * (weight * inv_t), cfg)
-
-        def weights_of(tile: Any) -> Tensor:
-            return tile.weights(tuple(c * torch.exp(s * tile.ref - t) for s, t, c in zip(cfg.scales, lse, coefs)))
-
-        queue_w = weights_of(queue_tile)  # d loss / d logit of every queue column
-        mix_w = weights_of(mix_tile)
+        queue_w = queue_tile.gradient(cfg.scales, lse, coefs)  # d loss / d logit of every queue column
+        mix_w = mix_tile.gradient(cfg.scales, lse, coefs)
         pair_w, query_w = mix_w[:, :num_pair] / pair_norm, mix_w[:, num_pair:] / query_norm
         queue_w.scatter_add_(1, draws.pair_i, pair_w * draws.pair_weight)
         queue_w.scatter_add_(1, draws.pair_j, pair_w * (1 - draws.pair_weight))
