@@ -36,7 +36,7 @@ TARGET = {"mutag": 89.0, "ptc_mr": 61.0, "imdb-binary": 73.0}
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     recipe = RECIPES[args.dataset]
-    partial = args.out / f"graph_sweep_{args.dataset}.partial.json"
+    partial = args.out / f"{_stem(args)}.partial.json"
     runs: list[dict[str, Any]] = json.loads(partial.read_text()) if partial.exists() else []
     done = {(r["layers"], r["batch"], r["epochs"], r["seed"]) for r in runs}
     grid = list(itertools.product(args.layers, args.batch, args.epochs, args.seeds))
@@ -49,6 +49,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             f"optim.epochs={epochs}",
             f"trainer.seed={seed}",
             "trainer.accelerator=cpu",
+            *args.set,
         ]
         print(f"== [{number}/{len(grid)}] {recipe} " + " ".join(sets), flush=True)
         results = train(
@@ -74,6 +75,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
         partial.write_text(json.dumps(runs, indent=2))
     return {"runs": runs, "configs": summarise(runs)}
+
+
+def _stem(args: argparse.Namespace) -> str:
+    return f"graph_sweep_{args.dataset}" + (f"_{args.tag}" if args.tag else "")
 
 
 def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -102,7 +107,7 @@ def markdown(report: dict[str, Any]) -> str:
     configs = report["configs"]
     best = max(configs, key=lambda c: c["mean"]) if configs else None
     lines = [
-        f"# MVGRL graph-level sweep on {dataset}",
+        f"# MVGRL graph-level sweep on {dataset}" + (f" ({report['tag']})" if report.get("tag") else ""),
         "",
         f"Command: `{report['command']}`  ",
         f"Date: {report['date']}; {report['machine']}; wall time {report['wall_minutes']:.0f} min.",
@@ -138,6 +143,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, nargs="+", default=[32, 128])
     parser.add_argument("--epochs", type=int, nargs="+", default=[20, 40])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="extra recipe override")
+    parser.add_argument("--tag", default="", help="suffix of the result files (e.g. frozen-encoders)")
     parser.add_argument("--runs-dir", default="runs/bench-graph-sweep")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
@@ -147,16 +154,20 @@ def main() -> None:
     report = run(args)
     report.update(
         dataset=args.dataset,
+        tag=args.tag,
+        overrides=args.set,
         command="python benchmarks/graph_sweep.py --data-root DATA_ROOT --dataset "
         f"{args.dataset} --layers {' '.join(map(str, args.layers))} --batch {' '.join(map(str, args.batch))} "
-        f"--epochs {' '.join(map(str, args.epochs))} --seeds {' '.join(map(str, args.seeds))}",
+        f"--epochs {' '.join(map(str, args.epochs))} --seeds {' '.join(map(str, args.seeds))}"
+        + "".join(f" --set {s}" for s in args.set)
+        + (f" --tag {args.tag}" if args.tag else ""),
         date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         machine=f"{torch.get_num_threads()} threads, torch {torch.__version__}",
         wall_minutes=(time.perf_counter() - start) / 60,
     )
-    (args.out / f"graph_sweep_{args.dataset}.json").write_text(json.dumps(report, indent=2))
-    (args.out / f"graph_sweep_{args.dataset}.md").write_text(markdown(report))
-    (args.out / f"graph_sweep_{args.dataset}.partial.json").unlink(missing_ok=True)
+    (args.out / f"{_stem(args)}.json").write_text(json.dumps(report, indent=2))
+    (args.out / f"{_stem(args)}.md").write_text(markdown(report))
+    (args.out / f"{_stem(args)}.partial.json").unlink(missing_ok=True)
     print(markdown(report))
 
 

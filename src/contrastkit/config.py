@@ -91,6 +91,7 @@ class MVGRLParams(_Strict):
     estimator: Literal["jsd", "infonce"] = "jsd"
     beta: float = Field(0.0, ge=0)
     patience: int = Field(20, gt=0)
+    train_encoders: bool = True
 
 
 METHOD_PARAMS: dict[str, type[_Strict]] = {

@@ -84,3 +84,29 @@ def test_graph_level_trains_and_is_invariant_to_node_relabelling():
     model.graphs = [MVGRLGraph.prepare(relabelled, "ppr", 0.2, 5.0), model.graphs[0]]
     pair = model.embed()
     torch.testing.assert_close(pair[0], pair[1], rtol=1e-4, atol=1e-4)
+
+
+def test_graph_level_official_mode_trains_only_the_heads():
+    """train_encoders=False reproduces the official graph code: GCN layers stay at their init,
+    the heads learn, and the loss still falls."""
+    torch.manual_seed(0)
+    data = sbm_graph_set(num_graphs=24, seed=0)
+    model = MVGRLGraph(data, hidden=16, layers=2, train_encoders=False)
+    from torch_geometric.loader import DataLoader
+
+    batch = next(iter(DataLoader(model.graphs, batch_size=24)))
+    opt = model.configure_optimizers()
+    encoders = [p.detach().clone() for p in [*model.encoder_adj.parameters(), *model.encoder_diff.parameters()]]
+    heads = [p.detach().clone() for p in model.graph_head.parameters()]
+    model.log = lambda *a, **k: None
+    losses = []
+    for _ in range(15):
+        loss = model.training_step(batch, 0)
+        losses.append(float(loss))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert losses[-1] < losses[0]
+    now = [*model.encoder_adj.parameters(), *model.encoder_diff.parameters()]
+    assert all(torch.equal(a, b) for a, b in zip(encoders, now))
+    assert not all(torch.equal(a, b) for a, b in zip(heads, model.graph_head.parameters()))

@@ -78,7 +78,9 @@ class _GraphMethod(L.LightningModule):
         return torch.Generator().manual_seed(self.seed * 1_000_003 + self.global_step)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        return torch.optim.Adam(
+            [p for p in self.parameters() if p.requires_grad], lr=self.lr, weight_decay=self.weight_decay
+        )
 
     def after_step(self, loss: Tensor) -> None:
         self.log("train/loss", loss, prog_bar=True, on_step=False, on_epoch=True)
@@ -236,6 +238,10 @@ class MVGRLGraph(_GraphMethod):
         layers: GCN layers per view.
         diffusion, alpha, heat_t: the diffusion view, computed per graph.
         estimator, beta: local-global estimator and HCL hardness.
+        train_encoders: False keeps both GCN encoders at their random initialisation and trains
+            only the node and graph heads — what the official ``graph/train.py`` actually does
+            (its GCN layers sit in a plain Python list, so ``model.parameters()`` never hands
+            them to Adam); the paper's graph-level numbers come from that code.
         lr, weight_decay, patience, seed: as ``MVGRL``.
     """
 
@@ -250,6 +256,7 @@ class MVGRLGraph(_GraphMethod):
         heat_t: float = 5.0,
         estimator: str = "jsd",
         beta: float = 0.0,
+        train_encoders: bool = True,
         lr: float = 1e-3,
         weight_decay: float = 0.0,
         patience: int = 20,
@@ -263,6 +270,10 @@ class MVGRLGraph(_GraphMethod):
         self.encoder_diff = GraphEncoder(dataset.num_features, hidden, layers)
         self.node_head = ResidualMLP(hidden, hidden)
         self.graph_head = ResidualMLP(hidden * layers, hidden)
+        self.train_encoders = train_encoders
+        if not train_encoders:
+            self.encoder_adj.requires_grad_(False)
+            self.encoder_diff.requires_grad_(False)
 
     @staticmethod
     def prepare(graph: Any, diffusion: str, alpha: float, heat_t: float) -> Any:
