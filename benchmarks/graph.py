@@ -240,7 +240,9 @@ def markdown(report: dict[str, Any]) -> str:
         "Node level: Planetoid public split (not the pyGCN split of the official Cora run, card pitfall 3), "
         "row-normalised features, exact PPR (alpha 0.2), official sampler (4 windows x 2000 nodes), early stopping "
         "on the training loss (patience 20), logistic regression x 50 per seed. Graph level: one-hot label + degree "
-        "features, sparse batching, 10-fold CV linear SVM (C grid-searched inside folds) per seed.",
+        "features, sparse batching, GCN encoders left at their initialisation and only the heads trained, as the "
+        "official graph code does (`method.train_encoders: false`), 10-fold CV LinearSVC on the raw embeddings (C "
+        "grid-searched inside folds, primal solver) per seed.",
     ]
     speed = report.get("speed")
     if speed:
