@@ -64,11 +64,12 @@ def svm_graph_classification(
 
     As the official code (``mvgrl.md`` §5): raw embeddings, stratified outer folds (``seed``),
     ``GridSearchCV(LinearSVC)`` over ``C`` in 1e-3..1e3 with 5 inner folds. One deviation: the
-    SVM is solved in the primal (liblinear's Newton method, the same L2-regularised
-    squared-hinge objective as the default dual solver), which converges at every ``C`` of the
-    grid; the dual coordinate descent stops at ``max_iter`` for large ``C``, and its answer then
-    moves by a point or more with its random coordinate order. The same embeddings therefore
-    always score the same.
+    SVM is solved in the primal (liblinear's trust-region Newton method, the same L2-regularised
+    squared-hinge objective as the default dual solver). The dual coordinate descent often stops
+    at ``max_iter`` for large ``C`` and its answer then moves by a point or more with its random
+    coordinate order; the primal solver has no random order, so the same embeddings always
+    score the same (it too can stop at ``max_iter`` for the largest ``C`` on raw features, with
+    a ``ConvergenceWarning``, but deterministically).
     """
     from sklearn.model_selection import GridSearchCV, StratifiedKFold
     from sklearn.svm import LinearSVC
