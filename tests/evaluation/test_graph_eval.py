@@ -55,7 +55,7 @@ def test_svm_protocol_separates_separable_graph_embeddings() -> None:
 
 
 def test_svm_protocol_is_deterministic() -> None:
-    """Same embeddings, same score: seeded folds and a converged (primal) solver."""
+    """Same embeddings, same score: seeded folds and a primal solver with no random coordinate order."""
     g = torch.Generator().manual_seed(0)
     x = torch.randn(60, 16, generator=g)
     y = (x[:, 0] + 0.8 * torch.randn(60, generator=g) > 0).long()
