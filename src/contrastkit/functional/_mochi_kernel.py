@@ -53,15 +53,15 @@ def hardest_negatives(sims: Tensor, num_hard: int, mask: Tensor | None = None) -
     threshold = sample.topk(rank, dim=1, sorted=False).values.amin(dim=1)
     rows, cols = torch.nonzero(sims >= threshold[:, None], as_tuple=True)
     counts = torch.bincount(rows, minlength=batch)
+    short = counts < num_hard
+    if bool(short.all()):
+        return sims.topk(num_hard, dim=1, sorted=False).indices
     slot = torch.arange(rows.numel(), device=sims.device) - (torch.cumsum(counts, 0) - counts)[rows]
     width = int(counts.max())
     values = torch.full((batch, width), float("-inf"), dtype=sims.dtype, device=sims.device)
     columns = torch.zeros((batch, width), dtype=torch.long, device=sims.device)
     values[rows, slot] = sims[rows, cols]
     columns[rows, slot] = cols
-    short = counts < num_hard
-    if bool(short.all()):
-        return sims.topk(num_hard, dim=1, sorted=False).indices
     hardest = columns.gather(1, values.topk(num_hard, dim=1, sorted=False).indices)
     if bool(short.any()):
         hardest[short] = sims[short].topk(num_hard, dim=1, sorted=False).indices

@@ -156,15 +156,7 @@ def info_nce(
         >>> float(loss) > 0
         True
     """
-    check_embeddings("query", query)
-    check_embeddings("positive", positive)
-    check_same_shape("query", query, "positive", positive)
-    check_hyperparameters(temperature, beta, tau_plus)
-    check_reduction(reduction)
-    cfg = ObjectiveConfig(temperature, beta, tau_plus)
-    q = unit_rows(query) if normalize else query
-    k = unit_rows(positive) if normalize else positive
-    pos_logits = (q * k).sum(dim=-1) / temperature
+    cfg, q, k, pos_logits = prepare_pairs(query, positive, temperature, beta, tau_plus, normalize, reduction)
     if negatives is None:
         if query.shape[0] < 2:
             raise ValueError(f"in-batch negatives need at least 2 rows, got query of shape {tuple(query.shape)}")
@@ -173,6 +165,27 @@ def info_nce(
     groups = as_negative_list(negatives, query)
     prepared = [n if _frozen(n) or not normalize else unit_rows(n) for n in groups]
     return estimator_loss(q, pos_logits, prepared, [()] * len(prepared), cfg, normalize=normalize, reduction=reduction)
+
+
+def prepare_pairs(
+    query: Tensor,
+    positive: Tensor,
+    temperature: float,
+    beta: float,
+    tau_plus: float,
+    normalize: bool,
+    reduction: str,
+) -> tuple[ObjectiveConfig, Tensor, Tensor, Tensor]:
+    """Check an anchor/positive objective's inputs and settings; return the estimator settings,
+    the (normalised) ``[B, D]`` anchors and positives, and the ``[B]`` positive logits."""
+    check_embeddings("query", query)
+    check_embeddings("positive", positive)
+    check_same_shape("query", query, "positive", positive)
+    check_hyperparameters(temperature, beta, tau_plus)
+    check_reduction(reduction)
+    q = unit_rows(query) if normalize else query
+    k = unit_rows(positive) if normalize else positive
+    return ObjectiveConfig(temperature, beta, tau_plus), q, k, (q * k).sum(dim=-1) / temperature
 
 
 def nt_xent(

@@ -10,15 +10,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from contrastkit.functional._kernel import ObjectiveConfig
 from contrastkit.functional._mochi_kernel import MixedQueueLoss, draw_mixes, hardest_negatives
-from contrastkit.functional._validation import (
-    check_embeddings,
-    check_hyperparameters,
-    check_reduction,
-    check_same_shape,
-)
-from contrastkit.functional.contrastive import info_nce, unit_rows
+from contrastkit.functional._validation import check_embeddings
+from contrastkit.functional.contrastive import info_nce, prepare_pairs, unit_rows
 
 __all__ = ["mix_hard_negatives", "mochi_info_nce"]
 
@@ -177,12 +171,6 @@ def mochi_info_nce(
             reduction=reduction,
         )
     _check_mixing(query, queue, num_hard, num_pair_mix, num_query_mix, mask)
-    check_embeddings("positive", positive)
-    check_same_shape("query", query, "positive", positive)
-    check_hyperparameters(temperature, beta, tau_plus)
-    check_reduction(reduction)
-    q, k = unit_rows(query), unit_rows(positive)
-    pos_logits = (q * k).sum(dim=-1) / temperature
-    cfg = ObjectiveConfig(temperature, beta, tau_plus)
+    cfg, q, _, pos_logits = prepare_pairs(query, positive, temperature, beta, tau_plus, True, reduction)
     mixing = (num_hard, num_pair_mix, num_query_mix, generator, mask)
     return MixedQueueLoss.apply(q, pos_logits, queue.detach(), cfg, reduction, mixing)

@@ -270,7 +270,6 @@ class MVGRLGraph(_GraphMethod):
         self.encoder_diff = GraphEncoder(dataset.num_features, hidden, layers)
         self.node_head = ResidualMLP(hidden, hidden)
         self.graph_head = ResidualMLP(hidden * layers, hidden)
-        self.train_encoders = train_encoders
         if not train_encoders:
             self.encoder_adj.requires_grad_(False)
             self.encoder_diff.requires_grad_(False)
