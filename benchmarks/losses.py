@@ -302,8 +302,9 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         "Ratios are against the hand-written minimum (one matmul + `cross_entropy`) and the bare "
         "matmul forward+backward measured in the same run. Peak = extra CPU memory during one call. "
-        "HCL on a queue also holds a reusable per-thread workspace of B x K floats (1 MiB per 1024 "
-        "queue entries at B=256: 64 MiB at K=65536), allocated by the first call and not counted in later calls.",
+        "HCL also holds reusable per-thread workspaces of B x K floats (1 MiB per 1024 "
+        "queue entries at B=256: 64 MiB at K=65536; 16 MiB in-batch at N=1024), allocated by the first "
+        "call and not counted in later calls.",
         "",
         "| case | size | contender | median ms | x hand-written | x matmul floor | peak MiB |",
         "|---|---|---|---:|---:|---:|---:|",

@@ -98,6 +98,34 @@ def test_streamed_queue_spans_several_blocks(monkeypatch, keep_bytes, beta, tau_
             torch.testing.assert_close(_grads(ours, [q])[0], _grads(ref, [q])[0])
 
 
+@pytest.mark.parametrize("beta", [0.5, 1.0, 2.0])
+def test_in_batch_hcl_workspaces_are_reused_across_sizes(beta):
+    """The whole in-batch tile's HCL temporaries live in per-thread workspaces: calls of
+    different sizes, one after another, each still match the loop reference."""
+    import contrastkit.functional._kernel as kernel
+
+    for n in (7, 3, 7, 11):
+        z1 = torch.randn(n, 4, dtype=torch.float64, requires_grad=True)
+        z2 = torch.randn(n, 4, dtype=torch.float64, requires_grad=True)
+        ours = nt_xent(z1, z2, temperature=0.2, beta=beta, tau_plus=0.1)
+        ref = loop_nt_xent(z1, z2, temperature=0.2, beta=beta, tau_plus=0.1).mean()
+        torch.testing.assert_close(ours, ref)
+        for g_ours, g_ref in zip(_grads(ours, [z1, z2]), _grads(ref, [z1, z2])):
+            torch.testing.assert_close(g_ours, g_ref)
+    assert kernel._WORKSPACE.buffers["inner"].numel() >= (2 * 11) ** 2
+
+
+def test_workspace_requests_over_the_cap_are_not_kept(monkeypatch):
+    import contrastkit.functional._kernel as kernel
+
+    monkeypatch.setattr(kernel, "_KEEP_BYTES", 64)
+    like = torch.zeros(1)
+    first = kernel._workspace(100, like, slot="test-cap")
+    assert first.numel() == 100 and "test-cap" not in kernel._WORKSPACE.buffers
+    kept = kernel._workspace(8, like, slot="test-cap")
+    assert kernel._workspace(4, like, slot="test-cap").data_ptr() == kept.data_ptr()
+
+
 # --- oracles of hcl.md §8 -------------------------------------------------------------
 
 

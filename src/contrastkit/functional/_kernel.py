@@ -84,7 +84,10 @@ class _Tile:
         if len(self.exps) == 1:
             return self.exps[0].mul_(multipliers[0][:, None])
         e_beta, e_one = self.exps
-        inner = torch.addcmul(multipliers[1][:, None], e_one, multipliers[0][:, None])
+        # The [B, k] temporary lives in a reused workspace: a fresh 16 MiB one (N = 1024 in-batch)
+        # costs more in page faults than the arithmetic.
+        inner = _workspace(e_one.numel(), e_one, slot="inner").view_as(e_one)
+        torch.addcmul(multipliers[1][:, None], e_one, multipliers[0][:, None], out=inner)
         return e_beta.mul_(inner)
 
 
@@ -93,22 +96,27 @@ _KEEP_BYTES = 256 << 20
 
 
 class _Workspace(threading.local):
-    buffer: Tensor | None = None
+    def __init__(self) -> None:
+        self.buffers: dict[str, Tensor] = {}
 
 
 _WORKSPACE = _Workspace()
 
 
-def _workspace(numel: int, like: Tensor) -> Tensor:
-    """A flat scratch tensor of ``numel`` elements, reused across calls on this thread (CPU).
+def _workspace(numel: int, like: Tensor, slot: str = "tiles") -> Tensor:
+    """A flat scratch tensor of ``numel`` elements, reused across calls on this thread.
 
-    The kernel finishes with it before returning, so reuse is safe; it avoids faulting in
-    fresh pages for every call, which costs as much as the exponentials themselves.
+    ``slot`` names independent buffers ("tiles": kept exponentials; "inner": the HCL weight
+    temporary). The kernel finishes with them before returning, so reuse is safe; it avoids
+    faulting in fresh pages for every call, which costs as much as the exponentials themselves.
+    Requests over ``_KEEP_BYTES`` get a fresh tensor and are not kept.
     """
-    buffer = _WORKSPACE.buffer
+    if numel * like.element_size() > _KEEP_BYTES:
+        return torch.empty(numel, dtype=like.dtype, device=like.device)
+    buffer = _WORKSPACE.buffers.get(slot)
     if buffer is None or buffer.numel() < numel or buffer.dtype != like.dtype or buffer.device != like.device:
         buffer = torch.empty(numel, dtype=like.dtype, device=like.device)
-        _WORKSPACE.buffer = buffer
+        _WORKSPACE.buffers[slot] = buffer
     return buffer[:numel]
 
 
@@ -286,7 +294,7 @@ class FusedContrastiveLoss(torch.autograd.Function):
         keep = _keep_workspace(q, streamed, cfg) if want_query else None
         track = want_query and bool(streamed) and keep is None  # running d/dq sums, only for streamed groups
         stats = _RowStats.empty(cfg.scales, batch, dim, q, track=track)
-        for group in groups:
+        for index, group in enumerate(groups):
             neg = group.vectors
             num_neg += neg.shape[-2] - len(group.exclude)
             if group in streamed:
@@ -301,7 +309,10 @@ class FusedContrastiveLoss(torch.autograd.Function):
             if normalize_frozen and not (group.needs_grad or group.is_query):
                 group.inv_norm = _inverse_norms(vectors)
                 logits.mul_(group.inv_norm)
-            group.tiles.append(stats.fold(_mask_(logits, group.exclude)))
+            spare = None  # HCL with beta != 1: the second exponential goes to a reused workspace
+            if cfg.beta not in (0.0, 1.0):
+                spare = _workspace(logits.numel(), q, slot=f"spare{index}").view_as(logits)
+            group.tiles.append(stats.fold(_mask_(logits, group.exclude), None, spare))
         lse = stats.lse()
         loss, coef, dpos = row_estimator(pos.to(compute), lse, num_neg, cfg)
         weight = 1.0 / batch if reduction == "mean" else 1.0

@@ -147,8 +147,9 @@ def info_nce(
         pass (see ``_kernel``) and is first-order only; use ``reduction="none"`` and reduce
         yourself if you need double backward. On GPUs the logits are built in one piece and
         reduced with ``cross_entropy`` (plain) or ``logsumexp`` (HCL). On CPU, HCL (``beta > 0``)
-        over a shared queue keeps its ``B x K`` exponentials in a per-thread workspace reused
-        across calls (at most 256 MiB; larger problems stream without it).
+        keeps its ``B x K`` temporaries (a queue's exponentials, the in-batch weight matrix) in
+        per-thread workspaces reused across calls (each at most 256 MiB; larger problems stream
+        or allocate afresh).
 
     Example:
         >>> q, k, queue = torch.randn(8, 16), torch.randn(8, 16), torch.randn(64, 16)
