@@ -1,12 +1,14 @@
-"""Where a MOON local step's time goes, against a FedAvg step on the same batch (one process).
+"""Where a MOON local epoch's time goes, against a FedAvg epoch on the same party (one process).
 
-Run:  python benchmarks/moon_step.py            (about 30 s on 2 cores)
+Run:  python benchmarks/moon_step.py            (about 1 min on 2 cores)
 
-A FedAvg step is forward + backward + SGD of the party's model; a MOON step adds two no-grad
-forwards (the global model and the previous local model, both frozen, card moon.md) and the
-model-contrastive term. Timed round-robin, median of 51, on the paper's CIFAR-10 CNN
-(``moon_cnn``) with the paper's batch of 64: the ratio MOON step / FedAvg step is the floor a
-MOON round can reach against a FedAvg round before data loading and evaluation are counted.
+Times the library's own ``contrastkit.federated.local_train`` for one local epoch of
+``--steps`` batches of 64 (the paper's batch) on the paper's CIFAR-10 CNN (``moon_cnn``),
+augmentation included, with the FedAvg and the MOON settings (mu 5, t 0.5, the global model
+and one previous model frozen), round-robin, median of ``--repeats``. Also timed alone, per
+batch: MOON's two frozen forwards and its model-contrastive term (forward + backward). The
+epoch ratio MOON / FedAvg is what a round's local work costs; a round adds evaluation and
+aggregation, shared by both, so the round ratio in ``federated_cifar10.md`` sits a little lower.
 Results: ``benchmarks/results/moon_step.{json,md}``.
 """
 
@@ -16,87 +18,108 @@ import argparse
 import copy
 import json
 import statistics
+import sys
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
-from contrastkit.federated.model import FederatedModel
+from contrastkit.federated import FederatedModel, LocalSettings, local_train
+from contrastkit.federated.local import _conv_layout
 from contrastkit.functional import model_contrastive
 
 RESULTS = Path(__file__).parent / "results"
+BATCH = 64
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--repeats", type=int, default=51)
+    parser.add_argument("--steps", type=int, default=10, help="batches per timed local epoch")
+    parser.add_argument("--repeats", type=int, default=21)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     torch.manual_seed(0)
+    torch.set_num_threads(2)
+    images = torch.randint(0, 256, (args.steps * BATCH, 3, 32, 32), dtype=torch.uint8)
+    labels = torch.randint(10, (len(images),))
     model = FederatedModel("moon_cnn", 3, 32, 10)
-    frozen = [copy.deepcopy(model).eval(), copy.deepcopy(model).eval()]
-    for m in frozen:
-        m.requires_grad_(False)
-    x, y = torch.randn(args.batch, 3, 32, 32), torch.randint(10, (args.batch,))
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-5)
+    global_model, previous = copy.deepcopy(model), copy.deepcopy(model)
 
-    def fedavg_step() -> None:
-        loss = F.cross_entropy(model(x)[2], y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+    def preprocess(x: torch.Tensor) -> torch.Tensor:
+        return x.float().div_(255).sub_(0.5).div_(0.25)
+
+    def epoch(settings: LocalSettings) -> Callable[[], None]:
+        def run() -> None:
+            local_train(
+                model,
+                images,
+                labels,
+                settings,
+                preprocess=preprocess,
+                augment=True,
+                generator=torch.Generator().manual_seed(0),
+                global_model=global_model if settings.algorithm == "moon" else None,
+                previous_models=[previous] if settings.algorithm == "moon" else None,
+            )
+
+        return run
+
+    x = _conv_layout(preprocess(images[:BATCH]))
+    z = torch.randn(BATCH, 256, requires_grad=True)
+    z_glob, z_prev = torch.randn(BATCH, 256), torch.randn(BATCH, 256)
 
     def frozen_forwards() -> None:
         with torch.no_grad():
-            frozen[0](x)
-            frozen[1](x)
+            global_model(x)
+            previous(x)
 
-    def moon_step() -> None:
-        _, z, logits = model(x)
-        with torch.no_grad():
-            z_glob, z_prev = frozen[0](x)[1], frozen[1](x)[1]
-        loss = F.cross_entropy(logits, y) + 5.0 * model_contrastive(z, z_glob, z_prev[None], temperature=0.5)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-    parts = {"FedAvg step": fedavg_step, "two frozen forwards": frozen_forwards, "MOON step": moon_step}
+    parts = {
+        "FedAvg local epoch": epoch(LocalSettings("fedavg", epochs=1)),
+        "MOON local epoch": epoch(LocalSettings("moon", epochs=1, mu=5.0, temperature=0.5)),
+        "two frozen forwards (one batch)": frozen_forwards,
+        "model-contrastive term, fwd + bwd (one batch)": lambda: model_contrastive(
+            z, z_glob, z_prev, temperature=0.5
+        ).backward(),
+    }
     times: dict[str, list[float]] = {k: [] for k in parts}
-    for _ in range(3):
-        for f in parts.values():
-            f()
+    for f in parts.values():
+        f()
     for _ in range(args.repeats):
         for name, f in parts.items():
             start = time.perf_counter()
             f()
             times[name].append(time.perf_counter() - start)
     medians = {k: statistics.median(v) * 1e3 for k, v in times.items()}
-    base = medians["FedAvg step"]
+    step = medians["FedAvg local epoch"] / args.steps
     report = {
-        "command": "python benchmarks/moon_step.py",
+        "command": " ".join(["python benchmarks/moon_step.py", *sys.argv[1:]]),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": f"{torch.get_num_threads()} threads, torch {torch.__version__}",
-        "batch": args.batch,
+        "batch": BATCH,
+        "steps": args.steps,
         "median_ms": medians,
-        "vs_fedavg_step": {k: v / base for k, v in medians.items()},
+        "moon_over_fedavg_epoch": medians["MOON local epoch"] / medians["FedAvg local epoch"],
     }
+    per_step = {k: (v / args.steps if "epoch" in k else v) for k, v in medians.items()}
     lines = [
-        "# MOON local step vs FedAvg local step",
+        "# MOON local training vs FedAvg local training",
         "",
         f"Command: `{report['command']}`  ",
-        f"Date: {report['date']}; {report['machine']}; moon_cnn, batch {args.batch}, median of {args.repeats} "
-        "round-robin runs.",
+        f"Date: {report['date']}; {report['machine']}; moon_cnn, batch {BATCH}, one local epoch = {args.steps} "
+        f"batches through `local_train` (augmentation included), median of {args.repeats} round-robin runs.",
         "",
-        "| part | median ms | x FedAvg step |",
+        "| part | median ms per batch | x FedAvg step |",
         "|---|---:|---:|",
-        *[f"| {k} | {v:.2f} | {v / base:.2f} |" for k, v in medians.items()],
+        *[f"| {k} | {v:.2f} | {v / step:.2f} |" for k, v in per_step.items()],
+        "",
+        f"MOON / FedAvg local epoch: **{report['moon_over_fedavg_epoch']:.2f}x**.",
         "",
         "The two frozen forwards are work MOON cannot skip (their inputs are freshly augmented each epoch); "
-        "with this small CNN a forward is a large share of a training step, so the MOON/FedAvg step ratio above "
-        "is the floor for the round ratio in `federated_cifar10.md`.",
+        "with this small CNN a forward is a large share of a training step, so the epoch ratio above is close "
+        "to the floor for the round ratio in `federated_cifar10.md`. Inputs go to the convolutions in "
+        "channels-last layout for every algorithm (`federated/local.py`).",
         "",
     ]
     args.out.mkdir(parents=True, exist_ok=True)

@@ -53,6 +53,46 @@ def test_model_contrastive_oracles():
     assert torch.isfinite(model_contrastive(z, zg, pool))
 
 
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_model_contrastive_with_a_pool_matches_a_loop_in_value_and_gradient(reduction):
+    """Several previous models (``[M, B, D]``): the loop's loss and its gradients w.r.t. all inputs."""
+    z = torch.randn(5, 6, dtype=torch.float64, requires_grad=True)
+    zg = torch.randn(5, 6, dtype=torch.float64, requires_grad=True)
+    pool = torch.randn(3, 5, 6, dtype=torch.float64, requires_grad=True)
+    t = 0.3
+    cos = torch.nn.functional.cosine_similarity
+    rows = []
+    for i in range(5):
+        pos = torch.exp(cos(z[i], zg[i], dim=0) / t)
+        neg = sum(torch.exp(cos(z[i], pool[m, i], dim=0) / t) for m in range(3))
+        rows.append(-torch.log(pos / (pos + neg)))
+    loop = torch.stack(rows)
+    expected = {"mean": loop.mean(), "sum": loop.sum(), "none": loop}[reduction]
+    ours = model_contrastive(z, zg, pool, temperature=t, reduction=reduction)
+    torch.testing.assert_close(ours, expected)
+    grads = torch.autograd.grad(ours.sum(), [z, zg, pool])
+    for g_ours, g_ref in zip(grads, torch.autograd.grad(expected.sum(), [z, zg, pool])):
+        torch.testing.assert_close(g_ours, g_ref)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_model_contrastive_low_precision_is_finite_and_close(dtype):
+    z, zg, zp = torch.randn(8, 16) * 30, torch.randn(8, 16) * 30, torch.randn(2, 8, 16) * 30
+    low = model_contrastive(z.to(dtype), zg.to(dtype), zp.to(dtype), temperature=0.01)
+    assert low.dtype == torch.float32 and torch.isfinite(low)
+    torch.testing.assert_close(low, model_contrastive(z, zg, zp, temperature=0.01), rtol=0.05, atol=0.5)
+
+
+def test_model_contrastive_rejects_bad_settings():
+    z = torch.randn(4, 8)
+    with pytest.raises(ValueError, match="temperature"):
+        model_contrastive(z, z, z, temperature=0.0)
+    with pytest.raises(ValueError, match="reduction"):
+        model_contrastive(z, z, z, reduction="max")
+    with pytest.raises(ValueError, match="z_prev"):
+        model_contrastive(z, z, torch.randn(4, 7))
+
+
 # --- partition ------------------------------------------------------------------------------------
 
 

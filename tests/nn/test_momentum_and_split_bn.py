@@ -95,3 +95,23 @@ def test_backbones_report_their_width(name, dim):
 def test_unknown_backbone():
     with pytest.raises(ValueError, match="unknown backbone 'vgg'"):
         build_backbone("vgg")
+
+
+def test_moon_cnn_pool_before_relu_equals_the_official_order():
+    """MoonCNN pools before its ReLU; the official order (ReLU, then pool) gives the same output
+    and the same gradients."""
+    from contrastkit.nn.backbones import MoonCNN
+
+    torch.manual_seed(0)
+    net = MoonCNN(3, 32).double()
+    f = net.features
+    official = torch.nn.Sequential(
+        f[0], torch.nn.ReLU(), torch.nn.MaxPool2d(2), f[3], torch.nn.ReLU(), torch.nn.MaxPool2d(2)
+    )
+    x = torch.randn(4, 3, 32, 32, dtype=torch.float64, requires_grad=True)
+    ours = net(x)
+    reference = net.fc(official(x).flatten(1))
+    torch.testing.assert_close(ours, reference)
+    params = [x, *net.parameters()]
+    for g_ours, g_ref in zip(torch.autograd.grad(ours.sum(), params), torch.autograd.grad(reference.sum(), params)):
+        torch.testing.assert_close(g_ours, g_ref)
