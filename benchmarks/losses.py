@@ -240,15 +240,26 @@ def peak_extra_memory(fn: Callable[[], Any]) -> int:
     return peak
 
 
+SAMPLE_SECONDS = 0.02
+"""Each timing sample repeats a call back to back until it spans about this long, so that a
+2 ms call is not measured alone right after a peer that ran for seconds (cold caches, sleeping
+threads)."""
+
+
 def time_round_robin(contenders: dict[str, Callable[[], Any]], repeats: int) -> dict[str, list[float]]:
-    for fn in contenders.values():  # warm-up
+    """Per contender, ``repeats`` samples of the mean time per call, taken round-robin."""
+    loops = {}
+    for name, fn in contenders.items():  # warm-up, and the calls per sample
+        start = time.perf_counter()
         fn()
+        loops[name] = max(1, min(50, round(SAMPLE_SECONDS / max(time.perf_counter() - start, 1e-6))))
     times: dict[str, list[float]] = {name: [] for name in contenders}
     for _ in range(repeats):
         for name, fn in contenders.items():
             start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
+            for _ in range(loops[name]):
+                fn()
+            times[name].append((time.perf_counter() - start) / loops[name])
     return times
 
 
@@ -281,7 +292,7 @@ def run(quick: bool, repeats: int, with_peers: bool) -> dict[str, Any]:
         for name, why in case.skipped.items():
             rows.append({"kind": case.kind, "size": case.label, "contender": name, "skipped": why})
     return {
-        "command": "python benchmarks/losses.py" + (" --quick" if quick else ""),
+        "command": " ".join(["python benchmarks/losses.py", *sys.argv[1:]]),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": f"{platform.processor() or platform.machine()}, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads",
