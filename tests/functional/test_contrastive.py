@@ -115,6 +115,28 @@ def test_in_batch_hcl_workspaces_are_reused_across_sizes(beta):
     assert kernel._WORKSPACE.buffers["inner"].numel() >= (2 * 11) ** 2
 
 
+@pytest.mark.parametrize("beta, tau_plus", [(0.0, 0.0), (1.0, 0.1)])
+def test_unit_norm_queue_is_used_without_rescaling(monkeypatch, beta, tau_plus):
+    """A queue of unit rows (MoCo's) skips the scaled copy and still matches the loop; a queue
+    one row of which is off unit norm by more than float32 rounding is rescaled."""
+    import contrastkit.functional._kernel as kernel
+
+    monkeypatch.setattr(kernel, "_BLOCK_ELEMENTS", 64)
+    q = torch.randn(3, 4, requires_grad=True)
+    pos = torch.randn(3, 4)
+    unit = F.normalize(torch.randn(500, 4), dim=1)
+    assert kernel._inverse_norms_unless_unit(unit) is None
+    off = unit.clone()
+    off[17] *= 1.001
+    assert kernel._inverse_norms_unless_unit(off) is not None
+    for queue in (unit, off):
+        ours = info_nce(q, pos, queue, temperature=0.1, beta=beta, tau_plus=tau_plus)
+        q64 = q.detach().double().requires_grad_()
+        ref = loop_info_nce(q64, pos.double(), [queue.double()], temperature=0.1, beta=beta, tau_plus=tau_plus).mean()
+        torch.testing.assert_close(ours.double(), ref, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(_grads(ours, [q])[0].double(), _grads(ref, [q64])[0], rtol=1e-4, atol=1e-6)
+
+
 def test_workspace_requests_over_the_cap_are_not_kept(monkeypatch):
     import contrastkit.functional._kernel as kernel
 

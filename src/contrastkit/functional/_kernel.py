@@ -208,6 +208,18 @@ def _inverse_norms(vectors: Tensor) -> Tensor:
     return torch.linalg.vector_norm(vectors, dim=-1, dtype=dtype).clamp_min_(1e-12).reciprocal_()
 
 
+_UNIT_TOLERANCE = 1e-6
+"""A streamed queue whose every norm is within this of 1 (MoCo stores unit keys) is used as it
+is: rescaling it would change its logits by less than float32 rounding, and skipping the scaled
+copy of every tile saves a few percent at K = 4096."""
+
+
+def _inverse_norms_unless_unit(vectors: Tensor) -> Tensor | None:
+    """``_inverse_norms(vectors)``, or None when every row already has unit norm (to float32 rounding)."""
+    inv = _inverse_norms(vectors)
+    return None if bool((inv - 1.0).abs_().max() <= _UNIT_TOLERANCE) else inv
+
+
 _BLOCK_ELEMENTS_GPU = 1 << 25
 """On a GPU the tile does not need to fit a CPU cache: large tiles mean fewer kernel launches."""
 
@@ -298,7 +310,7 @@ class FusedContrastiveLoss(torch.autograd.Function):
             neg = group.vectors
             num_neg += neg.shape[-2] - len(group.exclude)
             if group in streamed:
-                group.inv_norm = _inverse_norms(neg) if normalize_frozen else None
+                group.inv_norm = _inverse_norms_unless_unit(neg) if normalize_frozen else None
                 keep = _stream_shared(q, group, stats, inv_t, want_query, keep)
                 continue
             vectors = neg.to(compute)
