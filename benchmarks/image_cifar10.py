@@ -1,6 +1,6 @@
 """Image pretraining on the CIFAR-10 copy: SimCLR, HCL, MoCo v2, MoCHi, DenseCL and random init.
 
-Run:  python benchmarks/image_cifar10.py --data-root ../shared/data          (about 2 h on 2 cores)
+Run:  python benchmarks/image_cifar10.py --data-root ../shared/data          (about 30 min on 2 cores)
       python benchmarks/image_cifar10.py --data-root ../shared/data --seeds 0 --epochs 2   (a smoke pass)
 
 Protocol (CPU-sized, moco.md §10 / hcl.md §7 / mochi.md §7 / densecl.md §6): the shipped
