@@ -1,6 +1,6 @@
 """FedAvg vs FedProx vs MOON on the CIFAR-10 copy with Flower's simulation.
 
-Run:  python benchmarks/federated_cifar10.py --data-root ../shared/data          (about 1 h on 2 cores)
+Run:  python benchmarks/federated_cifar10.py --data-root ../shared/data          (about 5 min on 2 cores)
       python benchmarks/federated_cifar10.py --data-root ../shared/data --rounds 2 --train-subset 2000   (smoke)
 
 Protocol (``moon.md`` §8 and §10, CPU-sized): 10 parties, Dirichlet beta = 0.5 over a stratified
