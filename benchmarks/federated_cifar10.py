@@ -36,6 +36,7 @@ def main() -> None:
     parser.add_argument("--train-subset", type=int, default=10000)
     parser.add_argument("--test-subset", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--beta", type=float, default=0.5, help="Dirichlet concentration of the label skew")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     overrides = [
@@ -44,11 +45,14 @@ def main() -> None:
         f"data.train_subset={args.train_subset}",
         f"data.test_subset={args.test_subset}",
         f"trainer.seed={args.seed}",
+        f"federation.beta={args.beta}",
     ]
     command = (
         f"python benchmarks/federated_cifar10.py --data-root {args.data_root} --rounds {args.rounds} "
         f"--local-epochs {args.local_epochs} --train-subset {args.train_subset} --test-subset {args.test_subset} "
         f"--seed {args.seed}"
+        + (f" --beta {args.beta}" if args.beta != 0.5 else "")
+        + (f" --out {args.out}" if args.out != RESULTS else "")
     )
     results = federate(
         apply_overrides(load_recipe("moon-cifar10"), overrides),
