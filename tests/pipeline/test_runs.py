@@ -26,8 +26,12 @@ FEDERATED_RECIPES = sorted(n for n in list_recipes() if "federation" in load_rec
 CI_REAL_DATA = {"moco-cifar10", "densecl-cifar10", "mochi-cifar10", "mvgrl-cora", "mvgrl-mutag"}
 
 
+def _real_graphs(name: str) -> bool:
+    return name.startswith("mvgrl") and "sbm" not in name
+
+
 def _smoke_param(name: str) -> object:
-    real = "cifar10" in name or (name.startswith("mvgrl") and "sbm" not in name)
+    real = "cifar10" in name or _real_graphs(name)
     return pytest.param(name, marks=pytest.mark.slow) if real and name not in CI_REAL_DATA else name
 
 
@@ -35,7 +39,7 @@ def _smoke_param(name: str) -> object:
 def test_recipe_runs_at_smoke_size(name, tmp_path):
     if "cifar10" in name and not HAS_CIFAR:
         pytest.skip(f"no CIFAR-10 copy under {SHARED_DATA}")
-    if name.startswith("mvgrl") and "sbm" not in name and not HAS_GRAPHS:
+    if _real_graphs(name) and not HAS_GRAPHS:
         pytest.skip(f"no Planetoid/TUDataset copies under {SHARED_DATA}")
     code = main(
         [

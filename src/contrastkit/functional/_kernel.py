@@ -61,6 +61,12 @@ class ObjectiveConfig:
         return (1.0 + self.beta, self.beta) if self.beta > 0 else (1.0,)
 
 
+def _two_exponentials(scales: tuple[float, ...]) -> bool:
+    """Whether a tile needs ``exp(beta c)`` stored beside ``exp(c)``: HCL with beta != 1 (with
+    beta = 1 one exponential serves both scales, ``exp(2c) = exp(c)^2``)."""
+    return len(scales) == 2 and scales[1] != 1.0
+
+
 @dataclass
 class _Tile:
     """One folded block of logits: its reference max ``[B]`` and exponentials ``[B, k]``.
@@ -162,7 +168,7 @@ class _RowStats:
             self._add(0, exps[0].sum(dim=1), shift, exps[0], vectors)
             return _Tile(ref, exps)
         beta = self.scales[1]
-        if beta == 1.0:
+        if not _two_exponentials(self.scales):
             e_one = e_beta = centered.exp_()
         else:
             e_beta = torch.mul(centered, beta, out=spare) if spare is not None else centered * beta
@@ -321,8 +327,8 @@ class FusedContrastiveLoss(torch.autograd.Function):
             if normalize_frozen and not (group.needs_grad or group.is_query):
                 group.inv_norm = _inverse_norms(vectors)
                 logits.mul_(group.inv_norm)
-            spare = None  # HCL with beta != 1: the second exponential goes to a reused workspace
-            if cfg.beta not in (0.0, 1.0):
+            spare = None  # the second exponential goes to a reused workspace
+            if _two_exponentials(cfg.scales):
                 spare = _workspace(logits.numel(), q, slot=f"spare{index}").view_as(logits)
             group.tiles.append(stats.fold(_mask_(logits, group.exclude), None, spare))
         lse = stats.lse()
@@ -371,7 +377,7 @@ def _keep_workspace(q: Tensor, streamed: list[_Group], cfg: ObjectiveConfig) -> 
     """Workspace for the tiles of the streamed groups when they need keeping (two scales) and fit."""
     if cfg.beta == 0 or not streamed:
         return None
-    per_logit = 1 if cfg.beta == 1.0 else 2
+    per_logit = 2 if _two_exponentials(cfg.scales) else 1
     numel = q.shape[0] * sum(g.vectors.shape[0] for g in streamed) * per_logit
     if numel * q.element_size() > _KEEP_BYTES:
         return None
@@ -402,7 +408,7 @@ def _stream_shared(
             continue
         n = batch * (rows.stop - rows.start)
         logits = torch.mm(q, vectors.t(), out=keep[:n].view(batch, -1)).mul_(inv_t)
-        spare = keep[n : 2 * n].view(batch, -1) if stats.scales[-1] != 1.0 else None
+        spare = keep[n : 2 * n].view(batch, -1) if _two_exponentials(stats.scales) else None
         keep = keep[2 * n if spare is not None else n :]
         tile = stats.fold(logits, None, spare)
         tile.rows = rows
