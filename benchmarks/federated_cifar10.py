@@ -104,9 +104,9 @@ def main() -> None:
     if moon_sec and avg_sec:
         lines.append(
             f"- MOON round / FedAvg round: **{moon_sec / avg_sec:.2f}x** (target < 1.5x). A MOON step is FedAvg's "
-            "forward + backward plus two no-grad forwards (global and previous model) and the model-contrastive term; "
-            "on this small CNN a MOON local epoch costs about 1.76x FedAvg's (`python benchmarks/moon_step.py`, "
-            "`moon_step.md`), and a round is almost all local training, so the round ratio follows the epoch ratio."
+            "forward + backward plus no-grad forwards of the global and previous models, run stacked as one network "
+            "(`federated/frozen.py`), and the model-contrastive term; a round also evaluates and aggregates, which "
+            "costs every algorithm the same. Per-batch breakdown: `python benchmarks/moon_step.py` (`moon_step.md`)."
         )
     lines += [
         "",

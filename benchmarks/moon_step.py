@@ -6,7 +6,8 @@ Times the library's own ``contrastkit.federated.local_train`` for one local epoc
 ``--steps`` batches of 64 (the paper's batch) on the paper's CIFAR-10 CNN (``moon_cnn``),
 augmentation included, with the FedAvg and the MOON settings (mu 5, t 0.5, the global model
 and one previous model frozen), round-robin, median of ``--repeats``. Also timed alone, per
-batch: MOON's two frozen forwards and its model-contrastive term (forward + backward). The
+batch: MOON's two frozen forwards (stacked, as ``local_train`` runs them, and one by one) and
+its model-contrastive term (forward + backward). The
 epoch ratio MOON / FedAvg is what a round's local work costs; a round adds evaluation and
 aggregation, shared by both, so the round ratio in ``federated_cifar10.md`` sits a little lower.
 Results: ``benchmarks/results/moon_step.{json,md}``.
@@ -27,6 +28,7 @@ from pathlib import Path
 import torch
 
 from contrastkit.federated import FederatedModel, LocalSettings, local_train
+from contrastkit.federated.frozen import FrozenRepresentations
 from contrastkit.federated.local import _conv_layout
 from contrastkit.functional import model_contrastive
 
@@ -70,7 +72,9 @@ def main() -> None:
     z = torch.randn(BATCH, 256, requires_grad=True)
     z_glob, z_prev = torch.randn(BATCH, 256), torch.randn(BATCH, 256)
 
-    def frozen_forwards() -> None:
+    stacked = FrozenRepresentations([global_model, previous])
+
+    def frozen_one_by_one() -> None:
         with torch.no_grad():
             global_model(x)
             previous(x)
@@ -78,7 +82,8 @@ def main() -> None:
     parts = {
         "FedAvg local epoch": epoch(LocalSettings("fedavg", epochs=1)),
         "MOON local epoch": epoch(LocalSettings("moon", epochs=1, mu=5.0, temperature=0.5)),
-        "two frozen forwards (one batch)": frozen_forwards,
+        "two frozen forwards, stacked as local_train runs them (one batch)": lambda: stacked(x),
+        "two frozen forwards, one by one (one batch)": frozen_one_by_one,
         "model-contrastive term, fwd + bwd (one batch)": lambda: model_contrastive(
             z, z_glob, z_prev, temperature=0.5
         ).backward(),
@@ -116,10 +121,12 @@ def main() -> None:
         "",
         f"MOON / FedAvg local epoch: **{report['moon_over_fedavg_epoch']:.2f}x**.",
         "",
-        "The two frozen forwards are work MOON cannot skip (their inputs are freshly augmented each epoch); "
-        "with this small CNN a forward is a large share of a training step, so the epoch ratio above is close "
-        "to the floor for the round ratio in `federated_cifar10.md`. Inputs go to the convolutions in "
-        "channels-last layout for every algorithm (`federated/local.py`).",
+        "The two frozen forwards are work MOON cannot skip (their inputs are freshly augmented each epoch). "
+        "`local_train` runs them stacked as one network (`federated/frozen.py`: one convolution with the "
+        "output channels of both first convolutions, a grouped second convolution, batched linear layers); "
+        "the one-by-one row is the plain way, for comparison. Without autograd the CNN's pools take strided "
+        "maxima instead of `max_pool2d` (`nn.backbones.MaxPool2x2`, same values). Inputs go to the "
+        "convolutions in channels-last layout for every algorithm (`federated/local.py`).",
         "",
     ]
     args.out.mkdir(parents=True, exist_ok=True)

@@ -115,3 +115,29 @@ def test_moon_cnn_pool_before_relu_equals_the_official_order():
     params = [x, *net.parameters()]
     for g_ours, g_ref in zip(torch.autograd.grad(ours.sum(), params), torch.autograd.grad(reference.sum(), params)):
         torch.testing.assert_close(g_ours, g_ref)
+
+
+@pytest.mark.parametrize("shape", [(3, 6, 28, 28), (2, 16, 10, 10), (2, 4, 7, 9)])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_max_pool_2x2_equals_max_pool2d_bit_for_bit(shape, channels_last):
+    """The no-autograd pool path (strided maxima) gives exactly ``F.max_pool2d(x, 2)``, odd edges
+    dropped as max_pool2d drops them, in either memory layout."""
+    from contrastkit.nn.backbones import max_pool_2x2
+
+    x = torch.randn(*shape)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    assert torch.equal(max_pool_2x2(x), torch.nn.functional.max_pool2d(x, 2))
+
+
+def test_moon_cnn_pool_paths_agree_and_training_keeps_max_pool2d_gradients():
+    """``MaxPool2x2`` uses the strided maxima only without autograd; with it, gradients are
+    max_pool2d's (one winner per window, never split)."""
+    from contrastkit.nn.backbones import MaxPool2x2
+
+    pool = MaxPool2x2()
+    x = torch.tensor([[[[1.0, 1.0], [0.0, 0.0]]]], requires_grad=True)  # a tie in the window
+    pool(x).sum().backward()
+    assert x.grad is not None and sorted(x.grad.flatten().tolist()) == [0.0, 0.0, 0.0, 1.0]
+    with torch.no_grad():
+        assert torch.equal(pool(x), torch.nn.functional.max_pool2d(x, 2))

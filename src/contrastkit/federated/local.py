@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from contrastkit.federated.frozen import FrozenRepresentations
 from contrastkit.federated.model import FederatedModel
 from contrastkit.functional.model_contrastive import model_contrastive
 
@@ -74,6 +75,7 @@ def local_train(
         for p in m.parameters():
             p.requires_grad_(False)
     global_params = [p.detach().clone() for p in global_model.parameters()] if global_model is not None else []
+    frozen_reps = FrozenRepresentations(frozen) if settings.algorithm == "moon" and global_model is not None else None
     totals = {"loss": 0.0, "ce": 0.0, "extra": 0.0}
     steps = 0
     for _ in range(settings.epochs):
@@ -86,7 +88,7 @@ def local_train(
             x = _conv_layout(x)
             _, z, logits = model(x)
             ce = F.cross_entropy(logits, labels[rows])
-            extra = _extra_term(model, x, z, settings, global_model, global_params, previous_models or [])
+            extra = _extra_term(model, x, z, settings, global_params, frozen_reps)
             loss = ce + extra
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -109,17 +111,15 @@ def _extra_term(
     x: Tensor,
     z: Tensor,
     s: LocalSettings,
-    global_model: FederatedModel | None,
     global_params: list[Tensor],
-    previous: list[FederatedModel],
+    frozen_reps: FrozenRepresentations | None,
 ) -> Tensor:
     if s.algorithm == "fedprox" and global_params:
         return (s.mu / 2) * sum(((p - g) ** 2).sum() for p, g in zip(model.parameters(), global_params))  # type: ignore[return-value]
-    if s.algorithm == "moon" and global_model is not None:
-        with torch.no_grad():
-            z_glob = global_model(x)[1]
-            z_prev = torch.stack([m(x)[1] for m in previous]) if previous else None
-        return s.mu * model_contrastive(z, z_glob, z_prev, temperature=s.temperature)
+    if frozen_reps is not None:
+        reps = frozen_reps(x)  # [1 + M, B, D]: the global model's, then each previous model's
+        z_prev = reps[1:] if len(reps) > 1 else None
+        return s.mu * model_contrastive(z, reps[0], z_prev, temperature=s.temperature)
     return z.new_zeros(())
 
 

@@ -7,6 +7,7 @@ DenseCL needs the map, everything else the pooled vector.
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 __all__ = ["Backbone", "ConvNetSmall", "MoonCNN", "cifar_resnet", "build_backbone"]
@@ -96,6 +97,30 @@ def cifar_resnet(depth: int = 18, in_channels: int = 3, width: int = 64) -> Back
     return _TorchvisionResNet(depth, in_channels, width)
 
 
+class MaxPool2x2(nn.MaxPool2d):
+    """``nn.MaxPool2d(2)`` that, when no gradient is being recorded, takes the maximum of the four
+    strided slices instead: the same values, bit for bit, but about 7x faster on a CPU, where
+    ``max_pool2d`` on a few channels costs more than the convolution before it. Frozen forwards
+    (MOON's global and previous models) and evaluation take this path; training keeps
+    ``max_pool2d``, whose backward is faster than the slices'. Measured in
+    ``benchmarks/moon_step.py``."""
+
+    def __init__(self) -> None:
+        super().__init__(2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if torch.is_grad_enabled() and x.requires_grad:
+            return super().forward(x)
+        return max_pool_2x2(x)
+
+
+def max_pool_2x2(x: Tensor) -> Tensor:
+    """``F.max_pool2d(x, 2)`` for ``[..., H, W]`` as two strided maxima (odd edges dropped)."""
+    h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2
+    rows = torch.maximum(x[..., 0:h:2, :w], x[..., 1:h:2, :w])
+    return torch.maximum(rows[..., 0::2], rows[..., 1::2])
+
+
 class MoonCNN(Backbone):
     """MOON's "simple CNN" base encoder for CIFAR-10 (``moon.md`` §1): two conv5x5 + max-pool
     stages and two fully connected layers, 84-d output. The map is ``[B, 84, 1, 1]``.
@@ -103,17 +128,18 @@ class MoonCNN(Backbone):
     The official code applies ReLU then max-pool; here the pool comes first. ReLU and max are
     both monotone, so outputs and gradients are identical, and the ReLU touches a quarter of the
     values (a frozen forward, as MOON runs two per step, is about 15% faster on a CPU). Parameter
-    names are unchanged (``features.0`` and ``features.3`` are the convolutions).
+    names are unchanged (``features.0`` and ``features.3`` are the convolutions). Without
+    autograd the pools take a faster path with the same values (``MaxPool2x2``).
     """
 
     def __init__(self, in_channels: int = 3, image_size: int = 32) -> None:
         super().__init__()
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, 6, 5),
-            nn.MaxPool2d(2),
+            MaxPool2x2(),
             nn.ReLU(inplace=True),
             nn.Conv2d(6, 16, 5),
-            nn.MaxPool2d(2),
+            MaxPool2x2(),
             nn.ReLU(inplace=True),
         )
         side = ((image_size - 4) // 2 - 4) // 2
