@@ -209,3 +209,48 @@ def test_weighted_average_by_samples():
     b = RecordDict({"arrays": ArrayRecord({"w": torch.zeros(2)}), "metrics": MetricRecord({"num-examples": 10})})
     merged = aggregate_arrayrecords([a, b], "num-examples")
     np.testing.assert_allclose(merged["w"].numpy(), [0.75, 0.75])
+
+
+def test_aggregation_is_the_same_whatever_order_the_replies_arrive_in():
+    """Parties finish in a different order every run; the weighted average must not depend on it
+    (float sums do), or two runs with the same seed drift apart round by round."""
+    from flwr.app import Message, Metadata
+
+    from contrastkit.federated.strategy import CheckedFedAvg
+
+    torch.manual_seed(0)
+    state = _model().state_dict()
+    global_arrays = ArrayRecord(state)
+
+    def reply(node: int, seed: int) -> Message:
+        g = torch.Generator().manual_seed(seed)
+        local = {k: v + torch.randn(v.shape, generator=g) * 10.0 ** (seed % 5 - 2) for k, v in state.items()}
+        content = RecordDict(
+            {
+                "arrays": ArrayRecord(local),
+                "metrics": MetricRecord({"num-examples": 17 + 13 * seed, "partition-id": seed}),
+            }
+        )
+        meta = Metadata(
+            run_id=1,
+            message_id=f"m{node}",
+            src_node_id=node,
+            dst_node_id=0,
+            reply_to_message_id="instruction",
+            group_id="1",
+            created_at=0.0,
+            ttl=60.0,
+            message_type="train",
+        )
+        return Message(content=content, metadata=meta)
+
+    replies = [reply(node, seed) for seed, node in enumerate([901, 17, 455, 3, 62, 7000, 88])]
+    results = []
+    for order in ([0, 1, 2, 3, 4, 5, 6], [6, 5, 4, 3, 2, 1, 0], [3, 0, 6, 2, 5, 1, 4]):
+        strategy = CheckedFedAvg(fraction_train=1.0, fraction_evaluate=0.0)
+        strategy._global = global_arrays
+        arrays, _ = strategy.aggregate_train(1, [replies[i] for i in order])
+        assert arrays is not None
+        results.append(arrays.to_torch_state_dict())
+    for other in results[1:]:
+        assert all(torch.equal(results[0][k], other[k]) for k in results[0])

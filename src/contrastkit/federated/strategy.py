@@ -100,4 +100,7 @@ class CheckedFedAvg(FedAvg):
         if not sound:
             log(WARNING, "round %d: no sound update; the global model is kept", server_round)
             return None, None
+        # Replies arrive in the order the parties finish; summing them in partition order makes
+        # the float rounding of the weighted average, and so the whole run, repeatable.
+        sound.sort(key=lambda m: (self._partition_of.get(m.metadata.src_node_id, -1), m.metadata.src_node_id))
         return super().aggregate_train(server_round, sound)
