@@ -9,7 +9,9 @@ SGD lr 0.01 momentum 0.9 wd 1e-5), fewer rounds; MOON mu = 5, tau = 0.5; FedProx
 the simple CNN with the 256-d projection head for every algorithm; the same seed, initial
 weights and partition for all three; global test accuracy on a stratified 2,000-image test
 subset after every round. This is ``contrastkit federate moon-cifar10`` with those overrides.
-Round wall time: mean over rounds 2.. (round 1 also starts the simulation's workers).
+Round wall time: median over rounds 2.. (round 1 also starts the simulation's workers; the
+median, so that a few rounds slowed by other work on the machine do not move it).
+``--from-run RUN_DIR`` writes the report of a finished run folder again without training.
 Results: ``benchmarks/results/federated_cifar10.{json,md}`` and the run folder's plots.
 """
 
@@ -22,8 +24,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from contrastkit.config import apply_overrides, load_recipe
-from contrastkit.federated.run import federate
+from contrastkit.federated.run import federate, median_round_seconds
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -38,6 +42,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--beta", type=float, default=0.5, help="Dirichlet concentration of the label skew")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--from-run",
+        type=Path,
+        metavar="RUN_DIR",
+        help="write the report of an existing run folder (runs/bench-federated/moon-cifar10/...) without training",
+    )
     args = parser.parse_args()
     overrides = [
         f"federation.rounds={args.rounds}",
@@ -54,52 +64,62 @@ def main() -> None:
         + (f" --beta {args.beta}" if args.beta != 0.5 else "")
         + (f" --out {args.out}" if args.out != RESULTS else "")
     )
-    results = federate(
-        apply_overrides(load_recipe("moon-cifar10"), overrides),
-        data_root=args.data_root,
-        runs_dir="runs/bench-federated",
-        command=command,
-    )
+    if args.from_run:
+        results = json.loads((args.from_run / "results.json").read_text())
+        command = results["command"]
+    else:
+        results = federate(
+            apply_overrides(load_recipe("moon-cifar10"), overrides),
+            data_root=args.data_root,
+            runs_dir="runs/bench-federated",
+            command=command,
+        )
     run = Path(results["run_dir"])
     histories = {a: json.loads((run / f"rounds_{a}.json").read_text()) for a in results["final_accuracy"]}
+    round_seconds = {a: median_round_seconds(h) for a, h in histories.items()}
+    data = yaml.safe_load((run / "recipe.yaml").read_text())["data"]
+    rounds, local_epochs = results["rounds"], results["local_epochs"]
+    train_subset, test_subset = data["train_subset"], data["test_subset"]
     report: dict[str, Any] = {
         "command": command,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "results": results,
+        "median_round_seconds": round_seconds,
         "per_round_accuracy": {a: [r["accuracy"] for r in h] for a, h in histories.items()},
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "federated_cifar10.json").write_text(json.dumps(report, indent=2))
     shutil.copy(run / "accuracy.png", args.out / "federated_cifar10_accuracy.png")
-    fedavg_round = results["mean_round_seconds"]["fedavg"]
+    fedavg_round = round_seconds["fedavg"]
     lines = [
         "# FedAvg vs FedProx vs MOON on the CIFAR-10 copy (Flower simulation)",
         "",
         f"Command: `{command}`  ",
-        f"Date: {report['date']}.",
+        f"Date: {report['date']}."
+        + (f" Report written again from the run folder `{run}` (`--from-run`)." if args.from_run else ""),
         "",
-        f"{results['parties']} parties, Dirichlet beta {results['beta']} over a stratified {args.train_subset}-image "
+        f"{results['parties']} parties, Dirichlet beta {results['beta']} over a stratified {train_subset}-image "
         f"training subset (party sizes {min(results['party_sizes'])}..{max(results['party_sizes'])}), "
-        f"{args.local_epochs} local epochs per round, {args.rounds} rounds, same seed / initial weights / partition "
-        f"for every algorithm; accuracy on a stratified {args.test_subset}-image test subset.",
+        f"{local_epochs} local epochs per round, {rounds} rounds, same seed / initial weights / partition "
+        f"for every algorithm; accuracy on a stratified {test_subset}-image test subset.",
         "",
-        "| algorithm | final accuracy | best accuracy | mean round (s, rounds 2..) | round time vs FedAvg |",
+        "| algorithm | final accuracy | best accuracy | median round (s, rounds 2..) | round time vs FedAvg |",
         "|---|---:|---:|---:|---:|",
     ]
     for a in results["final_accuracy"]:
-        sec = results["mean_round_seconds"][a]
+        sec = round_seconds[a]
         ratio = f"{sec / fedavg_round:.2f}x" if sec and fedavg_round else "—"
         lines.append(
             f"| {a} | {results['final_accuracy'][a]:.2f} | {results['best_accuracy'][a]:.2f} | "
             f"{sec or 0:.1f} | {ratio} |"
         )
     final = results["final_accuracy"]
-    moon_sec, avg_sec = results["mean_round_seconds"].get("moon"), results["mean_round_seconds"].get("fedavg")
+    moon_sec, avg_sec = round_seconds.get("moon"), round_seconds.get("fedavg")
     if "moon" in final and "fedavg" in final:
         lines += [
             "",
             f"- MOON above FedAvg at equal rounds: **{'holds' if final['moon'] > final['fedavg'] else 'does not hold'}** "
-            f"({final['moon']:.2f} vs {final['fedavg']:.2f} after {args.rounds} rounds, one seed).",
+            f"({final['moon']:.2f} vs {final['fedavg']:.2f} after {rounds} rounds, one seed).",
         ]
     if moon_sec and avg_sec:
         lines.append(

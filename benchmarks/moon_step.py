@@ -6,10 +6,11 @@ Times the library's own ``contrastkit.federated.local_train`` for one local epoc
 ``--steps`` batches of 64 (the paper's batch) on the paper's CIFAR-10 CNN (``moon_cnn``),
 augmentation included, with the FedAvg and the MOON settings (mu 5, t 0.5, the global model
 and one previous model frozen), round-robin, median of ``--repeats``. Also timed alone, per
-batch: MOON's two frozen forwards (stacked, as ``local_train`` runs them, and one by one) and
-its model-contrastive term (forward + backward). The
-epoch ratio MOON / FedAvg is what a round's local work costs; a round adds evaluation and
-aggregation, shared by both, so the round ratio in ``federated_cifar10.md`` sits a little lower.
+batch (``--steps`` calls back to back per sample): MOON's two frozen forwards (stacked, as
+``local_train`` runs them, and one by one) and its model-contrastive term (forward + backward).
+One torch thread by default, as each party gets in the simulation (two parties train at once on
+2 cores). The epoch ratio MOON / FedAvg is what a round's local work costs; a round adds
+evaluation and aggregation, shared by both.
 Results: ``benchmarks/results/moon_step.{json,md}``.
 """
 
@@ -40,10 +41,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=10, help="batches per timed local epoch")
     parser.add_argument("--repeats", type=int, default=21)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (the simulation gives each party 1; 2 parties run at once)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     torch.manual_seed(0)
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     images = torch.randint(0, 256, (args.steps * BATCH, 3, 32, 32), dtype=torch.uint8)
     labels = torch.randint(10, (len(images),))
     model = FederatedModel("moon_cnn", 3, 32, 10)
@@ -79,14 +86,23 @@ def main() -> None:
             global_model(x)
             previous(x)
 
+    def per_batch(f: Callable[[], object]) -> Callable[[], None]:
+        """``--steps`` calls back to back, like the batches of an epoch (so every row is warm alike)."""
+
+        def run() -> None:
+            for _ in range(args.steps):
+                f()
+
+        return run
+
     parts = {
         "FedAvg local epoch": epoch(LocalSettings("fedavg", epochs=1)),
         "MOON local epoch": epoch(LocalSettings("moon", epochs=1, mu=5.0, temperature=0.5)),
-        "two frozen forwards, stacked as local_train runs them (one batch)": lambda: stacked(x),
-        "two frozen forwards, one by one (one batch)": frozen_one_by_one,
-        "model-contrastive term, fwd + bwd (one batch)": lambda: model_contrastive(
-            z, z_glob, z_prev, temperature=0.5
-        ).backward(),
+        "two frozen forwards, stacked as local_train runs them": per_batch(lambda: stacked(x)),
+        "two frozen forwards, one by one": per_batch(frozen_one_by_one),
+        "model-contrastive term, fwd + bwd": per_batch(
+            lambda: model_contrastive(z, z_glob, z_prev, temperature=0.5).backward()
+        ),
     }
     times: dict[str, list[float]] = {k: [] for k in parts}
     for f in parts.values():
@@ -107,7 +123,7 @@ def main() -> None:
         "median_ms": medians,
         "moon_over_fedavg_epoch": medians["MOON local epoch"] / medians["FedAvg local epoch"],
     }
-    per_step = {k: (v / args.steps if "epoch" in k else v) for k, v in medians.items()}
+    per_step = {k: v / args.steps for k, v in medians.items()}
     lines = [
         "# MOON local training vs FedAvg local training",
         "",

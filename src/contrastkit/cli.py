@@ -116,8 +116,8 @@ def _federate(args: argparse.Namespace, command: str) -> None:
         f"\n{results['recipe']}: {results['parties']} parties, Dirichlet {results['beta']}, {results['rounds']} rounds"
     )
     for algorithm, final in results["final_accuracy"].items():
-        seconds = results["mean_round_seconds"][algorithm]
-        print(f"  {algorithm:8s} final accuracy {final:.2f}%   mean round {seconds or 0:.1f} s")
+        seconds = results["median_round_seconds"][algorithm]
+        print(f"  {algorithm:8s} final accuracy {final:.2f}%   median round {seconds or 0:.1f} s")
     print(f"  report: {results['run_dir']}/report.md")
 
 

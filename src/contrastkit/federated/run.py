@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import statistics
 import time
 from datetime import datetime
 from pathlib import Path
@@ -190,7 +191,7 @@ def federate(
         "wall_seconds": seconds,
         "final_accuracy": {a: (h[-1]["accuracy"] if h else None) for a, h in histories.items()},
         "best_accuracy": {a: (max(r["accuracy"] for r in h) if h else None) for a, h in histories.items()},
-        "mean_round_seconds": {a: _mean_round_seconds(h) for a, h in histories.items()},
+        "median_round_seconds": {a: median_round_seconds(h) for a, h in histories.items()},
         "failed": {a: {r["round"]: r.get("failed") for r in h if r.get("failed")} for a, h in histories.items()},
         "rejected": {a: {r["round"]: r.get("rejected") for r in h if r.get("rejected")} for a, h in histories.items()},
         "party_sizes": hist.sum(1).tolist(),
@@ -201,10 +202,11 @@ def federate(
     return results
 
 
-def _mean_round_seconds(history: list[dict[str, Any]]) -> float | None:
-    """Mean wall time of rounds 2.. (round 1 also pays for starting the simulation's workers)."""
+def median_round_seconds(history: list[dict[str, Any]]) -> float | None:
+    """Median wall time of rounds 2.. (round 1 also pays for starting the simulation's workers;
+    the median, because a few rounds slowed by other work on the machine would move a mean)."""
     rounds = [r["seconds"] for r in history if r["round"] > 1]
-    return sum(rounds) / len(rounds) if rounds else None
+    return statistics.median(rounds) if rounds else None
 
 
 def _write_clients(run_dir: Path, hist: Any) -> None:
@@ -270,11 +272,11 @@ def _write_report(run_dir: Path, r: dict[str, Any], hist: Any) -> None:
         f"..{max(r['party_sizes'])}); {r['rounds']} rounds x {r['local_epochs']} local epochs; seed {r['seed']}",
         f"- Reproduce: `{r['command']}`",
         "",
-        "| algorithm | final accuracy | best accuracy | mean round from round 2 (s) | simulation wall (s) |",
+        "| algorithm | final accuracy | best accuracy | median round from round 2 (s) | simulation wall (s) |",
         "|---|---:|---:|---:|---:|",
     ]
     for a in r["final_accuracy"]:
-        final, best, sec = r["final_accuracy"][a], r["best_accuracy"][a], r["mean_round_seconds"][a]
+        final, best, sec = r["final_accuracy"][a], r["best_accuracy"][a], r["median_round_seconds"][a]
         fmt = lambda v, spec: "—" if v is None else format(v, spec)  # noqa: E731
         lines.append(
             f"| {a} | {fmt(final, '.2f')} | {fmt(best, '.2f')} | {fmt(sec, '.1f')} | {r['wall_seconds'][a]:.0f} |"
