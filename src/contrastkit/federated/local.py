@@ -3,7 +3,8 @@
 A fresh SGD optimiser every round; ``E`` epochs over the party's data, batch 64. FedProx adds
 ``(mu / 2) * ||w - w_global||^2``; MOON adds ``mu * model_contrastive(z, z_global, z_prev)``
 with the global and previous models frozen and in eval mode, so that ``mu = 0`` gives exactly
-FedAvg's update (no extra RNG use, no BatchNorm statistics touched).
+FedAvg's update (no extra RNG use, no BatchNorm statistics touched). The frozen models run
+stacked as one network where they can (``federated/frozen.py``).
 """
 
 from __future__ import annotations
