@@ -8,7 +8,7 @@ augmentation included, with the FedAvg and the MOON settings (mu 5, t 0.5, the g
 and one previous model frozen), round-robin, median of ``--repeats``. Also timed alone, per
 batch (``--steps`` calls back to back per sample): MOON's two frozen forwards (stacked, as
 ``local_train`` runs them, and one by one) and its model-contrastive term (forward + backward).
-One torch thread by default, as each party gets in the simulation (two parties train at once on
+One torch thread and glibc's heap kept warm, as each party gets in the simulation (two parties train at once on
 2 cores). The epoch ratio MOON / FedAvg is what a round's local work costs; a round adds
 evaluation and aggregation, shared by both.
 Results: ``benchmarks/results/moon_step.{json,md}``.
@@ -28,6 +28,7 @@ from pathlib import Path
 
 import torch
 
+from contrastkit._allocator import keep_heap_warm
 from contrastkit.federated import FederatedModel, LocalSettings, local_train
 from contrastkit.federated.frozen import FrozenRepresentations
 from contrastkit.federated.local import _conv_layout
@@ -51,6 +52,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
+    keep_heap_warm()  # as the federated ClientApp does in each party's process
     images = torch.randint(0, 256, (args.steps * BATCH, 3, 32, 32), dtype=torch.uint8)
     labels = torch.randint(10, (len(images),))
     model = FederatedModel("moon_cnn", 3, 32, 10)

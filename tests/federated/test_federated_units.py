@@ -254,3 +254,14 @@ def test_aggregation_is_the_same_whatever_order_the_replies_arrive_in():
         results.append(arrays.to_torch_state_dict())
     for other in results[1:]:
         assert all(torch.equal(results[0][k], other[k]) for k in results[0])
+
+
+def test_the_client_keeps_the_heap_warm_once_per_process():
+    import platform
+
+    from contrastkit._allocator import keep_heap_warm
+
+    first = keep_heap_warm()
+    assert keep_heap_warm() is first  # cached: the process-wide settings are applied once
+    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        assert first is True

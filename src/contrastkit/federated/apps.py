@@ -27,6 +27,7 @@ from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid, ServerApp
 from torch import Tensor
 
+from contrastkit._allocator import keep_heap_warm
 from contrastkit.data.images import ImageSplits, load_cifar10, load_digits
 from contrastkit.federated.local import LocalSettings, evaluate, local_train
 from contrastkit.federated.model import FederatedModel
@@ -148,6 +149,7 @@ def train_on_party(content: RecordDict, context: Context, bound: Mapping[str, An
     """One party's round: the global ``arrays`` in, the trained ``arrays`` and ``metrics`` out."""
     s = settings_of(bound, context)
     torch.set_num_threads(int(s["threads"]))
+    keep_heap_warm()  # this process is a party's worker; see contrastkit._allocator
     pid = int(context.node_config.get("partition-id", 0))
     data = load_data(s, int(context.node_config.get("num-partitions", s["num-parties"])))
     server_round = int(content.config_records["config"].get("server-round", 1))  # type: ignore[arg-type]
