@@ -262,6 +262,8 @@ def test_the_client_keeps_the_heap_warm_once_per_process():
     from contrastkit._allocator import keep_heap_warm
 
     first = keep_heap_warm()
-    assert keep_heap_warm() is first  # cached: the process-wide settings are applied once
+    misses = keep_heap_warm.cache_info().misses
+    assert keep_heap_warm() == first
+    assert keep_heap_warm.cache_info().misses == misses == 1  # mallopt runs once per process
     if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
         assert first is True
