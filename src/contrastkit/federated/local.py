@@ -75,7 +75,11 @@ def local_train(
         m.eval()
         for p in m.parameters():
             p.requires_grad_(False)
-    global_params = [p.detach().clone() for p in global_model.parameters()] if global_model is not None else []
+    global_params = (  # only FedProx's term reads them
+        [p.detach().clone() for p in global_model.parameters()]
+        if settings.algorithm == "fedprox" and global_model is not None
+        else []
+    )
     frozen_reps = FrozenRepresentations(frozen) if settings.algorithm == "moon" and global_model is not None else None
     totals = {"loss": 0.0, "ce": 0.0, "extra": 0.0}
     steps = 0
