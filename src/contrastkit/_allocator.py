@@ -4,9 +4,9 @@ By default glibc returns a freed block above its mmap threshold (128 KiB, raised
 blocks are freed) to the OS, and trims the heap top past twice that, so the next allocation of
 that size page-faults in fresh memory. A training step allocates and frees the same activation
 sizes every step, and it pays for those faults every time the pattern shifts. Measured here
-(``docs/federated.md``): a MOON local epoch, which allocates the frozen models' activations
-beside the trained one's, took 1.60-1.67x a FedAvg epoch with the defaults and 1.40-1.42x with
-the heap kept warm; FedAvg itself got about 4% faster.
+(``docs/federated.md``): with the heap kept warm, a MOON round, which allocates the frozen
+models' activations beside the trained one's, went from 1.47x a FedAvg round to 1.28x in
+``python benchmarks/federated_cifar10.py --data-root ../shared/data``.
 
 The settings are process-wide, so only code that owns its process calls this: the federated
 ClientApp (a simulated party's worker, a SuperNode's app) and the benchmarks. The price is
