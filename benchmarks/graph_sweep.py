@@ -38,6 +38,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     recipe = RECIPES[args.dataset]
     partial = args.out / f"{_stem(args)}.partial.json"
     runs: list[dict[str, Any]] = json.loads(partial.read_text()) if partial.exists() else []
+    args.carried_over = len(runs)
     done = {(r["layers"], r["batch"], r["epochs"], r["seed"]) for r in runs}
     grid = list(itertools.product(args.layers, args.batch, args.epochs, args.seeds))
     for number, (layers, batch, epochs, seed) in enumerate(grid, 1):
@@ -110,7 +111,13 @@ def markdown(report: dict[str, Any]) -> str:
         f"# MVGRL graph-level sweep on {dataset}" + (f" ({report['tag']})" if report.get("tag") else ""),
         "",
         f"Command: `{report['command']}`  ",
-        f"Date: {report['date']}; {report['machine']}; wall time {report['wall_minutes']:.0f} min.",
+        f"Date: {report['date']}; {report['machine']}; wall time {report['wall_minutes']:.0f} min"
+        + (
+            f" for the {len(report['runs']) - report['carried_over']} runs of this invocation "
+            f"({report['carried_over']} earlier runs resumed from the partial file)."
+            if report.get("carried_over")
+            else "."
+        ),
         "",
         "Each row: mean ± std over training seeds of the 10-fold CV linear-SVM accuracy (C grid-searched inside "
         "the folds), and the same protocol on the randomly initialised encoder of the same seeds.",
@@ -164,6 +171,7 @@ def main() -> None:
         date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         machine=f"{torch.get_num_threads()} threads, torch {torch.__version__}",
         wall_minutes=(time.perf_counter() - start) / 60,
+        carried_over=args.carried_over,
     )
     (args.out / f"{_stem(args)}.json").write_text(json.dumps(report, indent=2))
     (args.out / f"{_stem(args)}.md").write_text(markdown(report))
