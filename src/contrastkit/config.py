@@ -92,6 +92,7 @@ class MVGRLParams(_Strict):
     beta: float = Field(0.0, ge=0)
     patience: int = Field(20, gt=0)
     train_encoders: bool = True
+    official_padding: bool = False
 
 
 METHOD_PARAMS: dict[str, type[_Strict]] = {

@@ -9,15 +9,19 @@ the other, the views being the normalised adjacency and a diffusion (PPR or heat
   with ``window_size`` >= n, on the whole graph.
 - ``MVGRLGraph``: graph level (§4). ``L`` GCN layers per view, shared node and graph MLP heads,
   JSD local-global loss in both cross-view directions, sparse batching (no padding leak).
+  ``official_padding=True`` computes the loss as the official code does on its zero-padded
+  batches (padded nodes stay in the loss, card pitfall 5's misaligned mask) for parity runs.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 from typing import Any
 
 import lightning as L
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from contrastkit.data.graphs import GraphSet, NodeGraph
@@ -33,7 +37,7 @@ from contrastkit.views.graph import (
     topk_per_column,
 )
 
-__all__ = ["MVGRL", "MVGRLGraph", "diffusion_matrix"]
+__all__ = ["MVGRL", "MVGRLGraph", "diffusion_matrix", "official_padded_jsd_loss"]
 
 
 def diffusion_matrix(
@@ -224,6 +228,52 @@ class MVGRL(_GraphMethod):
         return (self.encoder_adj(self.x, a) + self.encoder_diff(self.x, self.s)).detach()
 
 
+def official_padded_jsd_loss(
+    nodes: Tensor, graphs: Tensor, node_graph: Tensor, pad_node: Tensor, max_nodes: int, mask_counts: Tensor
+) -> Tensor:
+    """The JSD local-global loss exactly as the official ``graph/train.py`` computes it on its
+    zero-padded dense batches (``local_global_loss_``), here from a sparse batch.
+
+    The official batches pad every graph to the dataset's ``max_nodes``. Padded nodes get the same
+    node embedding ``pad_node`` (``[D]``: the node head applied to ``act(b_L)``, the last GCN
+    layer's output on a node with no neighbours) and stay in the loss: each is a negative of every
+    other graph in the batch, the denominators count them, and the positive mask keeps the first
+    ``mask_counts[j]`` rows of graph ``j`` — where ``mask_counts`` are node counts of the graphs at
+    the batch's positions in the *unshuffled* dataset (card pitfall 5), so real nodes beyond it
+    drop out of the positives and padded nodes below it join them.
+
+    Args:
+        nodes: ``[n, D]`` real node embeddings, graphs contiguous as in a PyG batch.
+        graphs: ``[B, D]`` graph embeddings of the other view.
+        node_graph: ``[n]`` graph index of each node.
+        pad_node: ``[D]`` embedding of a padded node.
+        max_nodes: padded size of every graph.
+        mask_counts: ``[B]`` the official code's positive-mask counts.
+    """
+    count = graphs.shape[0]
+    sizes = torch.bincount(node_graph, minlength=count)
+    starts = torch.cumsum(sizes, 0) - sizes
+    position = torch.arange(len(node_graph), device=nodes.device) - starts[node_graph]
+    scores = nodes @ graphs.t()  # [n, B]
+    own = F.one_hot(node_graph, count).bool()
+
+    def e_pos(x: Tensor) -> Tensor:
+        return math.log(2.0) - F.softplus(-x)
+
+    def e_neg(x: Tensor) -> Tensor:
+        return F.softplus(x) - math.log(2.0)
+
+    pos_sum = e_pos(scores[own])[position < mask_counts[node_graph]].sum()
+    neg_sum = e_neg(scores[~own]).sum()
+    pad_neg = e_neg(graphs @ pad_node)  # [B]: a padded row against each graph
+    padded = max_nodes - sizes
+    padded_positives = (mask_counts.clamp(max=max_nodes) - sizes).clamp(min=0)
+    pos_sum = pos_sum + (padded_positives * e_pos(graphs @ pad_node)).sum()
+    neg_sum = neg_sum + (padded * (pad_neg.sum() - pad_neg)).sum()
+    rows = count * max_nodes
+    return neg_sum / (rows * max(count - 1, 1)) - pos_sum / rows
+
+
 def _edge_list(matrix: Tensor) -> tuple[Tensor, Tensor]:
     index = matrix.nonzero().t()
     return index, matrix[index[0], index[1]]
@@ -242,6 +292,11 @@ class MVGRLGraph(_GraphMethod):
             only the node and graph heads — what the official ``graph/train.py`` actually does
             (its GCN layers sit in a plain Python list, so ``model.parameters()`` never hands
             them to Adam); the paper's graph-level numbers come from that code.
+        official_padding: compute the loss as the official code does on zero-padded batches
+            (``official_padded_jsd_loss``: padded nodes stay in the loss, misaligned positive
+            mask). A parity option for experiments [design]; JSD only, and exact only with frozen
+            encoders (with trained GCN biases the official sum readout also leaks padded nodes,
+            which this does not copy).
         lr, weight_decay, patience, seed: as ``MVGRL``.
     """
 
@@ -257,6 +312,7 @@ class MVGRLGraph(_GraphMethod):
         estimator: str = "jsd",
         beta: float = 0.0,
         train_encoders: bool = True,
+        official_padding: bool = False,
         lr: float = 1e-3,
         weight_decay: float = 0.0,
         patience: int = 20,
@@ -273,6 +329,11 @@ class MVGRLGraph(_GraphMethod):
         if not train_encoders:
             self.encoder_adj.requires_grad_(False)
             self.encoder_diff.requires_grad_(False)
+        if official_padding and (estimator != "jsd" or beta != 0):
+            raise ValueError("official_padding reproduces the official JSD loss; use estimator='jsd' and beta=0")
+        self.official_padding = official_padding
+        self.node_counts = torch.tensor([g.num_nodes for g in self.graphs])
+        self._batch_start = 0
 
     @staticmethod
     def prepare(graph: Any, diffusion: str, alpha: float, heat_t: float) -> Any:
@@ -291,12 +352,32 @@ class MVGRLGraph(_GraphMethod):
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
         na, nd, ga, gd = self._encode(batch)
-        est, beta = self.estimator, self.beta
-        loss = local_global_loss(na, gd, batch.batch, estimator=est, beta=beta) + local_global_loss(
-            nd, ga, batch.batch, estimator=est, beta=beta
-        )
+        if self.official_padding:
+            loss = self._official_padding_loss(batch, batch_idx, na, nd, ga, gd)
+        else:
+            est, beta = self.estimator, self.beta
+            loss = local_global_loss(na, gd, batch.batch, estimator=est, beta=beta) + local_global_loss(
+                nd, ga, batch.batch, estimator=est, beta=beta
+            )
         self.log("train/loss", loss, prog_bar=True, on_step=False, on_epoch=True, batch_size=batch.num_graphs)
         return loss
+
+    def _official_padding_loss(
+        self, batch: Any, batch_idx: int, na: Tensor, nd: Tensor, ga: Tensor, gd: Tensor
+    ) -> Tensor:
+        if batch_idx == 0:
+            self._batch_start = 0
+        start, self._batch_start = self._batch_start, self._batch_start + batch.num_graphs
+        mask_counts = self.node_counts[start : start + batch.num_graphs].to(na.device)
+        max_nodes = int(self.node_counts.max())
+
+        def pad_node(encoder: GraphEncoder) -> Tensor:
+            last: GCNLayer = encoder.layers[-1]  # type: ignore[assignment]
+            return self.node_head(last.act(last.bias[None]))[0]
+
+        return official_padded_jsd_loss(
+            na, gd, batch.batch, pad_node(self.encoder_adj), max_nodes, mask_counts
+        ) + official_padded_jsd_loss(nd, ga, batch.batch, pad_node(self.encoder_diff), max_nodes, mask_counts)
 
     def on_train_epoch_end(self) -> None:
         loss = self.trainer.callback_metrics.get("train/loss")

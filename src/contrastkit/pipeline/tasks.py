@@ -109,7 +109,7 @@ class NodeGraphTask(Task):
             self.graph = load_node_dataset(
                 d.dataset, root or d.root, download=d.download, normalize_features=d.normalize_features
             )
-        params = _method_params(recipe, drop=("level", "layers", "batch_size", "train_encoders"))
+        params = _method_params(recipe, drop=("level", "layers", "batch_size", "train_encoders", "official_padding"))
         o = recipe.optim
         self.method = MVGRL(self.graph, lr=o.lr, weight_decay=o.weight_decay, seed=recipe.trainer.seed, **params)
         self.datamodule = _OnePerEpoch()
