@@ -240,9 +240,11 @@ def markdown(report: dict[str, Any]) -> str:
         "Node level: Planetoid public split (not the pyGCN split of the official Cora run, card pitfall 3), "
         "row-normalised features, exact PPR (alpha 0.2), official sampler (4 windows x 2000 nodes), early stopping "
         "on the training loss (patience 20), logistic regression x 50 per seed. Graph level: one-hot label + degree "
-        "features, sparse batching, GCN encoders left at their initialisation and only the heads trained, as the "
-        "official graph code does (`method.train_encoders: false`), 10-fold CV LinearSVC on the raw embeddings (C "
-        "grid-searched inside folds, primal solver) per seed.",
+        "features, sparse batching, and as the official graph code does: GCN encoders left at their initialisation "
+        "and only the heads trained (`method.train_encoders: false`), the loss of its zero-padded batches "
+        "(`method.official_padding: true`); 10-fold CV LinearSVC on the raw embeddings (C grid-searched inside "
+        "folds, primal solver) per seed. Recipes: MUTAG 12 layers / batch 128, PTC_MR 2 / 32, IMDB-BINARY 2 / 128, "
+        "20 epochs each (the MUTAG and PTC_MR choices are the best of `benchmarks/results/graph_sweep_*.md`).",
     ]
     speed = report.get("speed")
     if speed:
