@@ -86,6 +86,19 @@ def test_graph_level_trains_and_is_invariant_to_node_relabelling():
     torch.testing.assert_close(pair[0], pair[1], rtol=1e-4, atol=1e-4)
 
 
+def _train_steps(model: MVGRLGraph, batch, opt, steps: int = 15) -> list[float]:  # type: ignore[no-untyped-def]
+    """Losses of ``steps`` optimiser steps on one batch."""
+    model.log = lambda *a, **k: None  # type: ignore[method-assign]
+    losses = []
+    for _ in range(steps):
+        loss = model.training_step(batch, 0)
+        losses.append(float(loss))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return losses
+
+
 def test_graph_level_official_mode_trains_only_the_heads():
     """train_encoders=False reproduces the official graph code: GCN layers stay at their init,
     the heads learn, and the loss still falls."""
@@ -98,14 +111,7 @@ def test_graph_level_official_mode_trains_only_the_heads():
     opt = model.configure_optimizers()
     encoders = [p.detach().clone() for p in [*model.encoder_adj.parameters(), *model.encoder_diff.parameters()]]
     heads = [p.detach().clone() for p in model.graph_head.parameters()]
-    model.log = lambda *a, **k: None
-    losses = []
-    for _ in range(15):
-        loss = model.training_step(batch, 0)
-        losses.append(float(loss))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    losses = _train_steps(model, batch, opt)
     assert losses[-1] < losses[0]
     now = [*model.encoder_adj.parameters(), *model.encoder_diff.parameters()]
     assert all(torch.equal(a, b) for a, b in zip(encoders, now))
@@ -164,12 +170,5 @@ def test_official_padding_mode_trains():
 
     batch = next(iter(DataLoader(model.graphs, batch_size=12)))
     opt = model.configure_optimizers()
-    model.log = lambda *a, **k: None
-    losses = []
-    for _ in range(15):
-        loss = model.training_step(batch, 0)
-        losses.append(float(loss))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    losses = _train_steps(model, batch, opt)
     assert losses[-1] < losses[0]
