@@ -23,7 +23,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["jsd_mutual_information", "local_global_loss", "mi_loss"]
+__all__ = ["jsd_mutual_information", "jsd_negative_terms", "jsd_positive_terms", "local_global_loss", "mi_loss"]
+
+
+def jsd_positive_terms(pos: Tensor) -> Tensor:
+    """Per-pair JSD terms of positive scores, ``log 2 - softplus(-D)`` (0 at ``D = 0``)."""
+    return math.log(2.0) - F.softplus(-pos)
+
+
+def jsd_negative_terms(neg: Tensor) -> Tensor:
+    """Per-pair JSD terms of negative scores, ``softplus(D) - log 2`` (0 at ``D = 0``)."""
+    return F.softplus(neg) - math.log(2.0)
 
 
 def _negative_weights(neg: Tensor, mask: Tensor | None, beta: float) -> Tensor:
@@ -47,9 +57,9 @@ def jsd_mutual_information(pos: Tensor, neg: Tensor, neg_mask: Tensor | None = N
     """
     if beta < 0:
         raise ValueError(f"beta must be >= 0, got {beta}")
-    e_pos = (math.log(2.0) - F.softplus(-pos)).mean()
+    e_pos = jsd_positive_terms(pos).mean()
     weights = _negative_weights(neg, neg_mask, beta)
-    e_neg = ((F.softplus(neg) - math.log(2.0)) * weights).sum() / weights.sum().clamp_min(1e-12)
+    e_neg = (jsd_negative_terms(neg) * weights).sum() / weights.sum().clamp_min(1e-12)
     return e_pos - e_neg
 
 

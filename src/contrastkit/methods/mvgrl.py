@@ -16,7 +16,6 @@ the other, the views being the normalised adjacency and a diffusion (PPR or heat
 from __future__ import annotations
 
 import copy
-import math
 from typing import Any
 
 import lightning as L
@@ -25,7 +24,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from contrastkit.data.graphs import GraphSet, NodeGraph
-from contrastkit.functional.mutual_information import local_global_loss, mi_loss
+from contrastkit.functional.mutual_information import (
+    jsd_negative_terms,
+    jsd_positive_terms,
+    local_global_loss,
+    mi_loss,
+)
 from contrastkit.nn.graph import BilinearDiscriminator, GCNLayer, GraphEncoder, ResidualMLP, propagate
 from contrastkit.views.graph import (
     contiguous_windows,
@@ -256,19 +260,13 @@ def official_padded_jsd_loss(
     position = torch.arange(len(node_graph), device=nodes.device) - starts[node_graph]
     scores = nodes @ graphs.t()  # [n, B]
     own = F.one_hot(node_graph, count).bool()
-
-    def e_pos(x: Tensor) -> Tensor:
-        return math.log(2.0) - F.softplus(-x)
-
-    def e_neg(x: Tensor) -> Tensor:
-        return F.softplus(x) - math.log(2.0)
-
-    pos_sum = e_pos(scores[own])[position < mask_counts[node_graph]].sum()
-    neg_sum = e_neg(scores[~own]).sum()
-    pad_neg = e_neg(graphs @ pad_node)  # [B]: a padded row against each graph
+    pad_scores = graphs @ pad_node  # [B]: a padded row against each graph
+    pos_sum = jsd_positive_terms(scores[own])[position < mask_counts[node_graph]].sum()
+    neg_sum = jsd_negative_terms(scores[~own]).sum()
     padded = max_nodes - sizes
     padded_positives = (mask_counts.clamp(max=max_nodes) - sizes).clamp(min=0)
-    pos_sum = pos_sum + (padded_positives * e_pos(graphs @ pad_node)).sum()
+    pad_neg = jsd_negative_terms(pad_scores)
+    pos_sum = pos_sum + (padded_positives * jsd_positive_terms(pad_scores)).sum()
     neg_sum = neg_sum + (padded * (pad_neg.sum() - pad_neg)).sum()
     rows = count * max_nodes
     return neg_sum / (rows * max(count - 1, 1)) - pos_sum / rows
@@ -333,6 +331,7 @@ class MVGRLGraph(_GraphMethod):
             raise ValueError("official_padding reproduces the official JSD loss; use estimator='jsd' and beta=0")
         self.official_padding = official_padding
         self.node_counts = torch.tensor([g.num_nodes for g in self.graphs])
+        self.max_nodes = int(self.node_counts.max())  # the official code pads every graph to this
         self._batch_start = 0
 
     @staticmethod
@@ -369,15 +368,14 @@ class MVGRLGraph(_GraphMethod):
             self._batch_start = 0
         start, self._batch_start = self._batch_start, self._batch_start + batch.num_graphs
         mask_counts = self.node_counts[start : start + batch.num_graphs].to(na.device)
-        max_nodes = int(self.node_counts.max())
 
         def pad_node(encoder: GraphEncoder) -> Tensor:
             last: GCNLayer = encoder.layers[-1]  # type: ignore[assignment]
             return self.node_head(last.act(last.bias[None]))[0]
 
         return official_padded_jsd_loss(
-            na, gd, batch.batch, pad_node(self.encoder_adj), max_nodes, mask_counts
-        ) + official_padded_jsd_loss(nd, ga, batch.batch, pad_node(self.encoder_diff), max_nodes, mask_counts)
+            na, gd, batch.batch, pad_node(self.encoder_adj), self.max_nodes, mask_counts
+        ) + official_padded_jsd_loss(nd, ga, batch.batch, pad_node(self.encoder_diff), self.max_nodes, mask_counts)
 
     def on_train_epoch_end(self) -> None:
         loss = self.trainer.callback_metrics.get("train/loss")
