@@ -7,7 +7,7 @@ coordinate descent stops at ``max_iter`` for large ``C`` and then depends on its
 order. ``contrastkit.evaluation.svm_graph_classification`` solves the same objective in the primal
 (deterministic). This scores the same embeddings both ways: the randomly initialised MVGRL encoder of
 each seed (no training, so only the solver differs), the same outer folds, and the dual solver with
-``--dual-orders`` random coordinate orders. Results: ``benchmarks/results/graph_svm_solvers_<dataset>.{json,md}``.
+``--dual-orders`` random coordinate orders (``svm_graph_classification(..., dual=True)``). Results: ``benchmarks/results/graph_svm_solvers_<dataset>.{json,md}``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from contrastkit.data.graphs import load_graph_dataset
@@ -28,21 +27,6 @@ from contrastkit.evaluation.graph import svm_graph_classification
 from contrastkit.methods.mvgrl import MVGRLGraph
 
 RESULTS = Path(__file__).parent / "results"
-
-
-def dual_score(x: np.ndarray, y: np.ndarray, seed: int, order: int) -> float:
-    """The official protocol with sklearn's default (dual) LinearSVC, outer folds as ours."""
-    from sklearn.model_selection import GridSearchCV, StratifiedKFold
-    from sklearn.svm import LinearSVC
-
-    outer = StratifiedKFold(n_splits=10, shuffle=True, random_state=seed)
-    grid = {"C": [1e-3, 1e-2, 1e-1, 1, 10, 100, 1000]}
-    accs = []
-    for train, test in outer.split(x, y):
-        search = GridSearchCV(LinearSVC(dual=True, max_iter=1000, random_state=order), grid, cv=5, n_jobs=-1)
-        search.fit(x[train], y[train])
-        accs.append(float((search.predict(x[test]) == y[test]).mean() * 100))
-    return statistics.mean(accs)
 
 
 def main() -> None:
@@ -62,8 +46,10 @@ def main() -> None:
         torch.manual_seed(seed)
         embeddings = MVGRLGraph(data, layers=args.layers, train_encoders=False, seed=seed).embed()
         primal = svm_graph_classification(embeddings, data.labels, seed=seed)[0]
-        x, y = embeddings.numpy().astype(np.float64), data.labels.numpy()
-        dual = [dual_score(x, y, seed, order) for order in range(args.dual_orders)]
+        dual = [
+            svm_graph_classification(embeddings, data.labels, seed=seed, dual=True, dual_order=order)[0]
+            for order in range(args.dual_orders)
+        ]
         rows.append({"seed": seed, "primal": primal, "dual": dual})
         print(rows[-1], flush=True)
     command = (

@@ -57,7 +57,7 @@ def node_classification(
 
 
 def svm_graph_classification(
-    embeddings: Tensor, labels: Tensor, *, folds: int = 10, seed: int = 0
+    embeddings: Tensor, labels: Tensor, *, folds: int = 10, seed: int = 0, dual: bool = False, dual_order: int = 0
 ) -> tuple[float, float]:
     """Mean and std (percent) of the 10 outer-fold accuracies of a grid-searched LinearSVC.
 
@@ -69,6 +69,9 @@ def svm_graph_classification(
     coordinate order; the primal solver has no random order, so the same embeddings always
     score the same (it too can stop at ``max_iter`` for the largest ``C`` on raw features, with
     a ``ConvergenceWarning``, but deterministically).
+
+    ``dual=True`` uses the official default solver instead, with ``dual_order`` seeding its
+    coordinate order (``benchmarks/graph_svm_solvers.py`` compares the two).
     """
     from sklearn.model_selection import GridSearchCV, StratifiedKFold
     from sklearn.svm import LinearSVC
@@ -78,7 +81,7 @@ def svm_graph_classification(
     grid = {"C": [1e-3, 1e-2, 1e-1, 1, 10, 100, 1000]}
     accs = []
     for train, test in outer.split(x, y):
-        model = LinearSVC(dual=False, max_iter=1000)
+        model = LinearSVC(dual=dual, max_iter=1000, random_state=dual_order if dual else None)
         search = GridSearchCV(model, grid, cv=5, n_jobs=-1)  # liblinear is single-threaded: one fit per core
         search.fit(x[train], y[train])
         accs.append(float((search.predict(x[test]) == y[test]).mean() * 100))
