@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     recipe = RECIPES[args.dataset]
     partial = args.out / f"{_stem(args)}.partial.json"
     runs: list[dict[str, Any]] = json.loads(partial.read_text()) if partial.exists() else []
-    args.carried_over = len(runs)
+    carried_over = len(runs)
     done = {(r["layers"], r["batch"], r["epochs"], r["seed"]) for r in runs}
     grid = list(itertools.product(args.layers, args.batch, args.epochs, args.seeds))
     for number, (layers, batch, epochs, seed) in enumerate(grid, 1):
@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             }
         )
         partial.write_text(json.dumps(runs, indent=2))
-    return {"runs": runs, "configs": summarise(runs)}
+    return {"runs": runs, "configs": summarise(runs), "carried_over": carried_over}
 
 
 def _stem(args: argparse.Namespace) -> str:
@@ -171,7 +171,6 @@ def main() -> None:
         date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         machine=f"{torch.get_num_threads()} threads, torch {torch.__version__}",
         wall_minutes=(time.perf_counter() - start) / 60,
-        carried_over=args.carried_over,
     )
     (args.out / f"{_stem(args)}.json").write_text(json.dumps(report, indent=2))
     (args.out / f"{_stem(args)}.md").write_text(markdown(report))
