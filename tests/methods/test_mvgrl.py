@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
@@ -172,3 +173,49 @@ def test_official_padding_mode_trains():
     opt = model.configure_optimizers()
     losses = _train_steps(model, batch, opt)
     assert losses[-1] < losses[0]
+
+
+def test_official_padding_mask_follows_the_batch_position_in_a_real_fit(monkeypatch):
+    """Under a Trainer the mask counts are ``num_nodes[idx: idx + batch_size]`` with
+    ``idx = batch_idx * batch_size``, the short last batch included (stateless, so a resume
+    cannot shift it)."""
+    import lightning as L
+
+    from contrastkit.methods import mvgrl
+    from contrastkit.pipeline.tasks import _GraphBatches
+
+    data = sbm_graph_set(num_graphs=24, seed=0)
+    model = MVGRLGraph(data, hidden=8, layers=1, train_encoders=False, official_padding=True)
+    seen: list[list[int]] = []
+    real = mvgrl.official_padded_jsd_loss
+
+    def recording(*args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(args[5].tolist())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(mvgrl, "official_padded_jsd_loss", recording)
+    trainer = L.Trainer(
+        max_epochs=1,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(model, datamodule=_GraphBatches(model.graphs, batch_size=10, seed=3))
+    counts = model.node_counts.tolist()
+    per_batch = seen[::2]  # two directions per step, same mask
+    assert per_batch == [counts[0:10], counts[10:20], counts[20:24]]
+    assert seen[1::2] == per_batch
+
+
+def test_official_padding_refuses_several_processes():
+    from types import SimpleNamespace
+
+    data = sbm_graph_set(num_graphs=8, seed=0)
+    model = MVGRLGraph(data, hidden=8, layers=1, train_encoders=False, official_padding=True)
+    model._trainer = SimpleNamespace(world_size=2)  # type: ignore[assignment]
+    with pytest.raises(ValueError, match="one device"):
+        model.on_fit_start()
+    model.official_padding = False
+    model.on_fit_start()

@@ -294,7 +294,8 @@ class MVGRLGraph(_GraphMethod):
             (``official_padded_jsd_loss``: padded nodes stay in the loss, misaligned positive
             mask). A parity option for experiments [design]; JSD only, and exact only with frozen
             encoders (with trained GCN biases the official sum readout also leaks padded nodes,
-            which this does not copy).
+            which this does not copy). The mask depends on the batch position, so it refuses
+            to train on more than one process.
         lr, weight_decay, patience, seed: as ``MVGRL``.
     """
 
@@ -332,7 +333,6 @@ class MVGRLGraph(_GraphMethod):
         self.official_padding = official_padding
         self.node_counts = torch.tensor([g.num_nodes for g in self.graphs])
         self.max_nodes = int(self.node_counts.max())  # the official code pads every graph to this
-        self._batch_start = 0
 
     @staticmethod
     def prepare(graph: Any, diffusion: str, alpha: float, heat_t: float) -> Any:
@@ -364,9 +364,9 @@ class MVGRLGraph(_GraphMethod):
     def _official_padding_loss(
         self, batch: Any, batch_idx: int, na: Tensor, nd: Tensor, ga: Tensor, gd: Tensor
     ) -> Tensor:
-        if batch_idx == 0:
-            self._batch_start = 0
-        start, self._batch_start = self._batch_start, self._batch_start + batch.num_graphs
+        # The official mask takes the counts at the batch's position in the unshuffled dataset,
+        # ``num_nodes[idx: idx + batch_size]`` with ``idx = batch_idx * batch_size``.
+        start = batch_idx * self._loader_batch_size(batch)
         mask_counts = self.node_counts[start : start + batch.num_graphs].to(na.device)
 
         def pad_node(encoder: GraphEncoder) -> Tensor:
@@ -376,6 +376,19 @@ class MVGRLGraph(_GraphMethod):
         return official_padded_jsd_loss(
             na, gd, batch.batch, pad_node(self.encoder_adj), self.max_nodes, mask_counts
         ) + official_padded_jsd_loss(nd, ga, batch.batch, pad_node(self.encoder_diff), self.max_nodes, mask_counts)
+
+    def _loader_batch_size(self, batch: Any) -> int:
+        loader = self._trainer.train_dataloader if self._trainer is not None else None
+        size = getattr(loader, "batch_size", None)
+        return int(size) if size else batch.num_graphs
+
+    def on_fit_start(self) -> None:
+        if self.official_padding and self.trainer.world_size > 1:
+            raise ValueError(
+                "official_padding reproduces one process reading the batches in order (its mask depends on "
+                f"the batch position); it is meaningless with {self.trainer.world_size} processes. "
+                "Train on one device or set method.official_padding=false."
+            )
 
     def on_train_epoch_end(self) -> None:
         loss = self.trainer.callback_metrics.get("train/loss")
