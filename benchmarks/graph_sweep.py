@@ -9,7 +9,8 @@ Every configuration trains the shipped recipe with overrides through ``contrastk
 recipe's 10-fold cross-validated linear SVM. The paper reports the best configuration of its sweep,
 chosen on the same cross-validation accuracy it reports; that selection is optimistic, so the table
 shows every configuration and the best one is labelled as selected-on-test. Results:
-``benchmarks/results/graph_sweep_<dataset>.{json,md}``; partial results survive an interruption.
+``benchmarks/results/graph_sweep_<dataset>.{json,md}``; partial results survive an interruption, and
+``--extend`` adds a grid's missing runs to a finished results file (the report lists every command).
 """
 
 from __future__ import annotations
@@ -37,7 +38,12 @@ TARGET = {"mutag": 89.0, "ptc_mr": 61.0, "imdb-binary": 73.0}
 def run(args: argparse.Namespace) -> dict[str, Any]:
     recipe = RECIPES[args.dataset]
     partial = args.out / f"{_stem(args)}.partial.json"
-    runs: list[dict[str, Any]] = json.loads(partial.read_text()) if partial.exists() else []
+    finished = args.out / f"{_stem(args)}.json"
+    runs: list[dict[str, Any]] = []
+    if partial.exists():
+        runs = json.loads(partial.read_text())
+    elif args.extend and finished.exists():
+        runs = json.loads(finished.read_text())["runs"]
     carried_over = len(runs)
     done = {(r["layers"], r["batch"], r["epochs"], r["seed"]) for r in runs}
     grid = list(itertools.product(args.layers, args.batch, args.epochs, args.seeds))
@@ -111,10 +117,11 @@ def markdown(report: dict[str, Any]) -> str:
         f"# MVGRL graph-level sweep on {dataset}" + (f" ({report['tag']})" if report.get("tag") else ""),
         "",
         f"Command: `{report['command']}`  ",
+        *(f"Earlier runs from: `{c}`  " for c in report.get("earlier_commands", [])),
         f"Date: {report['date']}; {report['machine']}; wall time {report['wall_minutes']:.0f} min"
         + (
             f" for the {len(report['runs']) - report['carried_over']} runs of this invocation "
-            f"({report['carried_over']} earlier runs resumed from the partial file)."
+            f"({report['carried_over']} earlier runs resumed from the partial or finished results file)."
             if report.get("carried_over")
             else "."
         ),
@@ -152,22 +159,32 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="extra recipe override")
     parser.add_argument("--tag", default="", help="suffix of the result files (e.g. frozen-encoders)")
+    parser.add_argument(
+        "--extend",
+        action="store_true",
+        help="keep the runs of the finished results file and add this grid's missing ones",
+    )
+    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs-dir", default="runs/bench-graph-sweep")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     start = time.perf_counter()
+    finished = args.out / f"{_stem(args)}.json"
+    earlier = json.loads(finished.read_text()) if args.extend and finished.exists() else {}
     report = run(args)
     report.update(
         dataset=args.dataset,
         tag=args.tag,
         overrides=args.set,
+        earlier_commands=earlier.get("earlier_commands", []) + ([earlier["command"]] if earlier else []),
         command="python benchmarks/graph_sweep.py --data-root DATA_ROOT --dataset "
         f"{args.dataset} --layers {' '.join(map(str, args.layers))} --batch {' '.join(map(str, args.batch))} "
         f"--epochs {' '.join(map(str, args.epochs))} --seeds {' '.join(map(str, args.seeds))}"
         + "".join(f" --set {s}" for s in args.set)
-        + (f" --tag {args.tag}" if args.tag else ""),
+        + (f" --tag {args.tag}" if args.tag else "")
+        + (" --extend" if args.extend else ""),
         date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         machine=f"{torch.get_num_threads()} threads, torch {torch.__version__}",
         wall_minutes=(time.perf_counter() - start) / 60,
