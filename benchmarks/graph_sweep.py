@@ -35,15 +35,11 @@ PAPER = {"mutag": 89.7, "ptc_mr": 62.5, "imdb-binary": 74.2}
 TARGET = {"mutag": 89.0, "ptc_mr": 61.0, "imdb-binary": 73.0}
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def run(args: argparse.Namespace, earlier_runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Train the grid's missing runs; ``earlier_runs`` (``--extend``) count as done unless a partial file exists."""
     recipe = RECIPES[args.dataset]
     partial = args.out / f"{_stem(args)}.partial.json"
-    finished = args.out / f"{_stem(args)}.json"
-    runs: list[dict[str, Any]] = []
-    if partial.exists():
-        runs = json.loads(partial.read_text())
-    elif args.extend and finished.exists():
-        runs = json.loads(finished.read_text())["runs"]
+    runs: list[dict[str, Any]] = json.loads(partial.read_text()) if partial.exists() else list(earlier_runs)
     carried_over = len(runs)
     done = {(r["layers"], r["batch"], r["epochs"], r["seed"]) for r in runs}
     grid = list(itertools.product(args.layers, args.batch, args.epochs, args.seeds))
@@ -173,7 +169,7 @@ def main() -> None:
     start = time.perf_counter()
     finished = args.out / f"{_stem(args)}.json"
     earlier = json.loads(finished.read_text()) if args.extend and finished.exists() else {}
-    report = run(args)
+    report = run(args, earlier.get("runs", []))
     report.update(
         dataset=args.dataset,
         tag=args.tag,
