@@ -38,6 +38,14 @@ PAPER = {"cora": 86.8, "citeseer": 73.3, "mutag": 89.7, "ptc_mr": 62.5, "imdb-bi
 TARGET = {"cora": 83.5, "citeseer": 72.5, "mutag": 89.0, "ptc_mr": 61.0, "imdb-binary": 73.0}
 NODE_RECIPES = {"cora": "mvgrl-cora", "citeseer": "mvgrl-citeseer"}
 GRAPH_RECIPES = {"mutag": "mvgrl-mutag", "ptc_mr": "mvgrl-ptc", "imdb-binary": "mvgrl-imdb-b"}
+RECORDED_SETTINGS = (
+    "method.layers",
+    "data.batch_size",
+    "optim.epochs",
+    "method.train_encoders",
+    "method.official_padding",
+)
+"""Recipe settings stored with each graph-level run, so the report says what each number was trained with."""
 
 
 # --- the reference: torch_geometric data utilities + plain torch, as the official node code -------
@@ -203,11 +211,49 @@ def run_accuracy(
                     "train_seconds": results["train_seconds"],
                     "epochs": _epochs_run(results["run_dir"]),
                     "run_dir": results["run_dir"],
+                    "settings": recipe_settings(raw),
                 }
             )
             out[key] = runs
             partial.write_text(json.dumps(out, indent=2))  # survives an interrupted run
     return out
+
+
+def recipe_settings(raw: dict[str, Any]) -> dict[str, Any]:
+    """The ``RECORDED_SETTINGS`` of a raw recipe (``None`` where it does not set one)."""
+    out = {}
+    for dotted in RECORDED_SETTINGS:
+        node: Any = raw
+        for part in dotted.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        out[dotted] = node
+    return out
+
+
+def describe_settings(report: dict[str, Any]) -> str:
+    """One sentence per graph dataset saying which settings its runs used, from the run records."""
+    parts = []
+    for key, runs in report["accuracy"].items():
+        if key not in GRAPH_RECIPES:
+            continue
+        seeds_by_setting: dict[str, list[int]] = {}
+        for r in runs:
+            s = r.get("settings")
+            text = (
+                f"{s['method.layers']} layers / batch {s['data.batch_size']} / {s['optim.epochs']} epochs"
+                + ("" if s["method.train_encoders"] is False else ", encoders trained")
+                + ("" if s["method.official_padding"] else ", corrected loss")
+                if s
+                else "settings not recorded"
+            )
+            seeds_by_setting.setdefault(text, []).append(r["seed"])
+        if len(seeds_by_setting) == 1:
+            parts.append(f"{key} {next(iter(seeds_by_setting))}")
+        else:
+            parts.append(
+                f"{key} " + "; ".join(f"{t} (seeds {', '.join(map(str, ss))})" for t, ss in seeds_by_setting.items())
+            )
+    return ", ".join(parts)
 
 
 def _epochs_run(run_dir: str) -> int:
@@ -243,8 +289,9 @@ def markdown(report: dict[str, Any]) -> str:
         "features, sparse batching, and as the official graph code does: GCN encoders left at their initialisation "
         "and only the heads trained (`method.train_encoders: false`), the loss of its zero-padded batches "
         "(`method.official_padding: true`); 10-fold CV LinearSVC on the raw embeddings (C grid-searched inside "
-        "folds, primal solver) per seed. Recipes: MUTAG 12 layers / batch 128, PTC_MR 2 / 32, IMDB-BINARY 2 / 128, "
-        "20 epochs each (the MUTAG and PTC_MR choices are the best of `benchmarks/results/graph_sweep_*.md`).",
+        "folds, primal solver) per seed. Settings of the runs (from their records): "
+        f"{describe_settings(report)} (the MUTAG and PTC_MR recipes are the best of "
+        "`benchmarks/results/graph_sweep_*.md`).",
     ]
     speed = report.get("speed")
     if speed:
