@@ -1,5 +1,6 @@
 """The batched node-classification protocol equals separate logistic regressions."""
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -73,3 +74,16 @@ def test_official_dual_solver_option_separates_and_repeats_per_order() -> None:
     mean, _ = svm_graph_classification(emb, labels, seed=0, dual=True, dual_order=1)
     assert mean > 95.0
     assert svm_graph_classification(emb, labels, seed=0, dual=True, dual_order=1)[0] == mean
+
+
+def test_svm_progress_bar_counts_the_outer_folds(capsys: pytest.CaptureFixture[str]) -> None:
+    """``progress=True`` shows one bar over the folds (a search takes minutes on IMDB-BINARY);
+    the default stays silent and the score does not depend on it."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(60, 4, generator=g)
+    y = (x[:, 0] > 0).long()
+    quiet = svm_graph_classification(x, y, seed=1, folds=5)
+    assert capsys.readouterr().err == ""
+    assert svm_graph_classification(x, y, seed=1, folds=5, progress=True, desc="trained: SVM") == quiet
+    err = capsys.readouterr().err
+    assert "trained: SVM" in err and "5/5" in err

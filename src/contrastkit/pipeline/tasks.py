@@ -183,7 +183,9 @@ class GraphSetTask(Task):
 
         emb = self.method.embed().cpu()  # type: ignore[operator]
         labels = self.dataset.labels
-        mean, std = svm_graph_classification(emb, labels, seed=self.recipe.trainer.seed)
+        mean, std = svm_graph_classification(
+            emb, labels, seed=self.recipe.trainer.seed, progress=progress, desc=f"{desc}: SVM 10-fold CV"
+        )
         return Evaluation({"graph_accuracy": mean, "graph_accuracy_std": std, "feature_dim": emb.shape[1]}, emb, labels)
 
 
