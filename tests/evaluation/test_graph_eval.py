@@ -1,5 +1,6 @@
 """The batched node-classification protocol equals separate logistic regressions."""
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -87,3 +88,14 @@ def test_svm_progress_bar_counts_the_outer_folds(capsys: pytest.CaptureFixture[s
     assert svm_graph_classification(x, y, seed=1, folds=5, progress=True, desc="trained: SVM") == quiet
     err = capsys.readouterr().err
     assert "trained: SVM" in err and "5/5" in err
+
+
+def test_svm_search_does_not_flood_the_log_with_convergence_warnings(capfd: pytest.CaptureFixture[str]) -> None:
+    """Heavy-tailed features make the largest-C fits stop at max_iter (as IMDB-BINARY's raw
+    embeddings do); the worker processes must not print a ConvergenceWarning for each."""
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(np.exp(3 * rng.standard_normal((120, 64))))
+    y = torch.from_numpy(rng.integers(0, 2, 120))
+    svm_graph_classification(x, y, seed=0, folds=3)
+    out = capfd.readouterr()
+    assert "ConvergenceWarning" not in out.err + out.out
