@@ -96,7 +96,9 @@ def svm_graph_classification(
     outer = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     grid = {"C": [1e-3, 1e-2, 1e-1, 1, 10, 100, 1000]}
     accs = []
-    splits = tqdm(outer.split(x, y), desc=desc, total=folds, disable=not progress, leave=False, unit="fold")
+    splits = tqdm(
+        outer.split(x, y), desc=desc, total=folds, disable=not progress, leave=False, unit="fold", mininterval=0
+    )
     for train, test in splits:
         model = LinearSVC(dual=dual, max_iter=1000, random_state=dual_order if dual else None)
         search = GridSearchCV(model, grid, cv=5, n_jobs=-1)  # liblinear is single-threaded: one fit per core
