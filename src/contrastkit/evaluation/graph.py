@@ -99,11 +99,11 @@ def svm_graph_classification(
     splits = tqdm(
         outer.split(x, y), desc=desc, total=folds, disable=not progress, leave=False, unit="fold", mininterval=0
     )
-    for train, test in splits:
-        model = LinearSVC(dual=dual, max_iter=1000, random_state=dual_order if dual else None)
-        search = GridSearchCV(model, grid, cv=5, n_jobs=-1)  # liblinear is single-threaded: one fit per core
-        with warnings.catch_warnings():  # scikit-learn hands the filter on to its worker processes
-            warnings.simplefilter("ignore", ConvergenceWarning)
+    with warnings.catch_warnings():  # scikit-learn hands the filter on to its worker processes
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for train, test in splits:
+            model = LinearSVC(dual=dual, max_iter=1000, random_state=dual_order if dual else None)
+            search = GridSearchCV(model, grid, cv=5, n_jobs=-1)  # liblinear is single-threaded: one fit per core
             search.fit(x[train], y[train])
-        accs.append(float((search.predict(x[test]) == y[test]).mean() * 100))
+            accs.append(float((search.predict(x[test]) == y[test]).mean() * 100))
     return statistics.mean(accs), statistics.pstdev(accs)
