@@ -29,7 +29,18 @@ def test_fifo_order_pointer_and_wraparound():
     assert int(queue.ptr) == 1
     assert queue.keys[:, 0].tolist() == [3, 1, 1, 2, 2, 2, 3, 3]
     assert queue.enqueued_at.tolist() == [2, 0, 0, 1, 1, 1, 2, 2]
-    assert queue.age().tolist() == [0, 2, 2, 1, 1, 1, 0, 0]
+    assert queue.age().tolist() == [1, 3, 3, 2, 2, 2, 1, 1]
+
+
+def test_ages_follow_videomoco_counter():
+    """videomoco.md §2 / oracle 2: all 0 before the first enqueue; after n enqueues the newest
+    slots are 1, slots written r enqueues earlier r + 1, never-written slots n."""
+    queue = Queue(12, 2)
+    assert queue.age().tolist() == [0] * 12
+    for n in range(1, 4):
+        queue.enqueue(torch.randn(3, 2))
+        expected = [n - (i // 3) if i // 3 < n else n for i in range(12)]
+        assert queue.age().tolist() == expected, (n, queue.age().tolist())
 
 
 def test_divisible_batches_return_pointer_to_zero():

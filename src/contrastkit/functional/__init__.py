@@ -4,7 +4,7 @@ Nothing here holds state; each function documents its shapes. ``contrastkit.loss
 them in modules that add configuration, queues and cross-rank gathering.
 """
 
-from contrastkit.functional.contrastive import info_nce, nt_xent, unit_rows
+from contrastkit.functional.contrastive import info_nce, nt_xent, reduce_rows, unit_rows
 from contrastkit.functional.distributed import all_gather_no_grad, all_gather_with_grad
 from contrastkit.functional.mixing import mix_hard_negatives, mochi_info_nce
 from contrastkit.functional.model_contrastive import model_contrastive
@@ -21,5 +21,6 @@ __all__ = [
     "mochi_info_nce",
     "model_contrastive",
     "nt_xent",
+    "reduce_rows",
     "unit_rows",
 ]

@@ -77,3 +77,37 @@ def as_negative_list(negatives: Tensor | Sequence[Tensor], query: Tensor) -> lis
     if not checked:
         raise ValueError("negatives holds no vectors (K=0 in every entry)")
     return checked
+
+
+def check_negative_factors(
+    factors: Tensor | Sequence[Tensor | None] | None, groups: list[Tensor], batch: int
+) -> list[Tensor | None]:
+    """Validate per-group similarity factors; returns one entry (or None) per group."""
+    if factors is None:
+        return [None] * len(groups)
+    items = [factors] if isinstance(factors, Tensor) else list(factors)
+    if len(items) != len(groups):
+        raise ValueError(f"negative_factors has {len(items)} entries but negatives has {len(groups)} group(s)")
+    for i, (factor, group) in enumerate(zip(items, groups)):
+        if factor is None:
+            continue
+        name = "negative_factors" if isinstance(factors, Tensor) else f"negative_factors[{i}]"
+        if not isinstance(factor, Tensor) or not torch.is_floating_point(factor):
+            raise ValueError(f"{name} must be a floating-point tensor, got {type(factor).__name__}")
+        k = group.shape[-2]
+        if tuple(factor.shape) not in ((k,), (batch, k)):
+            raise ValueError(f"{name} must have shape [{k}] or [{batch}, {k}] for its group, got {tuple(factor.shape)}")
+    return items
+
+
+def check_row_weights(weights: Tensor | None, mask: Tensor | None, rows: int) -> None:
+    """Per-row ``weights`` must be non-negative floats ``[B]``; ``mask`` a bool ``[B]``."""
+    if weights is not None:
+        if not isinstance(weights, Tensor) or not torch.is_floating_point(weights) or weights.shape != (rows,):
+            got = tuple(weights.shape) if isinstance(weights, Tensor) else type(weights).__name__
+            raise ValueError(f"weights must be a floating-point tensor of shape [{rows}], got {got}")
+        if bool((weights < 0).any()):
+            raise ValueError(f"weights must be >= 0, got a minimum of {float(weights.min())}")
+    if mask is not None and (not isinstance(mask, Tensor) or mask.dtype != torch.bool or mask.shape != (rows,)):
+        got = f"{tuple(mask.shape)} {mask.dtype}" if isinstance(mask, Tensor) else type(mask).__name__
+        raise ValueError(f"mask must be a bool tensor of shape [{rows}], got {got}")

@@ -21,11 +21,13 @@ from contrastkit.functional._validation import (
     as_negative_list,
     check_embeddings,
     check_hyperparameters,
+    check_negative_factors,
     check_reduction,
+    check_row_weights,
     check_same_shape,
 )
 
-__all__ = ["info_nce", "nt_xent", "estimator_loss", "unit_rows"]
+__all__ = ["estimator_loss", "info_nce", "negative_logits", "nt_xent", "reduce_rows", "unit_rows"]
 
 
 def unit_rows(x: Tensor) -> Tensor:
@@ -48,8 +50,17 @@ def estimator_loss(
     *,
     normalize: bool,
     reduction: str,
+    factors: Sequence[Tensor | None] | None = None,
+    weights: Tensor | None = None,
+    mask: Tensor | None = None,
+    fused: bool | None = None,
 ) -> Tensor:
     """HCL/InfoNCE estimator over prepared inputs (building block of the public losses).
+
+    The reference path reads top to bottom: negative logits (``negative_logits``) -> per-row
+    estimator -> per-row weights and mask -> reduction (``reduce_rows``). The fused CPU kernel
+    (``_kernel``) computes the same numbers for the plain case (no factors, weights or mask,
+    reduction ``"mean"``/``"sum"``) and is tested equal to this path.
 
     Args:
         query: ``[B, D]`` anchors, already unit-norm if ``normalize``.
@@ -63,50 +74,108 @@ def estimator_loss(
         cfg: temperature, beta, tau_plus.
         normalize: whether groups that need no gradient must be normalised.
         reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+        factors: per group, ``None`` or a ``[K]`` / ``[B, K]`` factor multiplying that group's
+            similarities before the temperature (VideoMoCo's ``t^age``).
+        weights, mask: per-row weights ``[B]`` and keep-mask ``[B]`` (see ``reduce_rows``).
+        fused: ``None`` picks the fused kernel where it computes the same thing (CPU, plain,
+            reduced); ``False`` forces the reference path; ``True`` insists on the kernel.
 
     Returns:
         A scalar, or ``[B]`` with ``reduction="none"``.
     """
-    if reduction != "none" and not query.is_cuda:
+    factors = list(factors) if factors is not None else [None] * len(negatives)
+    plain = all(f is None for f in factors) and weights is None and mask is None
+    eligible = plain and reduction != "none"
+    if fused and not eligible:
+        raise ValueError(
+            "fused=True needs plain inputs (no negative_factors, weights or mask) and reduction 'mean' or 'sum'"
+        )
+    if fused or (fused is None and eligible and not query.is_cuda):
         return FusedContrastiveLoss.apply(query, pos_logits, cfg, reduction, normalize, tuple(excludes), *negatives)
-    logits, num_neg = _negative_logits(query, negatives, excludes, cfg, normalize)
+    logits, num_neg = negative_logits(query, negatives, excludes, cfg.temperature, normalize, factors)
     pos = pos_logits.to(logits.dtype)
     if cfg.beta == 0 and cfg.tau_plus == 0:  # plain InfoNCE: one fused cross-entropy kernel on GPUs
         target = torch.zeros(len(pos), dtype=torch.long, device=pos.device)
-        return F.cross_entropy(torch.cat([pos[:, None], logits], dim=1), target, reduction=reduction)
-    lse = tuple(torch.logsumexp(logits * s, dim=1) for s in cfg.scales)
-    loss, _, _ = row_estimator(pos, lse, num_neg, cfg)
-    return loss if reduction == "none" else loss.sum() if reduction == "sum" else loss.mean()
+        rows = F.cross_entropy(torch.cat([pos[:, None], logits], dim=1), target, reduction="none")
+    else:
+        lse = tuple(torch.logsumexp(logits * s, dim=1) for s in cfg.scales)
+        rows, _, _ = row_estimator(pos, lse, num_neg, cfg)
+    return reduce_rows(rows, weights=weights, mask=mask, reduction=reduction)
 
 
-def _negative_logits(
+def negative_logits(
     query: Tensor,
     negatives: Sequence[Tensor],
     excludes: Sequence[tuple[Tensor, ...]],
-    cfg: ObjectiveConfig,
+    temperature: float,
     normalize: bool,
+    factors: Sequence[Tensor | None] | None = None,
 ) -> tuple[Tensor, Tensor]:
     """All negative logits ``[B, K_total]`` (excluded columns ``-inf``) and counts ``[B]``.
 
-    The straightforward path, used for ``reduction="none"`` (double backward works) and on
-    GPUs, where a handful of large kernels beats the CPU-oriented streaming of ``_kernel``.
+    For a group with vectors ``n_j``: ``logit_bj = factor_j * (q_b . n_j) / t`` (factor 1 when
+    the group has none). The factor scales the *similarity* of already-normalised vectors, as
+    VideoMoCo's temporal decay does (``videomoco.md`` §2, pitfall 1), so normalisation cannot
+    undo it. This is the straightforward path, used for ``reduction="none"`` (double backward
+    works), for factors, weights and masks, and on GPUs, where a handful of large kernels beats
+    the CPU-oriented streaming of ``_kernel``.
     """
     compute = torch.promote_types(query.dtype, torch.float32)
     q = query.to(compute)
     blocks = []
     num_neg = torch.zeros(q.shape[0], dtype=compute, device=q.device)
-    for neg, exclude in zip(negatives, excludes):
+    for i, (neg, exclude) in enumerate(zip(negatives, excludes)):
         vectors = unit_rows(neg) if normalize and _frozen(neg) else neg.to(compute)
-        logits = q @ vectors.t() if vectors.dim() == 2 else torch.einsum("bd,bkd->bk", q, vectors)
+        sims = q @ vectors.t() if vectors.dim() == 2 else torch.einsum("bd,bkd->bk", q, vectors)
+        factor = factors[i] if factors is not None else None
+        if factor is not None:
+            sims = sims * factor.to(compute)
         if exclude:
-            mask = torch.zeros_like(logits, dtype=torch.bool)
+            dropped = torch.zeros_like(sims, dtype=torch.bool)
             rows = torch.arange(q.shape[0], device=q.device)
             for cols in exclude:
-                mask[rows, cols] = True
-            logits = logits.masked_fill(mask, float("-inf"))
-        blocks.append(logits / cfg.temperature)
+                dropped[rows, cols] = True
+            sims = sims.masked_fill(dropped, float("-inf"))
+        blocks.append(sims / temperature)
         num_neg += vectors.shape[-2] - len(exclude)
     return torch.cat(blocks, dim=1), num_neg
+
+
+def reduce_rows(
+    rows: Tensor, *, weights: Tensor | None = None, mask: Tensor | None = None, reduction: str = "mean"
+) -> Tensor:
+    """Reduce per-row losses ``[B]`` with optional per-row weights and a keep-mask.
+
+    - ``"mean"``: ``sum_b m_b w_b l_b / sum_b m_b w_b``, a weighted mean (CrossCLR's form; the
+      plain mean without weights); 0 when no row is kept.
+    - ``"sum"``: ``sum_b m_b w_b l_b``.
+    - ``"none"``: ``[B]`` of ``w_b l_b`` for kept rows and 0 for masked ones, so that its sum is
+      the ``"sum"`` reduction.
+
+    Args:
+        rows: ``[B]`` per-row losses.
+        weights: ``[B]`` non-negative weights (None = 1).
+        mask: ``[B]`` bool, True = keep the row (None = keep all; e.g. CCL's missing audio).
+        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+
+    Example:
+        >>> reduce_rows(torch.tensor([1.0, 2.0, 9.0]), weights=torch.tensor([1.0, 3.0, 1.0]),
+        ...             mask=torch.tensor([True, True, False]))
+        tensor(1.7500)
+    """
+    check_reduction(reduction)
+    if weights is None and mask is None:
+        return rows if reduction == "none" else rows.sum() if reduction == "sum" else rows.mean()
+    check_row_weights(weights, mask, len(rows))
+    w = torch.ones_like(rows) if weights is None else weights.to(rows.dtype)
+    if mask is not None:
+        w = torch.where(mask, w, torch.zeros_like(w))
+    weighted = torch.where(w > 0, w * rows, torch.zeros_like(rows))  # a dropped row's inf/nan stays out
+    if reduction == "none":
+        return weighted
+    if reduction == "sum":
+        return weighted.sum()
+    return weighted.sum() / w.sum().clamp_min(torch.finfo(w.dtype).tiny)
 
 
 def info_nce(
@@ -114,11 +183,16 @@ def info_nce(
     positive: Tensor,
     negatives: Tensor | Sequence[Tensor] | None = None,
     *,
+    in_batch: bool | None = None,
+    negative_factors: Tensor | Sequence[Tensor | None] | None = None,
+    weights: Tensor | None = None,
+    mask: Tensor | None = None,
     temperature: float = 0.1,
     beta: float = 0.0,
     tau_plus: float = 0.0,
     normalize: bool = True,
     reduction: str = "mean",
+    fused: bool | None = None,
 ) -> Tensor:
     """InfoNCE with optional HCL hard-negative weighting and debiasing.
 
@@ -131,41 +205,81 @@ def info_nce(
         positive: ``[B, D]`` one positive per anchor (e.g. a momentum key).
         negatives: ``[K, D]`` shared by all anchors (a queue), ``[B, K, D]`` per anchor,
             a sequence of those (concatenated along K, e.g. ``(queue, mixed)`` for MoCHi),
-            or ``None``: in-batch, the other rows' positives (``K = B - 1``).
+            or ``None``: in-batch only.
+        in_batch: also use the other rows' positives as negatives (``K += B - 1``). Defaults
+            to True without ``negatives`` and False with them; True with ``negatives`` gives
+            in-batch negatives plus extra groups, e.g. one per-anchor hard negative
+            ``[B, 1, D]`` (long/short views' shuffled aggregate).
+        negative_factors: per group of ``negatives``, ``None`` or a factor ``[K]`` (or
+            ``[B, K]``) multiplying that group's cosine similarities before the temperature:
+            ``l_bj = f_j (q_b . n_j) / t``. VideoMoCo's temporal decay is
+            ``negative_factors=decay ** queue.age()`` on the queue (``videomoco.md`` §2); it is
+            applied to the similarity of normalised vectors, so ``normalize`` keeps it.
+        weights: ``[B]`` non-negative per-row weights; ``"mean"`` becomes the weighted mean
+            ``sum w l / sum w`` (CrossCLR's anchor weighting).
+        mask: ``[B]`` bool, False drops the row from the loss (CCL's missing audio).
         temperature: ``t`` > 0; divides every logit.
         beta: HCL concentration >= 0 (0 = uniform weights).
         tau_plus: HCL class prior in ``[0, 1)`` (0 = no debiasing).
         normalize: L2-normalise every input first.
-        reduction: ``"mean"`` (default), ``"sum"`` or ``"none"`` (``[B]``).
+        reduction: ``"mean"`` (default), ``"sum"`` or ``"none"`` (``[B]``; see ``reduce_rows``
+            for weights and masks).
+        fused: ``None`` (auto), ``False`` (always the readable reference path) or ``True``;
+            see ``estimator_loss``.
 
     Returns:
         The loss, float32 (float64 for float64 inputs) whatever the input dtype, computed
         in log space; finite for float16/bfloat16/float32 inputs at ``t`` in [0.01, 1].
 
     Note:
-        On CPU with ``reduction`` "mean"/"sum" the gradient is computed during the forward
-        pass (see ``_kernel``) and is first-order only; use ``reduction="none"`` and reduce
-        yourself if you need double backward. On GPUs the logits are built in one piece and
-        reduced with ``cross_entropy`` (plain) or ``logsumexp`` (HCL). On CPU, HCL (``beta > 0``)
-        keeps its ``B x K`` temporaries (a queue's exponentials, the in-batch weight matrix) in
-        per-thread workspaces reused across calls (each at most 256 MiB; larger problems stream
-        or allocate afresh).
+        On CPU with ``reduction`` "mean"/"sum" and no factors, weights or mask, the gradient is
+        computed during the forward pass (see ``_kernel``) and is first-order only; use
+        ``reduction="none"`` or ``fused=False`` if you need double backward. On GPUs the logits
+        are built in one piece and reduced with ``cross_entropy`` (plain) or ``logsumexp`` (HCL).
+        On CPU, HCL (``beta > 0``) keeps its ``B x K`` temporaries (a queue's exponentials, the
+        in-batch weight matrix) in per-thread workspaces reused across calls (each at most
+        256 MiB; larger problems stream or allocate afresh).
 
     Example:
         >>> q, k, queue = torch.randn(8, 16), torch.randn(8, 16), torch.randn(64, 16)
         >>> loss = info_nce(q, k, queue, temperature=0.2)
         >>> float(loss) > 0
         True
+        >>> ages = torch.arange(64)
+        >>> decayed = info_nce(q, k, queue, negative_factors=0.99 ** ages, temperature=0.2)
     """
     cfg, q, k, pos_logits = prepare_pairs(query, positive, temperature, beta, tau_plus, normalize, reduction)
-    if negatives is None:
-        if query.shape[0] < 2:
-            raise ValueError(f"in-batch negatives need at least 2 rows, got query of shape {tuple(query.shape)}")
-        rows = torch.arange(query.shape[0], device=query.device)
-        return estimator_loss(q, pos_logits, [k], [(rows,)], cfg, normalize=normalize, reduction=reduction)
-    groups = as_negative_list(negatives, query)
-    prepared = [n if _frozen(n) or not normalize else unit_rows(n) for n in groups]
-    return estimator_loss(q, pos_logits, prepared, [()] * len(prepared), cfg, normalize=normalize, reduction=reduction)
+    use_batch = negatives is None if in_batch is None else in_batch
+    if negatives is None and not use_batch:
+        raise ValueError("in_batch=False needs negatives; there is nothing to contrast against")
+    if use_batch and query.shape[0] < 2:
+        raise ValueError(f"in-batch negatives need at least 2 rows, got query of shape {tuple(query.shape)}")
+    groups, factors = [], []
+    if negatives is not None:
+        items = [negatives] if isinstance(negatives, Tensor) else list(negatives)
+        raw_factors = check_negative_factors(negative_factors, items, query.shape[0])
+        kept = as_negative_list(negatives, query)
+        factors = [f for f, n in zip(raw_factors, items) if any(n is m for m in kept)]
+        groups = [n if _frozen(n) or not normalize else unit_rows(n) for n in kept]
+    elif negative_factors is not None:
+        raise ValueError("negative_factors needs negatives (one factor per group)")
+    excludes: list[tuple[Tensor, ...]] = [()] * len(groups)
+    if use_batch:
+        groups, factors = [k, *groups], [None, *factors]
+        excludes = [(torch.arange(query.shape[0], device=query.device),), *excludes]
+    return estimator_loss(
+        q,
+        pos_logits,
+        groups,
+        excludes,
+        cfg,
+        normalize=normalize,
+        reduction=reduction,
+        factors=factors,
+        weights=weights,
+        mask=mask,
+        fused=fused,
+    )
 
 
 def prepare_pairs(

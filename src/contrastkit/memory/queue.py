@@ -24,7 +24,8 @@ class Queue(nn.Module):
       initialised with random unit vectors, as in MoCo.
     - ``ptr``: index of the next slot to write.
     - ``enqueued_at`` ``[size]``: the value of ``step`` when each slot was written
-      (-1 for the random initial entries). VideoMoCo's temporal decay uses ``age()``.
+      (-1 for the random initial entries). VideoMoCo's temporal decay uses ``age()``
+      (``decay ** age()`` as ``info_nce``'s ``negative_factors``).
     - ``sample_ids`` ``[size]``: optional dataset index of each key (-1 if unknown), used to
       mask a query's own image among its negatives (MoCHi card, pitfall 6).
     - ``step``: number of ``enqueue`` calls so far.
@@ -98,8 +99,11 @@ class Queue(nn.Module):
         self.step.add_(1)
 
     def age(self) -> Tensor:
-        """``[size]`` enqueue calls since each slot was written (``step`` for initial entries)."""
-        return torch.where(self.enqueued_at >= 0, self.step - 1 - self.enqueued_at, self.step)
+        """``[size]`` slot ages as VideoMoCo's code counts them (``videomoco.md`` §2): every
+        enqueue ages every slot by 1 and sets the slots it wrote to 1. So the newest keys have
+        age 1, keys written ``r`` enqueues earlier ``r + 1``, never-written (random initial)
+        slots the number of enqueues so far, and all slots are 0 before the first enqueue."""
+        return torch.where(self.enqueued_at >= 0, self.step - self.enqueued_at, self.step)
 
     def forward(self) -> Tensor:
         """The keys ``[size, dim]`` (a view; detach or clone before modifying)."""
