@@ -141,3 +141,55 @@ def test_moon_cnn_pool_paths_agree_and_training_keeps_max_pool2d_gradients():
     assert x.grad is not None and sorted(x.grad.flatten().tolist()) == [0.0, 0.0, 0.0, 1.0]
     with torch.no_grad():
         assert torch.equal(pool(x), torch.nn.functional.max_pool2d(x, 2))
+
+
+def test_split_bn_running_statistics_are_the_mean_over_splits():
+    """Splits with different statistics: the running mean/var are the average of each split's
+    own update (taking split 0's alone, or the whole batch's, fails)."""
+    split = SplitBatchNorm2d(2, num_splits=2, momentum=1.0)
+    x = torch.randn(8, 2, 3, 3)
+    x[1::2] = x[1::2] * 4 + 10  # split 1 (odd samples): other mean and variance
+    split(x)
+    parts = [x[0::2], x[1::2]]
+    mean = torch.stack([p.mean(dim=(0, 2, 3)) for p in parts]).mean(0)
+    var = torch.stack([p.var(dim=(0, 2, 3), unbiased=True) for p in parts]).mean(0)
+    torch.testing.assert_close(split.running_mean, mean)
+    torch.testing.assert_close(split.running_var, var)
+
+
+@pytest.mark.parametrize("dims", [1, 3])
+def test_split_bn_of_other_ranks_matches_per_split_plain_bn(dims):
+    """1-D ([N, C]) and 3-D ([N, C, T, H, W]) split BN: each split normalised on its own."""
+    from contrastkit.nn import SplitBatchNorm1d, SplitBatchNorm3d
+
+    shape = {1: (8, 3), 3: (8, 3, 2, 3, 3)}[dims]
+    split = (SplitBatchNorm1d if dims == 1 else SplitBatchNorm3d)(3, num_splits=2)
+    plain = (nn.BatchNorm1d if dims == 1 else nn.BatchNorm3d)(3)
+    x = torch.randn(*shape)
+    out = split(x)
+    torch.testing.assert_close(out[0::2], plain(x[0::2]))
+    torch.testing.assert_close(out[1::2], plain(x[1::2]))
+
+
+def test_convert_handles_batchnorm3d_and_refuses_what_it_cannot_split():
+    from contrastkit.nn import SplitBatchNorm1d, SplitBatchNorm3d
+
+    net = nn.Sequential(nn.Conv3d(3, 4, 3), nn.BatchNorm3d(4), nn.ReLU(), nn.Sequential(nn.BatchNorm1d(4)))
+    convert_to_split_batchnorm(net, 2)
+    assert isinstance(net[1], SplitBatchNorm3d) and isinstance(net[3][0], SplitBatchNorm1d)
+    with pytest.raises(ValueError, match="cannot convert '0' \\(SyncBatchNorm\\)"):
+        convert_to_split_batchnorm(nn.Sequential(nn.SyncBatchNorm(4)), 2)
+
+
+def test_backbone_pools_over_every_trailing_dimension():
+    from contrastkit.nn import Backbone
+
+    class Clip(Backbone):
+        feature_dim = 4
+
+        def forward_map(self, x: torch.Tensor) -> torch.Tensor:
+            return x
+
+    fmap = torch.randn(2, 4, 3, 5, 5)  # [B, C, T, H, W]
+    torch.testing.assert_close(Clip()(fmap), fmap.mean(dim=(2, 3, 4)))
+    torch.testing.assert_close(Clip()(fmap[:, :, 0]), fmap[:, :, 0].mean(dim=(2, 3)))

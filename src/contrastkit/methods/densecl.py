@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from contrastkit.losses import InfoNCELoss
 from contrastkit.methods.base import StepOutput
 from contrastkit.methods.moco import MoCo
-from contrastkit.nn.backbones import Backbone
+from contrastkit.nn.backbones import Backbone, global_average_pool
 from contrastkit.nn.heads import DenseProjectionHead
 from contrastkit.nn.momentum import MomentumEncoder
 from contrastkit.views.image import ViewAugmentation
@@ -73,14 +73,14 @@ class DenseCL(MoCo):
 
     def key_outputs(self, x: Tensor) -> tuple[Tensor, ...]:
         feature_map = self.momentum_backbone.module.forward_map(x)
-        k = self.momentum_projection(feature_map.mean(dim=(2, 3)))
+        k = self.momentum_projection(global_average_pool(feature_map))
         dense = self.momentum_dense_head(feature_map)
         return k, dense, feature_map
 
     def step(self, images: Tensor, indices: Tensor) -> StepOutput:
         x_q, x_k = self.views(images)
         feature_map = self.backbone.forward_map(x_q)
-        q = self.projection(feature_map.mean(dim=(2, 3)))
+        q = self.projection(global_average_pool(feature_map))
         dense_q = self.dense_head(feature_map)  # [B, D, H, W]
         k, dense_k, key_map = self.keys(x_k)
         negatives = self._negative_sample(q)

@@ -1,8 +1,9 @@
 """Backbones that return a spatial feature map and know their output width.
 
 Every backbone here is an ``nn.Module`` with ``feature_dim`` (channels of the last map) and
-``forward_map(x) -> [B, C, H', W']``; ``forward(x)`` is the global-average-pooled ``[B, C]``.
-DenseCL needs the map, everything else the pooled vector.
+``forward_map(x) -> [B, C, ...]`` (``[B, C, H', W']`` for images, ``[B, C, T', H', W']`` for
+clips); ``forward(x)`` is the ``[B, C]`` average over every trailing dimension. DenseCL needs the
+map, everything else the pooled vector.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-__all__ = ["Backbone", "ConvNetSmall", "MoonCNN", "cifar_resnet", "build_backbone"]
+__all__ = ["Backbone", "ConvNetSmall", "MoonCNN", "build_backbone", "cifar_resnet", "global_average_pool"]
 
 
 class Backbone(nn.Module):
@@ -22,7 +23,12 @@ class Backbone(nn.Module):
         raise NotImplementedError(f"{type(self).__name__} must implement forward_map")
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.forward_map(x).mean(dim=(2, 3))
+        return global_average_pool(self.forward_map(x))
+
+
+def global_average_pool(feature_map: Tensor) -> Tensor:
+    """``[B, C, *spatial]`` -> ``[B, C]``: the mean over every dimension after the channels."""
+    return feature_map.flatten(2).mean(dim=2) if feature_map.dim() > 2 else feature_map
 
 
 class ConvNetSmall(Backbone):
