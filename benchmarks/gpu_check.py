@@ -85,7 +85,7 @@ def check_methods() -> dict[str, Any]:
         ("densecl", DenseCL, dict(queue_size=512, dense_dim=32)),
     ):
         model = cls(ConvNetSmall(1, 8), aug, proj_hidden=64, proj_dim=32, **kw).to(DEV)
-        loss = model.step(images, torch.arange(128, device=DEV)).loss
+        loss = model.step({"input": images, "index": torch.arange(128, device=DEV)}).loss
         loss.backward()
         out[name] = {"loss": float(loss), "finite": bool(torch.isfinite(loss))}
     q, queue = torch.randn(64, 32, device=DEV), torch.randn(512, 32, device=DEV)

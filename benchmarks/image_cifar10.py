@@ -30,8 +30,9 @@ import torch
 from contrastkit.config import apply_overrides, load_recipe, validate
 from contrastkit.evaluation.dense_probe import quadrant_probe
 from contrastkit.methods.base import ContrastiveMethod
-from contrastkit.pipeline.build import build_data, build_method
 from contrastkit.pipeline.run import train
+from contrastkit.pipeline.tasks.images import image_method as build_method
+from contrastkit.pipeline.tasks.images import image_splits as build_data
 
 RESULTS = Path(__file__).parent / "results"
 RUNS = "runs/bench-image"
@@ -162,7 +163,7 @@ def run_speed(repeats: int) -> dict[str, Any]:
 
         def ours(method: ContrastiveMethod = method, opt: torch.optim.Optimizer = opt) -> None:
             method.on_train_batch_start(None, 0)
-            loss = method.step(images, indices).loss
+            loss = method.step({"input": images, "index": indices}).loss
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -214,7 +215,7 @@ def _overhead_on_resnet18(images: torch.Tensor, indices: torch.Tensor, repeats: 
 
         def step(method: ContrastiveMethod = method, opt: torch.optim.Optimizer = opt) -> None:
             method.on_train_batch_start(None, 0)
-            loss = method.step(images, indices).loss
+            loss = method.step({"input": images, "index": indices}).loss
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

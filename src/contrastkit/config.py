@@ -1,8 +1,11 @@
 """Recipes: YAML files validated into typed settings, with errors that say what to fix.
 
-A recipe has the sections ``method``, ``data``, ``model``, ``optim``, ``eval`` and ``trainer``.
-``method.name`` picks the method; the rest of ``method`` are that method's own options.
-Unknown keys are rejected with the list of allowed ones.
+A recipe has the sections ``method``, ``data``, ``model``, ``optim``, ``eval`` and ``trainer``
+(and optionally ``plugins``: modules that register more methods, tasks, datasets, backbones).
+``method.name`` picks a registered method; the rest of ``method`` are that method's own options,
+validated by the params class it registered. ``data.dataset`` and ``model.backbone`` name
+registered entries. Unknown keys are rejected with the list of allowed ones. This module holds
+no method or dataset names: they live in ``contrastkit.registry``.
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator, model_validator
+
+from contrastkit.registry import BACKBONES, DATASETS, METHODS, TASKS, MethodParams, RegistryError, load_plugins
 
 __all__ = ["Recipe", "RecipeError", "apply_overrides", "list_recipes", "load_recipe", "smoke"]
 
@@ -26,104 +31,10 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class SimCLRParams(_Strict):
-    name: Literal["simclr"] = "simclr"
-    temperature: float = Field(0.5, gt=0)
-    beta: float = Field(0.0, ge=0)
-    tau_plus: float = Field(0.0, ge=0, lt=1)
-    proj_hidden: int = Field(512, gt=0)
-    proj_dim: int = Field(128, gt=0)
-    proj_layers: int = Field(2, ge=1)
-    proj_batch_norm: bool = True
-
-
-class MoCoParams(_Strict):
-    name: Literal["moco"] = "moco"
-    temperature: float = Field(0.2, gt=0)
-    queue_size: int = Field(4096, gt=0)
-    momentum: float = Field(0.99, ge=0, le=1)
-    split_bn: int = Field(4, ge=1)
-    shuffle_keys: bool = True
-    symmetric: bool = False
-    beta: float = Field(0.0, ge=0)
-    tau_plus: float = Field(0.0, ge=0, lt=1)
-    proj_hidden: int = Field(512, gt=0)
-    proj_dim: int = Field(128, gt=0)
-    proj_layers: int = Field(2, ge=1)
-
-
-class MoCHiParams(MoCoParams):
-    name: Literal["mochi"] = "mochi"  # type: ignore[assignment]
-    num_hard: int = Field(256, gt=0)
-    num_pair_mix: int = Field(256, ge=0)
-    num_query_mix: int = Field(128, ge=0)
-    mix_start_epoch: int = Field(0, ge=0)
-    mask_own_keys: bool = True
-
-    @model_validator(mode="after")
-    def _hard_fits_queue(self) -> MoCHiParams:
-        if self.num_hard > self.queue_size:
-            raise ValueError(f"num_hard ({self.num_hard}) must not exceed queue_size ({self.queue_size})")
-        return self
-
-
-class DenseCLParams(MoCoParams):
-    name: Literal["densecl"] = "densecl"  # type: ignore[assignment]
-    dense_weight: float = Field(0.5, ge=0, le=1)
-    dense_hidden: int | None = Field(None, gt=0)
-    dense_dim: int = Field(128, gt=0)
-    dense_queue_size: int | None = Field(None, gt=0)
-
-
-class MVGRLParams(_Strict):
-    name: Literal["mvgrl"] = "mvgrl"
-    level: Literal["node", "graph"] = "node"
-    hidden: int = Field(512, gt=0)
-    layers: int = Field(4, ge=1)
-    diffusion: Literal["ppr", "heat"] = "ppr"
-    alpha: float = Field(0.2, gt=0, le=1)
-    heat_t: float = Field(5.0, ge=0)
-    self_loops: float = Field(1.0, ge=0)
-    diffusion_topk: int | None = Field(None, gt=0)
-    eps_sparsify: bool = False
-    window_size: int = Field(2000, gt=0)
-    windows: int = Field(4, gt=0)
-    estimator: Literal["jsd", "infonce"] = "jsd"
-    beta: float = Field(0.0, ge=0)
-    patience: int = Field(20, gt=0)
-    train_encoders: bool = True
-    official_padding: bool = False
-
-
-METHOD_PARAMS: dict[str, type[_Strict]] = {
-    "simclr": SimCLRParams,
-    "moco": MoCoParams,
-    "mochi": MoCHiParams,
-    "densecl": DenseCLParams,
-    "mvgrl": MVGRLParams,
-}
-IMAGE_DATASETS = ("digits", "cifar10", "image_folder")
-NODE_DATASETS = ("sbm", "cora", "citeseer", "pubmed")
-GRAPH_DATASETS = ("sbm_graphs", "mutag", "ptc_mr", "imdb-binary", "imdb-multi", "proteins", "reddit-binary")
-
-
 class DataSettings(_Strict):
-    dataset: Literal[
-        "digits",
-        "cifar10",
-        "image_folder",
-        "sbm",
-        "cora",
-        "citeseer",
-        "pubmed",
-        "sbm_graphs",
-        "mutag",
-        "ptc_mr",
-        "imdb-binary",
-        "imdb-multi",
-        "proteins",
-        "reddit-binary",
-    ] = "digits"
+    """The ``data:`` section. ``dataset`` names a registered dataset (``contrastkit.registry``)."""
+
+    dataset: str = "digits"
     root: str | None = None
     path: str | None = None
     image_size: int = Field(16, gt=0)
@@ -135,10 +46,26 @@ class DataSettings(_Strict):
     download: bool = False
     normalize_features: bool = True
 
+    @field_validator("dataset")
+    @classmethod
+    def _registered(cls, name: str) -> str:
+        if name not in DATASETS:
+            raise ValueError(f"unknown dataset {name!r}; registered: {', '.join(DATASETS.names())}")
+        return name
+
 
 class ModelSettings(_Strict):
-    backbone: Literal["convnet_small", "resnet18", "resnet34", "resnet50", "moon_cnn"] = "convnet_small"
+    """The ``model:`` section. ``backbone`` names a registered backbone."""
+
+    backbone: str = "convnet_small"
     width: int | None = Field(None, gt=0)
+
+    @field_validator("backbone")
+    @classmethod
+    def _registered(cls, name: str) -> str:
+        if name not in BACKBONES:
+            raise ValueError(f"unknown backbone {name!r}; registered: {', '.join(BACKBONES.names())}")
+        return name
 
 
 class OptimSettings(_Strict):
@@ -176,11 +103,12 @@ class TrainerSettings(_Strict):
 
 
 class Recipe(_Strict):
-    """A validated recipe."""
+    """A validated recipe. ``method`` is the registered method's own params class."""
 
     name: str
     description: str = ""
-    method: SimCLRParams | MoCoParams | MoCHiParams | DenseCLParams | MVGRLParams = Field(discriminator="name")
+    plugins: list[str] = []
+    method: SerializeAsAny[MethodParams]
     data: DataSettings = DataSettings()
     model: ModelSettings = ModelSettings()
     optim: OptimSettings = OptimSettings()
@@ -190,16 +118,19 @@ class Recipe(_Strict):
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
 
+    @property
+    def task(self) -> str:
+        """The registered task (modality) this recipe trains on."""
+        return METHODS.get(self.method.name).task_for(self.method)
+
     @model_validator(mode="after")
     def _data_fits_method(self) -> Recipe:
-        method, dataset = self.method, self.data.dataset
-        allowed: tuple[str, ...] = IMAGE_DATASETS
-        if isinstance(method, MVGRLParams):
-            allowed = NODE_DATASETS if method.level == "node" else GRAPH_DATASETS
-        if dataset not in allowed:
-            level = f" (level {method.level})" if isinstance(method, MVGRLParams) else ""
+        task, dataset = self.task, self.data.dataset
+        if DATASETS.get(dataset).task != task:
+            allowed = [name for name, entry in DATASETS.items() if entry.task == task]
             raise ValueError(
-                f"data.dataset {dataset!r} does not fit method {method.name}{level}; use one of {', '.join(allowed)}"
+                f"data.dataset {dataset!r} does not fit method {self.method.description()}; "
+                f"use one of {', '.join(allowed)}"
             )
         return self
 
@@ -217,52 +148,71 @@ def list_recipes() -> dict[str, str]:
     return out
 
 
-def _allowed_keys(section: str, raw_method: dict[str, Any] | None) -> list[str]:
-    models: dict[str, type[BaseModel]] = {
-        "data": DataSettings,
-        "model": ModelSettings,
-        "optim": OptimSettings,
-        "eval": EvalSettings,
-        "trainer": TrainerSettings,
-    }
-    if section == "method":
-        name = (raw_method or {}).get("name", "")
-        params = METHOD_PARAMS.get(str(name))
-        return sorted(params.model_fields) if params else []
-    if section in models:
-        return sorted(models[section].model_fields)
-    return sorted(Recipe.model_fields)
+def _allowed_keys(model: type[BaseModel], loc: list[str]) -> list[str]:
+    """Field names of the (nested) model that holds the key at ``loc``."""
+    for part in loc[:-1]:
+        info = model.model_fields.get(part)
+        nested = info.annotation if info is not None else None
+        if not (isinstance(nested, type) and issubclass(nested, BaseModel)):
+            break
+        model = nested
+    return sorted(model.model_fields)
 
 
-def _explain(err: ValidationError, raw: dict[str, Any]) -> str:
+def _explain(err: ValidationError, raw: dict[str, Any], model: type[BaseModel] | None = None, prefix: str = "") -> str:
+    """One readable line for a pydantic error: unknown keys named with the allowed ones."""
+    model = model or Recipe
     problems = []
     for item in err.errors():
-        loc = [str(p) for p in item["loc"] if not (isinstance(p, str) and p in METHOD_PARAMS)]
-        where = ".".join(loc)
+        loc = [str(p) for p in item["loc"]]
+        where = ".".join([prefix, *loc] if prefix else loc)
         if item["type"] == "extra_forbidden":
-            section = loc[0] if len(loc) > 1 else ""
-            allowed = _allowed_keys(section, raw.get("method") if isinstance(raw.get("method"), dict) else None)
+            section = prefix or (loc[0] if len(loc) > 1 else "")
+            allowed = _allowed_keys(model, loc)
             problems.append(
                 f"unknown key '{where}'; allowed{' in ' + section if section else ''}: {', '.join(allowed)}"
             )
         elif item["type"] == "value_error":
             message = str(item["msg"]).removeprefix("Value error, ")
             problems.append(f"{where}: {message}" if where else message)
-        elif item["type"] == "union_tag_invalid":
-            problems.append(f"method.name must be one of {', '.join(METHOD_PARAMS)}, got {item['input']!r}")
         else:
             problems.append(f"{where}: {item['msg']} (got {item.get('input')!r})")
     return "; ".join(problems)
 
 
 def validate(raw: dict[str, Any]) -> Recipe:
-    """Validate a recipe dictionary, raising ``RecipeError`` with a readable message."""
+    """Validate a recipe dictionary, raising ``RecipeError`` with a readable message.
+
+    Plugins named under ``plugins:`` are imported first, so their methods, tasks, datasets
+    and backbones are known; then ``method`` is validated by its registered params class and
+    the rest by ``Recipe``.
+    """
     if not isinstance(raw, dict):
         raise RecipeError(f"a recipe must be a mapping, got {type(raw).__name__}")
+    name = raw.get("name", "?")
+    plugins = raw.get("plugins", [])
+    if not isinstance(plugins, list) or not all(isinstance(p, str) for p in plugins):
+        raise RecipeError(f"recipe '{name}': plugins must be a list of module names or .py paths, got {plugins!r}")
     try:
-        return Recipe.model_validate(raw)
+        load_plugins(plugins)
+    except RegistryError as err:
+        raise RecipeError(f"recipe '{name}': {err}") from None
+    method = raw.get("method")
+    if not isinstance(method, dict) or "name" not in method:
+        raise RecipeError(f"recipe '{name}': method must be a mapping with a name; one of {', '.join(METHODS.names())}")
+    if method["name"] not in METHODS:
+        raise RecipeError(
+            f"recipe '{name}': method.name must be one of {', '.join(METHODS.names())}, got {method['name']!r}"
+        )
+    params_type = METHODS.get(method["name"]).params
+    try:
+        params = params_type.model_validate(method)
     except ValidationError as err:
-        raise RecipeError(f"recipe '{raw.get('name', '?')}': {_explain(err, raw)}") from None
+        raise RecipeError(f"recipe '{name}': {_explain(err, raw, params_type, prefix='method')}") from None
+    try:
+        return Recipe.model_validate({**raw, "method": params})
+    except ValidationError as err:
+        raise RecipeError(f"recipe '{name}': {_explain(err, raw)}") from None
 
 
 def load_recipe(name_or_path: str) -> dict[str, Any]:
@@ -280,7 +230,16 @@ def load_recipe(name_or_path: str) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise RecipeError(f"{path} must hold a mapping of sections, got {type(raw).__name__}")
     raw.setdefault("name", path.stem)
+    if isinstance(raw.get("plugins"), list):  # plugin files next to the recipe, whatever the working directory
+        raw["plugins"] = [_plugin_path(p, path.parent) for p in raw["plugins"]]
     return raw
+
+
+def _plugin_path(plugin: Any, folder: Path) -> Any:
+    if isinstance(plugin, str) and plugin.endswith(".py") and not Path(plugin).is_absolute():
+        if (folder / plugin).is_file():
+            return str((folder / plugin).resolve())
+    return plugin
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -302,7 +261,12 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
 
 
 def smoke(raw: dict[str, Any]) -> dict[str, Any]:
-    """Shrink a recipe to a seconds-long run that still exercises every stage."""
+    """Shrink a recipe to a seconds-long run that still exercises every stage.
+
+    The common sizes are set here; the recipe's task and method then shrink their own
+    settings (``Task.smoke``, ``MethodParams.smoke``). An invalid recipe is shrunk as far as
+    it can be and left for ``validate`` to report.
+    """
     out = copy.deepcopy(raw)
     data = out.setdefault("data", {})
     data["train_subset"] = min(int(data.get("train_subset") or 512), 512)
@@ -312,23 +276,25 @@ def smoke(raw: dict[str, Any]) -> dict[str, Any]:
     out["optim"]["warmup_epochs"] = 0
     ev = out.setdefault("eval", {})
     ev.update(probe_epochs=5, embedding_map_points=200, monitor_bank=None, monitor_every=1)
-    trainer = out.setdefault("trainer", {})
-    trainer["limit_train_batches"] = 3
-    method = out.get("method", {})
-    if isinstance(method, dict) and method.get("name") == "mvgrl":
-        method["patience"] = min(int(method.get("patience", 20)), 5)
-        method["hidden"] = min(int(method.get("hidden", 512)), 64)
-        ev["node_repeats"] = 3
-        data["train_subset"] = 64  # graph level: 64 graphs (stratified); node level: ignored
-        out["optim"]["epochs"] = 5
+    out.setdefault("trainer", {})["limit_train_batches"] = 3
+    method = out.get("method")
+    if not isinstance(method, dict) or method.get("name") not in _methods_after_plugins(out):
         return out
-    if isinstance(method, dict):
-        method["queue_size"] = min(int(method.get("queue_size", 256)), 256) if "queue_size" in method else None
-        if method["queue_size"] is None:
-            del method["queue_size"]
-        if "num_hard" in method:
-            method["num_hard"] = min(int(method["num_hard"]), 64)
-            method["mix_start_epoch"] = min(int(method.get("mix_start_epoch", 0)), 1)
-        if "dense_queue_size" in method and method["dense_queue_size"]:
-            method["dense_queue_size"] = 256
+    entry = METHODS.get(method["name"])
+    entry.params.smoke(method)
+    try:
+        task = entry.task_for(entry.params.model_validate(method))
+    except ValidationError:
+        return out
+    TASKS.get(task).smoke(out)
     return out
+
+
+def _methods_after_plugins(raw: dict[str, Any]) -> list[str]:
+    plugins = raw.get("plugins", [])
+    if isinstance(plugins, list) and all(isinstance(p, str) for p in plugins):
+        try:
+            load_plugins(plugins)
+        except RegistryError:
+            pass
+    return METHODS.names()

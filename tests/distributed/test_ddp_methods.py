@@ -54,7 +54,7 @@ def _run(model, images, rank: int, world: int) -> dict:
     for step in range(STEPS):
         rows = slice(step * GLOBAL_BATCH + rank * per_rank, step * GLOBAL_BATCH + (rank + 1) * per_rank)
         model.on_train_batch_start(None, step)
-        loss = model.step(images[rows], torch.arange(GLOBAL_BATCH * STEPS)[rows]).loss
+        loss = model.step({"input": images[rows], "index": torch.arange(GLOBAL_BATCH * STEPS)[rows]}).loss
         opt.zero_grad()
         loss.backward()
         grads = [p.grad.clone() for p in model.parameters() if p.grad is not None]

@@ -15,6 +15,7 @@ from contrastkit.views import build_augmentation
 
 DIGITS = load_digits(16)
 IMAGES, INDICES = DIGITS.train_images[:64], torch.arange(64)
+BATCH = {"input": IMAGES, "index": INDICES}
 
 
 def _build(cls, seed=0, **kwargs):
@@ -55,7 +56,7 @@ def test_loss_falls_on_a_fixed_batch(cls, kwargs):
         for q, state in zip(_queues(model), queues):
             q.load_state_dict(state)
         model.on_train_batch_start(None, 0)
-        loss = model.step(IMAGES, INDICES).loss
+        loss = model.step(BATCH).loss
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -68,7 +69,7 @@ def test_loss_falls_on_a_fixed_batch(cls, kwargs):
 @pytest.mark.parametrize("cls", [MoCo, MoCHi, DenseCL])
 def test_keys_carry_no_gradient(cls):
     model = _build(cls)
-    model.step(IMAGES, INDICES).loss.backward()
+    model.step(BATCH).loss.backward()
     momentum = [p for name, p in model.named_parameters() if name.startswith("momentum_")]
     assert momentum and all(p.grad is None and not p.requires_grad for p in momentum)
     assert all(not q.keys.requires_grad for q in _queues(model))
@@ -81,8 +82,8 @@ def test_densecl_with_lambda_zero_is_moco():
     for a, b in zip(moco.backbone.parameters(), dense.backbone.parameters()):
         assert torch.equal(a, b)
     torch.testing.assert_close(dense.criterion.queue.keys, moco.criterion.queue.keys)
-    loss_moco = moco.step(IMAGES, INDICES).loss
-    loss_dense = dense.step(IMAGES, INDICES).loss
+    loss_moco = moco.step(BATCH).loss
+    loss_dense = dense.step(BATCH).loss
     torch.testing.assert_close(loss_dense, loss_moco)
     loss_dense.backward()
     assert all(p.grad is None or torch.count_nonzero(p.grad) == 0 for p in dense.dense_head.parameters())
@@ -92,13 +93,13 @@ def test_mochi_without_synthetic_negatives_is_moco():
     moco = _build(MoCo)
     mochi = _build(MoCHi, num_hard=32, num_pair_mix=0, num_query_mix=0)
     for _ in range(3):
-        torch.testing.assert_close(mochi.step(IMAGES, INDICES).loss, moco.step(IMAGES, INDICES).loss)
+        torch.testing.assert_close(mochi.step(BATCH).loss, moco.step(BATCH).loss)
 
 
 def test_mochi_before_its_start_epoch_is_moco():
     moco = _build(MoCo)
     mochi = _build(MoCHi, num_hard=32, num_pair_mix=16, num_query_mix=8, mix_start_epoch=5)
-    torch.testing.assert_close(mochi.step(IMAGES, INDICES).loss, moco.step(IMAGES, INDICES).loss)
+    torch.testing.assert_close(mochi.step(BATCH).loss, moco.step(BATCH).loss)
 
 
 def test_densecl_matching_uses_backbone_maps_and_is_identity_for_identical_views():
@@ -111,7 +112,7 @@ def test_densecl_matching_uses_backbone_maps_and_is_identity_for_identical_views
 
 def test_densecl_queues_advance_independently_and_hold_pooled_dense_keys():
     model = _build(DenseCL, dense_dim=16, dense_queue_size=96)
-    model.step(IMAGES, INDICES)
+    model.step(BATCH)
     assert int(model.criterion.queue.ptr) == 64 and int(model.dense_criterion.queue.ptr) == 64
     assert model.dense_criterion.queue.keys.shape == (96, 16)
     torch.testing.assert_close(model.dense_criterion.queue.keys[:64].norm(dim=1), torch.ones(64))

@@ -143,7 +143,7 @@ def _official_local_global_loss(l_enc, g_enc, batch, mask):  # type: ignore[no-u
 
 
 def test_official_padded_loss_matches_the_official_dense_computation():
-    from contrastkit.methods.mvgrl import official_padded_jsd_loss
+    from contrastkit.functional.mutual_information import official_padded_jsd_loss
 
     torch.manual_seed(0)
     sizes, max_nodes, dim = [3, 5, 2, 4], 6, 8
@@ -182,7 +182,7 @@ def test_official_padding_mask_follows_the_batch_position_in_a_real_fit(monkeypa
     import lightning as L
 
     from contrastkit.methods import mvgrl
-    from contrastkit.pipeline.tasks import _GraphBatches
+    from contrastkit.pipeline.tasks.graphs import GraphBatches as _GraphBatches
 
     data = sbm_graph_set(num_graphs=24, seed=0)
     model = MVGRLGraph(data, hidden=8, layers=1, train_encoders=False, official_padding=True)

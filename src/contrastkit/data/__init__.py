@@ -1,6 +1,6 @@
 """Real loaders and generated data; nothing downloads unless a recipe asks for it.
 
-``ImageDataModule`` / ``EpochSampler`` import Lightning, so they load on first use: code that
+``ArrayDataModule`` / ``EpochSampler`` import Lightning, so they load on first use: code that
 only needs the loaders (a federated party, a graph script) does not pay for Lightning.
 """
 
@@ -9,7 +9,6 @@ from typing import Any
 from contrastkit.data.images import (
     DataError,
     ImageSplits,
-    IndexedImages,
     data_root,
     load_cifar10,
     load_digits,
@@ -17,11 +16,11 @@ from contrastkit.data.images import (
 )
 
 __all__ = [
+    "ArrayDataModule",
+    "ArrayDataset",
     "DataError",
     "EpochSampler",
-    "ImageDataModule",
     "ImageSplits",
-    "IndexedImages",
     "data_root",
     "load_cifar10",
     "load_digits",
@@ -30,7 +29,7 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("EpochSampler", "ImageDataModule"):
+    if name in ("ArrayDataModule", "ArrayDataset", "EpochSampler"):
         from contrastkit.data import module
 
         return getattr(module, name)

@@ -17,11 +17,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from contrastkit.data.images import DataError, data_root
+from contrastkit.registry import register_dataset
 
 __all__ = ["GraphSet", "NodeGraph", "load_graph_dataset", "load_node_dataset", "sbm_graph", "sbm_graph_set"]
 
@@ -252,3 +254,44 @@ def sbm_graph_set(num_graphs: int = 200, seed: int = 0) -> GraphSet:
         int(graphs[0].x.shape[1]),
         f"seeded SBM graph classification ({num_graphs} graphs, 2 vs 4 blocks, seed {seed})",
     )
+
+
+# Registered datasets: "node_graphs" (one graph, node classification) and "graph_sets" (graph
+# classification). ``load(settings, root, seed)``; the graph tasks take subsets.
+
+NODE_GRAPHS_TASK = "node_graphs"
+GRAPH_SETS_TASK = "graph_sets"
+
+
+@register_dataset("sbm", task=NODE_GRAPHS_TASK, summary="seeded stochastic block model (no download)")
+def _sbm_dataset(settings: Any, root: str | os.PathLike[str] | None, seed: int) -> NodeGraph:
+    return sbm_graph(seed=seed)
+
+
+def _planetoid(name: str) -> Any:
+    def load(settings: Any, root: str | os.PathLike[str] | None, seed: int) -> NodeGraph:
+        return load_node_dataset(
+            name, root or settings.root, download=settings.download, normalize_features=settings.normalize_features
+        )
+
+    return load
+
+
+for _name, _folder in PLANETOID.items():
+    register_dataset(_name, task=NODE_GRAPHS_TASK, summary=f"Planetoid {_folder}, public split")(_planetoid(_name))
+
+
+@register_dataset("sbm_graphs", task=GRAPH_SETS_TASK, summary="seeded SBM graph classification (no download)")
+def _sbm_graphs_dataset(settings: Any, root: str | os.PathLike[str] | None, seed: int) -> GraphSet:
+    return sbm_graph_set(seed=seed)
+
+
+def _tu(name: str) -> Any:
+    def load(settings: Any, root: str | os.PathLike[str] | None, seed: int) -> GraphSet:
+        return load_graph_dataset(name, root or settings.root, download=settings.download)
+
+    return load
+
+
+for _name, _folder in TU.items():
+    register_dataset(_name, task=GRAPH_SETS_TASK, summary=f"TUDataset {_folder}")(_tu(_name))

@@ -10,13 +10,15 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset
 
-__all__ = ["ImageSplits", "IndexedImages", "data_root", "load_cifar10", "load_digits", "load_image_folder"]
+from contrastkit.registry import register_dataset
+
+__all__ = ["DataError", "ImageSplits", "data_root", "load_cifar10", "load_digits", "load_image_folder"]
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
@@ -198,17 +200,26 @@ def load_image_folder(
     return ImageSplits(root.name, tr_x, tr_y, te_x, te_y, classes, mean, std, f"ImageFolder {root}")
 
 
-class IndexedImages(Dataset[tuple[Tensor, Tensor, int]]):
-    """``(image uint8 [C, H, W], label, index)``; the index lets a queue recognise its own images."""
+# Registered datasets of the "images" task: ``load(settings, root, seed) -> ImageSplits``; the
+# task takes the stratified subsets and checks ``data.image_size``.
 
-    def __init__(self, images: Tensor, labels: Tensor) -> None:
-        if len(images) != len(labels):
-            raise ValueError(f"images and labels differ in length: {len(images)} vs {len(labels)}")
-        self.images = images
-        self.labels = labels
 
-    def __len__(self) -> int:
-        return len(self.labels)
+@register_dataset("digits", task="images", summary="scikit-learn's 8x8 digits, upscaled (ships with scikit-learn)")
+def _digits_dataset(settings: Any, root: str | os.PathLike[str] | None, seed: int) -> ImageSplits:
+    return load_digits(settings.image_size, seed=seed)
 
-    def __getitem__(self, index: int) -> tuple[Tensor, Tensor, int]:
-        return self.images[index], self.labels[index], index
+
+@register_dataset("cifar10", task="images", summary="CIFAR-10 from a data root (npz or the python batches)")
+def _cifar10_dataset(settings: Any, root: str | os.PathLike[str] | None, seed: int) -> ImageSplits:
+    return load_cifar10(data_root(root or settings.root), download=settings.download)
+
+
+@register_dataset("image_folder", task="images", summary="an ImageFolder tree at data.path")
+def _image_folder_dataset(settings: Any, root: str | os.PathLike[str] | None, seed: int) -> ImageSplits:
+    if not settings.path:
+        raise DataError("data.dataset=image_folder needs data.path (a folder of class sub-folders)")
+    folder = Path(settings.path)
+    base = data_root(root or settings.root)
+    if not folder.is_absolute() and base is not None:
+        folder = base / folder
+    return load_image_folder(folder, settings.image_size, seed=seed)

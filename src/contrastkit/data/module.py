@@ -1,17 +1,18 @@
-"""LightningDataModule over in-memory image splits, with a resumable, DDP-aware sampler."""
+"""LightningDataModule over in-memory arrays (dictionary batches), with a resumable, DDP-aware sampler."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Sampler
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, Sampler
 
-from contrastkit.data.images import ImageSplits, IndexedImages
 from contrastkit.functional.distributed import rank_and_world
 
-__all__ = ["EpochSampler", "ImageDataModule"]
+__all__ = ["ArrayDataModule", "ArrayDataset", "EpochSampler"]
 
 
 class EpochSampler(Sampler[int]):
@@ -47,33 +48,76 @@ class EpochSampler(Sampler[int]):
         return self.size // world
 
 
-class ImageDataModule(L.LightningDataModule):
-    """Train batches of raw images for views, plus a kNN bank and the test split for monitoring.
+class ArrayDataset(Dataset[dict[str, Any]]):
+    """Rows of equally long tensors as dictionaries: ``{name: tensor[i], ..., "index": i}``.
+
+    ``__getitems__`` serves a whole batch with one indexing per array (the DataLoader's fast
+    path), so an in-memory batch costs a gather, not ``B`` dictionaries.
 
     Args:
-        splits: the images.
+        arrays: ``{"input": [N, ...], "label": [N, ...], ...}`` (all of length ``N``).
+    """
+
+    def __init__(self, arrays: dict[str, Tensor]) -> None:
+        lengths = {name: len(a) for name, a in arrays.items()}
+        if not arrays or len(set(lengths.values())) != 1:
+            raise ValueError(f"arrays must be non-empty and of one length, got lengths {lengths}")
+        if "index" in arrays:
+            raise ValueError("'index' is added by ArrayDataset (the row number); do not pass it")
+        self.arrays = arrays
+        self.length = next(iter(lengths.values()))
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return {**{name: a[index] for name, a in self.arrays.items()}, "index": index}
+
+    def __getitems__(self, indices: list[int]) -> dict[str, Any]:
+        rows = torch.as_tensor(indices, dtype=torch.long)
+        return {**{name: a[rows] for name, a in self.arrays.items()}, "index": rows}
+
+
+def _keep_batch(batch: Any) -> Any:
+    """Collate for ``__getitems__``: the batch is already assembled."""
+    return batch
+
+
+class ArrayDataModule(L.LightningDataModule):
+    """Dictionary batches from in-memory arrays, with a resumable, DDP-aware sampler.
+
+    The one data module of every array-shaped modality (images, clips, feature pairs, image
+    pairs): ``train`` maps names to equally long tensors, and each batch is the dictionary of
+    their rows plus ``"index"``. With ``monitor`` (a bank and a test split, each holding
+    ``"input"`` and ``"label"``) it also serves validation loaders for an online kNN monitor.
+
+    Args:
+        train: training arrays, e.g. ``{"input": images, "label": labels}``.
         batch_size: per-process batch (the global batch is ``batch_size * world_size``).
         num_workers: DataLoader workers (0 is fastest for in-memory tensors on small CPUs).
         seed: sampler seed.
-        monitor_bank: number of training images in the online kNN bank (None = all).
+        monitor: optional ``(bank, test)`` arrays for the online kNN monitor.
+        drop_last: drop the last incomplete training batch (contrastive batches stay full).
     """
 
     def __init__(
         self,
-        splits: ImageSplits,
+        train: dict[str, Tensor],
         batch_size: int = 256,
         num_workers: int = 0,
         seed: int = 0,
-        monitor_bank: int | None = None,
+        monitor: tuple[dict[str, Tensor], dict[str, Tensor]] | None = None,
+        drop_last: bool = True,
     ) -> None:
         super().__init__()
-        self.splits = splits
+        self.train = ArrayDataset(train)
+        self.monitor = tuple(ArrayDataset(m) for m in monitor) if monitor else None
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.seed = seed
-        self.monitor_bank = monitor_bank
+        self.drop_last = drop_last
 
-    def _loader(self, dataset: IndexedImages, shuffle: bool, drop_last: bool) -> DataLoader:
+    def _loader(self, dataset: ArrayDataset, shuffle: bool, drop_last: bool) -> DataLoader:
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
@@ -81,18 +125,15 @@ class ImageDataModule(L.LightningDataModule):
             drop_last=drop_last,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
+            collate_fn=_keep_batch,
         )
 
     def train_dataloader(self) -> DataLoader:
-        if len(self.splits.train_labels) < self.batch_size:
-            raise ValueError(
-                f"batch_size {self.batch_size} exceeds the {len(self.splits.train_labels)} training images"
-            )
-        return self._loader(IndexedImages(self.splits.train_images, self.splits.train_labels), True, True)
+        if len(self.train) < self.batch_size and self.drop_last:
+            raise ValueError(f"batch_size {self.batch_size} exceeds the {len(self.train)} training rows")
+        return self._loader(self.train, True, self.drop_last)
 
     def val_dataloader(self) -> list[DataLoader]:
-        bank = self.splits.subset(self.monitor_bank, None, self.seed) if self.monitor_bank else self.splits
-        return [
-            self._loader(IndexedImages(bank.train_images, bank.train_labels), False, False),
-            self._loader(IndexedImages(self.splits.test_images, self.splits.test_labels), False, False),
-        ]
+        if self.monitor is None:
+            return []
+        return [self._loader(split, False, False) for split in self.monitor]

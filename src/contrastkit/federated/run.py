@@ -93,7 +93,7 @@ def validate_federated(raw: dict[str, Any]) -> FederatedRecipe:
     try:
         return FederatedRecipe.model_validate(raw)
     except ValidationError as err:
-        raise RecipeError(f"recipe '{raw.get('name', '?')}': {_explain(err, raw)}") from None
+        raise RecipeError(f"recipe '{raw.get('name', '?')}': {_explain(err, raw, FederatedRecipe)}") from None
 
 
 def settings_for(

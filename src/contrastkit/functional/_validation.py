@@ -85,7 +85,7 @@ def check_negative_factors(
     """Validate per-group similarity factors; returns one entry (or None) per group."""
     if factors is None:
         return [None] * len(groups)
-    items = [factors] if isinstance(factors, Tensor) else list(factors)
+    items: list[Tensor | None] = [factors] if isinstance(factors, Tensor) else list(factors)
     if len(items) != len(groups):
         raise ValueError(f"negative_factors has {len(items)} entries but negatives has {len(groups)} group(s)")
     for i, (factor, group) in enumerate(zip(items, groups)):
@@ -104,7 +104,7 @@ def check_row_weights(weights: Tensor | None, mask: Tensor | None, rows: int) ->
     """Per-row ``weights`` must be non-negative floats ``[B]``; ``mask`` a bool ``[B]``."""
     if weights is not None:
         if not isinstance(weights, Tensor) or not torch.is_floating_point(weights) or weights.shape != (rows,):
-            got = tuple(weights.shape) if isinstance(weights, Tensor) else type(weights).__name__
+            got = str(tuple(weights.shape)) if isinstance(weights, Tensor) else type(weights).__name__
             raise ValueError(f"weights must be a floating-point tensor of shape [{rows}], got {got}")
         if bool((weights < 0).any()):
             raise ValueError(f"weights must be >= 0, got a minimum of {float(weights.min())}")

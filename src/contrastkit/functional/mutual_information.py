@@ -23,7 +23,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["jsd_mutual_information", "jsd_negative_terms", "jsd_positive_terms", "local_global_loss", "mi_loss"]
+__all__ = [
+    "jsd_mutual_information",
+    "jsd_negative_terms",
+    "jsd_positive_terms",
+    "local_global_loss",
+    "mi_loss",
+    "official_padded_jsd_loss",
+]
 
 
 def jsd_positive_terms(pos: Tensor) -> Tensor:
@@ -109,3 +116,43 @@ def local_global_loss(
     if estimator == "jsd" and beta == 0:
         return -jsd_mutual_information(pos, scores[~own])
     return mi_loss(pos, scores, estimator=estimator, neg_mask=~own, beta=beta)
+
+
+def official_padded_jsd_loss(
+    nodes: Tensor, graphs: Tensor, node_graph: Tensor, pad_node: Tensor, max_nodes: int, mask_counts: Tensor
+) -> Tensor:
+    """The JSD local-global loss exactly as the official ``graph/train.py`` computes it on its
+    zero-padded dense batches (``local_global_loss_``), here from a sparse batch.
+
+    The official batches pad every graph to the dataset's ``max_nodes``. Padded nodes get the same
+    node embedding ``pad_node`` (``[D]``: the node head applied to ``act(b_L)``, the last GCN
+    layer's output on a node with no neighbours) and stay in the loss: each is a negative of every
+    other graph in the batch, the denominators count them, and the positive mask keeps the first
+    ``mask_counts[j]`` rows of graph ``j`` — where ``mask_counts`` are node counts of the graphs at
+    the batch's positions in the *unshuffled* dataset (card pitfall 5), so real nodes beyond it
+    drop out of the positives and padded nodes below it join them.
+
+    Args:
+        nodes: ``[n, D]`` real node embeddings, graphs contiguous as in a PyG batch.
+        graphs: ``[B, D]`` graph embeddings of the other view.
+        node_graph: ``[n]`` graph index of each node.
+        pad_node: ``[D]`` embedding of a padded node.
+        max_nodes: padded size of every graph.
+        mask_counts: ``[B]`` the official code's positive-mask counts.
+    """
+    count = graphs.shape[0]
+    sizes = torch.bincount(node_graph, minlength=count)
+    starts = torch.cumsum(sizes, 0) - sizes
+    position = torch.arange(len(node_graph), device=nodes.device) - starts[node_graph]
+    scores = nodes @ graphs.t()  # [n, B]
+    own = F.one_hot(node_graph, count).bool()
+    pad_scores = graphs @ pad_node  # [B]: a padded row against each graph
+    pos_sum = jsd_positive_terms(scores[own])[position < mask_counts[node_graph]].sum()
+    neg_sum = jsd_negative_terms(scores[~own]).sum()
+    padded = max_nodes - sizes
+    padded_positives = (mask_counts.clamp(max=max_nodes) - sizes).clamp(min=0)
+    pad_neg = jsd_negative_terms(pad_scores)
+    pos_sum = pos_sum + (padded_positives * jsd_positive_terms(pad_scores)).sum()
+    neg_sum = neg_sum + (padded * (pad_neg.sum() - pad_neg)).sum()
+    rows = count * max_nodes
+    return neg_sum / (rows * max(count - 1, 1)) - pos_sum / rows

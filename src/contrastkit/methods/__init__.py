@@ -1,18 +1,34 @@
-"""One LightningModule per paper, built from functional/, losses/, memory/, nn/ and views/."""
+"""One LightningModule per paper, built from functional/, losses/, memory/, nn/ and views/.
 
-from contrastkit.methods.base import ContrastiveMethod, OptimizerSettings, StepOutput
-from contrastkit.methods.densecl import DenseCL, match_locations
-from contrastkit.methods.mochi import MoCHi
-from contrastkit.methods.moco import MoCo
-from contrastkit.methods.simclr import SimCLR
+Each method registers itself (``contrastkit.registry.register_method``) next to its class, with
+its recipe options, so importing this package makes every shipped method known to recipes.
+"""
+
+from contrastkit.methods.base import Batch, ContrastiveMethod, OptimizerSettings, StepOutput
+from contrastkit.methods.densecl import DenseCL, DenseCLParams, match_locations
+from contrastkit.methods.graph_base import EarlyStopping, GraphMethod
+from contrastkit.methods.mochi import MoCHi, MoCHiParams
+from contrastkit.methods.moco import MoCo, MoCoParams
+from contrastkit.methods.mvgrl import MVGRL, MVGRLGraph, MVGRLParams
+from contrastkit.methods.simclr import SimCLR, SimCLRParams
 
 __all__ = [
+    "MVGRL",
+    "Batch",
     "ContrastiveMethod",
     "DenseCL",
+    "DenseCLParams",
+    "EarlyStopping",
+    "GraphMethod",
+    "MVGRLGraph",
+    "MVGRLParams",
     "MoCHi",
+    "MoCHiParams",
     "MoCo",
+    "MoCoParams",
     "OptimizerSettings",
     "SimCLR",
+    "SimCLRParams",
     "StepOutput",
     "match_locations",
 ]

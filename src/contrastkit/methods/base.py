@@ -1,15 +1,26 @@
-"""The base every image method stands on: a LightningModule with a backbone, views drawn per
-step from an explicit generator, declared (online, momentum) pairs, an optimiser with warm-up
-and cosine decay, and an online kNN monitor.
+"""The base every encoder-training method stands on: a LightningModule with a backbone, views
+drawn per step from an explicit generator, declared (online, momentum) pairs, an optimiser with
+warm-up and cosine decay per player, and an opt-in online kNN monitor.
 
-A method subclass builds its heads and criterion in ``__init__`` and implements ``step``; the
-base does the rest. Keys always come from the momentum encoder, which subclasses declare in
-``momentum_pairs`` instead of coding EMA updates (after solo-learn's design).
+A method subclass builds its heads and criterion in ``__init__`` and implements
+``step(batch)``; the base does the rest. Batches are dictionaries (``Batch``): ``"input"``
+(images ``uint8 [B, C, H, W]``, clips ``[B, C, T, H, W]``, features ...), ``"index"`` (dataset
+rows, ``[B]``) and, where the data has them, ``"label"`` and modality-specific entries
+(per-frame labels, a second modality, a missing-modality mask). Keys always come from the
+momentum encoder, which subclasses declare in ``momentum_pairs`` instead of coding EMA
+updates (after solo-learn's design).
+
+Two-player methods (VideoMoCo's frame-drop generator against the encoder) declare their
+players in ``players()``; the base then switches to Lightning's manual optimisation with one
+optimiser and one schedule per player (all saved in checkpoints), and ``step`` updates each
+player inside ``with self.player(name) as update: ...`` in the order the paper prescribes.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +34,10 @@ from contrastkit.nn.backbones import Backbone
 from contrastkit.nn.momentum import ema_update
 from contrastkit.views.image import ViewAugmentation, normalize_images
 
-__all__ = ["ContrastiveMethod", "OptimizerSettings", "StepOutput"]
+__all__ = ["Batch", "ContrastiveMethod", "OptimizerSettings", "StepOutput"]
+
+Batch = dict[str, Any]
+"""A training batch: ``{"input": Tensor, "index": Tensor [B], "label": Tensor, ...}``."""
 
 
 @dataclass(frozen=True)
@@ -48,13 +62,14 @@ class StepOutput:
 
 
 class ContrastiveMethod(L.LightningModule):
-    """Shared base of SimCLR, MoCo, MoCHi, DenseCL.
+    """Shared base of the encoder-training methods (SimCLR, MoCo, MoCHi, DenseCL, ...).
 
     Args:
         backbone: encoder returning ``[B, C]`` (and ``forward_map`` for dense methods).
         augmentation: the view distribution.
-        optimizer: optimiser settings.
-        num_classes: classes of the labelled evaluation data (kNN monitor).
+        optimizer: optimiser settings (every player's, unless ``player_optimizer`` says otherwise).
+        num_classes: classes of the labelled evaluation data (kNN monitor; it runs only when
+            the data module provides a bank and a test loader).
         knn_k, knn_temperature: kNN monitor settings (``moco.md`` §6).
         seed: base of the per-step generators (views, shuffles, mixing).
     """
@@ -84,13 +99,73 @@ class ContrastiveMethod(L.LightningModule):
 
     # --- what subclasses provide ------------------------------------------------------------
 
-    def step(self, images: Tensor, indices: Tensor) -> StepOutput:
-        """One training step on a batch of raw images ``uint8 [B, C, H, W]``."""
+    def step(self, batch: Batch) -> StepOutput:
+        """One training step on a batch (``batch["input"]``: raw images ``uint8 [B, C, H, W]``,
+        ``batch["index"]``: dataset rows). Two-player methods also update their players here."""
         raise NotImplementedError(f"{type(self).__name__} must implement step()")
 
     def momentum_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
         """``(online, momentum)`` module pairs updated by EMA before each step's key forward."""
         return []
+
+    def players(self) -> dict[str, list[nn.Module]]:
+        """Named groups of modules, each with its own optimiser and schedule.
+
+        The default is one player holding every trainable parameter (automatic optimisation).
+        A two-player method returns, e.g., ``{"encoder": [...], "generator": [...]}``; its
+        ``step`` must then update each player through ``player(name)``. Parameters of no player
+        are not optimised.
+        """
+        return {"model": [self]}
+
+    def player_optimizer(self, name: str) -> OptimizerSettings:
+        """Optimiser settings of player ``name`` (default: the method's)."""
+        return self.optimizer_settings
+
+    @property
+    def automatic_optimization(self) -> bool:
+        return len(self.players()) <= 1
+
+    @automatic_optimization.setter
+    def automatic_optimization(self, value: bool) -> None:
+        self._automatic_optimization = value
+
+    @contextmanager
+    def player(self, name: str) -> Iterator[Callable[[Tensor], None]]:
+        """Update one player of a two-player method: inside the block only that player's
+        parameters require gradients (Lightning's ``toggle_optimizer``), so compute its loss
+        there — a fresh forward per player, which is also what DDP needs — and call
+        ``update(loss)``: zero grad, backward (AMP- and DDP-aware), optimiser step, schedule step.
+
+        Example (in ``step``)::
+
+            with self.player("generator") as update:
+                update(-self.contrast(self.generator(x), ...))
+            with self.player("encoder") as update:
+                loss = self.contrast(x, ...)
+                update(loss)
+        """
+        names = list(self.players())
+        if name not in names:
+            raise ValueError(f"unknown player {name!r}; players: {', '.join(names)}")
+        index = names.index(name)
+        optimizers = self.optimizers()
+        optimizer = optimizers[index] if isinstance(optimizers, list) else optimizers
+        schedulers = self.lr_schedulers()
+        scheduler = schedulers[index] if isinstance(schedulers, list) else schedulers
+        self.toggle_optimizer(optimizer)
+
+        def update(loss: Tensor) -> None:
+            optimizer.zero_grad()
+            self.manual_backward(loss)
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+
+        try:
+            yield update
+        finally:
+            self.untoggle_optimizer(optimizer)
 
     # --- randomness ---------------------------------------------------------------------------
 
@@ -125,9 +200,8 @@ class ContrastiveMethod(L.LightningModule):
         for online, momentum in self.momentum_pairs():
             ema_update(online, momentum, self.momentum)
 
-    def training_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> Tensor:
-        images, _, indices = batch
-        out = self.step(images, indices)
+    def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
+        out = self.step(batch)
         self.log("train/loss", out.loss, prog_bar=True, on_step=True, on_epoch=True, sync_dist=True)
         if out.positive_similarity is not None and out.negative_similarity is not None:
             self.log("train/pos_sim", out.positive_similarity.mean(), on_step=False, on_epoch=True, sync_dist=True)
@@ -137,11 +211,11 @@ class ContrastiveMethod(L.LightningModule):
                 "negative": out.negative_similarity.detach().float().cpu()[:4096],
             }
         self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True, on_epoch=False)
-        return out.loss
+        return out.loss if self.automatic_optimization else out.loss.detach()
 
-    def validation_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
-        images, labels, _ = batch
-        self._val_outputs.setdefault(dataloader_idx, []).append((self.embed(images).float(), labels))
+    def validation_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> None:
+        """Online kNN monitor: loader 0 is the bank, loader 1 the test split (both labelled)."""
+        self._val_outputs.setdefault(dataloader_idx, []).append((self.embed(batch["input"]).float(), batch["label"]))
 
     def on_validation_epoch_end(self) -> None:
         if len(self._val_outputs) < 2:
@@ -163,29 +237,42 @@ class ContrastiveMethod(L.LightningModule):
         return gathered.reshape(-1, *x.shape[1:])
 
     def configure_optimizers(self) -> Any:
-        cfg = self.optimizer_settings
-        params = [p for p in self.parameters() if p.requires_grad]
-        if cfg.name == "sgd":
-            opt: torch.optim.Optimizer = torch.optim.SGD(
-                params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
-            )
-        elif cfg.name == "adam":
-            opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        elif cfg.name == "adamw":
-            opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        else:
-            raise ValueError(f"unknown optimizer {cfg.name!r}; choose sgd, adam or adamw")
         total = max(1, int(self.trainer.estimated_stepping_batches))
         steps_per_epoch = total / max(1, self.trainer.max_epochs or 1)
-        warmup = int(cfg.warmup_epochs * steps_per_epoch)
+        configs = []
+        for name, modules in self.players().items():
+            params = list(dict.fromkeys(p for m in modules for p in m.parameters() if p.requires_grad))
+            if not params:
+                raise ValueError(f"player {name!r} of {type(self).__name__} has no trainable parameters")
+            cfg = self.player_optimizer(name)
+            optimizer = build_optimizer(cfg, params)
+            schedule = warmup_cosine(cfg, total, int(cfg.warmup_epochs * steps_per_epoch))
+            scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+            configs.append({"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}})
+        return configs[0] if len(configs) == 1 else configs
 
-        def factor(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / warmup
-            if not cfg.cosine:
-                return 1.0
-            progress = (step - warmup) / max(1, total - warmup)
-            return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+def build_optimizer(cfg: OptimizerSettings, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+    """SGD (with momentum), Adam or AdamW from ``cfg``."""
+    if cfg.name == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    if cfg.name == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.name == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    raise ValueError(f"unknown optimizer {cfg.name!r}; choose sgd, adam or adamw")
+
+
+def warmup_cosine(cfg: OptimizerSettings, total: int, warmup: int) -> Callable[[int], float]:
+    """Per-step learning-rate factor: linear warm-up over ``warmup`` steps, then cosine to 0 at
+    ``total`` (or constant with ``cfg.cosine=False``)."""
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if not cfg.cosine:
+            return 1.0
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor

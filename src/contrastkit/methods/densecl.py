@@ -7,21 +7,39 @@ vectors are contrasted with their best-matching key location (matched on the mom
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import Tensor, nn
 
 from contrastkit.losses import InfoNCELoss
-from contrastkit.methods.base import StepOutput
-from contrastkit.methods.moco import MoCo
+from contrastkit.methods.base import Batch, StepOutput
+from contrastkit.methods.moco import MoCo, MoCoParams
 from contrastkit.nn.backbones import Backbone, global_average_pool
 from contrastkit.nn.heads import DenseProjectionHead
 from contrastkit.nn.momentum import MomentumEncoder
+from contrastkit.registry import register_method
 from contrastkit.views.image import ViewAugmentation
 
-__all__ = ["DenseCL", "match_locations"]
+__all__ = ["DenseCL", "DenseCLParams", "match_locations"]
+
+
+class DenseCLParams(MoCoParams):
+    """Recipe options of ``DenseCL``: MoCo's plus the dense head and queue."""
+
+    name: Literal["densecl"] = "densecl"  # type: ignore[assignment]
+    dense_weight: float = Field(0.5, ge=0, le=1)
+    dense_hidden: int | None = Field(None, gt=0)
+    dense_dim: int = Field(128, gt=0)
+    dense_queue_size: int | None = Field(None, gt=0)
+
+    @classmethod
+    def smoke(cls, method: dict[str, Any]) -> None:
+        super().smoke(method)
+        if method.get("dense_queue_size"):
+            method["dense_queue_size"] = 256
 
 
 @torch.no_grad()
@@ -36,6 +54,7 @@ def match_locations(query_map: Tensor, key_map: Tensor) -> Tensor:
     return torch.einsum("bcp,bcr->bpr", fq, fk).argmax(dim=2)
 
 
+@register_method("densecl", DenseCLParams, task="images", summary="DenseCL: MoCo v2 plus pixel-level contrast")
 class DenseCL(MoCo):
     """DenseCL on MoCo v2.
 
@@ -77,8 +96,9 @@ class DenseCL(MoCo):
         dense = self.momentum_dense_head(feature_map)
         return k, dense, feature_map
 
-    def step(self, images: Tensor, indices: Tensor) -> StepOutput:
-        x_q, x_k = self.views(images)
+    def step(self, batch: Batch) -> StepOutput:
+        indices = batch["index"]
+        x_q, x_k = self.views(batch["input"])
         feature_map = self.backbone.forward_map(x_q)
         q = self.projection(global_average_pool(feature_map))
         dense_q = self.dense_head(feature_map)  # [B, D, H, W]

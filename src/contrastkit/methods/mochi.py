@@ -3,18 +3,45 @@ mixed from each query's hardest queue entries, switched on after ``mix_start_epo
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import Field, model_validator
 from torch import Tensor
 
 from contrastkit.losses import InfoNCELoss, MoCHiLoss
-from contrastkit.methods.moco import MoCo
+from contrastkit.methods.moco import MoCo, MoCoParams
 from contrastkit.nn.backbones import Backbone
+from contrastkit.registry import register_method
 from contrastkit.views.image import ViewAugmentation
 
-__all__ = ["MoCHi"]
+__all__ = ["MoCHi", "MoCHiParams"]
 
 
+class MoCHiParams(MoCoParams):
+    """Recipe options of ``MoCHi``: MoCo's plus the mixing sizes."""
+
+    name: Literal["mochi"] = "mochi"  # type: ignore[assignment]
+    num_hard: int = Field(256, gt=0)
+    num_pair_mix: int = Field(256, ge=0)
+    num_query_mix: int = Field(128, ge=0)
+    mix_start_epoch: int = Field(0, ge=0)
+    mask_own_keys: bool = True
+
+    @model_validator(mode="after")
+    def _hard_fits_queue(self) -> MoCHiParams:
+        if self.num_hard > self.queue_size:
+            raise ValueError(f"num_hard ({self.num_hard}) must not exceed queue_size ({self.queue_size})")
+        return self
+
+    @classmethod
+    def smoke(cls, method: dict[str, Any]) -> None:
+        super().smoke(method)
+        if "num_hard" in method:
+            method["num_hard"] = min(int(method["num_hard"]), 64)
+            method["mix_start_epoch"] = min(int(method.get("mix_start_epoch", 0)), 1)
+
+
+@register_method("mochi", MoCHiParams, task="images", summary="MoCHi: MoCo plus synthetic hard negatives")
 class MoCHi(MoCo):
     """MoCHi(N, s, s') on MoCo.
 

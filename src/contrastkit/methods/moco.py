@@ -4,24 +4,49 @@ key encoder, a queue of past keys, ShuffleBN (split BN on one device). HCL's neg
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import Tensor, nn
 
 from contrastkit.losses import InfoNCELoss
-from contrastkit.methods.base import ContrastiveMethod, StepOutput
+from contrastkit.methods.base import Batch, ContrastiveMethod, StepOutput
 from contrastkit.nn.backbones import Backbone
 from contrastkit.nn.heads import ProjectionHead
 from contrastkit.nn.momentum import MomentumEncoder
 from contrastkit.nn.shuffle import shuffled_forward
 from contrastkit.nn.split_batchnorm import convert_to_split_batchnorm
+from contrastkit.registry import MethodParams, register_method
 from contrastkit.views.image import ViewAugmentation
 
-__all__ = ["MoCo"]
+__all__ = ["MoCo", "MoCoParams"]
 
 
+class MoCoParams(MethodParams):
+    """Recipe options of ``MoCo`` (``method: {name: moco, ...}``)."""
+
+    name: Literal["moco"] = "moco"
+    temperature: float = Field(0.2, gt=0)
+    queue_size: int = Field(4096, gt=0)
+    momentum: float = Field(0.99, ge=0, le=1)
+    split_bn: int = Field(4, ge=1)
+    shuffle_keys: bool = True
+    symmetric: bool = False
+    beta: float = Field(0.0, ge=0)
+    tau_plus: float = Field(0.0, ge=0, lt=1)
+    proj_hidden: int = Field(512, gt=0)
+    proj_dim: int = Field(128, gt=0)
+    proj_layers: int = Field(2, ge=1)
+
+    @classmethod
+    def smoke(cls, method: dict[str, Any]) -> None:
+        if "queue_size" in method:
+            method["queue_size"] = min(int(method["queue_size"]), 256)
+
+
+@register_method("moco", MoCoParams, task="images", summary="MoCo v2 (HCL with beta/tau_plus): momentum keys, queue")
 class MoCo(ContrastiveMethod):
     """MoCo v2 with optional HCL weighting of the queue's negatives.
 
@@ -89,8 +114,9 @@ class MoCo(ContrastiveMethod):
     def contrast(self, q: Tensor, k: Tensor, indices: Tensor) -> Tensor:
         return self.criterion(q, k, sample_ids=indices)
 
-    def step(self, images: Tensor, indices: Tensor) -> StepOutput:
-        x_q, x_k = self.views(images)
+    def step(self, batch: Batch) -> StepOutput:
+        indices = batch["index"]
+        x_q, x_k = self.views(batch["input"])
         q = self.query(x_q)
         (k,) = self.keys(x_k)
         negatives = self._negative_sample(q)

@@ -16,103 +16,82 @@ the other, the views being the normalised adjacency and a diffusion (PPR or heat
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, Literal
 
-import lightning as L
 import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+from pydantic import Field
+from torch import Tensor
 
-from contrastkit.data.graphs import GraphSet, NodeGraph
-from contrastkit.functional.mutual_information import (
-    jsd_negative_terms,
-    jsd_positive_terms,
-    local_global_loss,
-    mi_loss,
-)
+from contrastkit.data.graphs import GRAPH_SETS_TASK, NODE_GRAPHS_TASK, GraphSet, NodeGraph
+from contrastkit.functional.mutual_information import local_global_loss, mi_loss, official_padded_jsd_loss
+from contrastkit.methods.graph_base import GraphMethod
 from contrastkit.nn.graph import BilinearDiscriminator, GCNLayer, GraphEncoder, ResidualMLP, propagate
+from contrastkit.registry import MethodParams, register_method
 from contrastkit.views.graph import (
     contiguous_windows,
     dense_adjacency,
-    heat_diffusion,
+    diffusion_matrix,
     normalized_adjacency,
-    ppr_diffusion,
     sparsify_eps,
     topk_per_column,
 )
 
-__all__ = ["MVGRL", "MVGRLGraph", "diffusion_matrix", "official_padded_jsd_loss"]
+__all__ = ["MVGRL", "MVGRLGraph", "MVGRLParams"]
 
 
-def diffusion_matrix(
-    adj: Tensor, kind: str = "ppr", alpha: float = 0.2, heat_t: float = 5.0, self_loops: float = 1.0
-) -> Tensor:
-    """The dense diffusion view of ``adj``: ``ppr`` or ``heat`` (``mvgrl.md`` §1)."""
-    if kind == "ppr":
-        return ppr_diffusion(adj, alpha, self_loops)
-    if kind == "heat":
-        return heat_diffusion(adj, heat_t)
-    raise ValueError(f"diffusion must be 'ppr' or 'heat', got {kind!r}")
+class MVGRLParams(MethodParams):
+    """Recipe options of MVGRL (``method: {name: mvgrl, level: node | graph, ...}``).
+
+    ``level`` picks the class and the task: ``node`` trains ``MVGRL`` on one graph
+    (``node_graphs`` datasets), ``graph`` trains ``MVGRLGraph`` on a set of graphs
+    (``graph_sets`` datasets). Options of the other level are ignored.
+    """
+
+    name: Literal["mvgrl"] = "mvgrl"
+    level: Literal["node", "graph"] = "node"
+    hidden: int = Field(512, gt=0)
+    layers: int = Field(4, ge=1)
+    diffusion: Literal["ppr", "heat"] = "ppr"
+    alpha: float = Field(0.2, gt=0, le=1)
+    heat_t: float = Field(5.0, ge=0)
+    self_loops: float = Field(1.0, ge=0)
+    diffusion_topk: int | None = Field(None, gt=0)
+    eps_sparsify: bool = False
+    window_size: int = Field(2000, gt=0)
+    windows: int = Field(4, gt=0)
+    estimator: Literal["jsd", "infonce"] = "jsd"
+    beta: float = Field(0.0, ge=0)
+    patience: int = Field(20, gt=0)
+    train_encoders: bool = True
+    official_padding: bool = False
+
+    @classmethod
+    def smoke(cls, method: dict[str, Any]) -> None:
+        method["patience"] = min(int(method.get("patience", 20)), 5)
+        method["hidden"] = min(int(method.get("hidden", 512)), 64)
+
+    def description(self) -> str:
+        return f"{self.name} (level {self.level})"
 
 
-class _EarlyStopping:
-    """Best-loss weights and patience, carried in checkpoints (card pitfall 7)."""
-
-    def __init__(self, patience: int) -> None:
-        self.patience = patience
-        self.best = float("inf")
-        self.wait = 0
-        self.state: dict[str, Tensor] | None = None
-
-    def update(self, loss: float, module: nn.Module) -> bool:
-        """Record ``loss``; True when training should stop."""
-        if loss < self.best:
-            self.best, self.wait = loss, 0
-            self.state = {k: v.detach().clone() for k, v in module.state_dict().items()}
-        else:
-            self.wait += 1
-        return self.wait >= self.patience
+NODE_ONLY = ("self_loops", "diffusion_topk", "eps_sparsify", "window_size", "windows")
+GRAPH_ONLY = ("layers", "train_encoders", "official_padding")
 
 
-class _GraphMethod(L.LightningModule):
-    def __init__(self, lr: float, weight_decay: float, patience: int, seed: int) -> None:
-        super().__init__()
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.seed = seed
-        self.stopper = _EarlyStopping(patience)
-
-    def generator(self) -> torch.Generator:
-        return torch.Generator().manual_seed(self.seed * 1_000_003 + self.global_step)
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(
-            [p for p in self.parameters() if p.requires_grad], lr=self.lr, weight_decay=self.weight_decay
-        )
-
-    def after_step(self, loss: Tensor) -> None:
-        self.log("train/loss", loss, prog_bar=True, on_step=False, on_epoch=True)
-        if self.stopper.update(float(loss.detach()), self):
-            self.trainer.should_stop = True
-
-    def on_train_end(self) -> None:
-        if self.stopper.state is not None:
-            self.load_state_dict(self.stopper.state)
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["early_stopping"] = {
-            "best": self.stopper.best,
-            "wait": self.stopper.wait,
-            "state": self.stopper.state,
-        }
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        saved = checkpoint.get("early_stopping")
-        if saved:
-            self.stopper.best, self.stopper.wait, self.stopper.state = saved["best"], saved["wait"], saved["state"]
+def _task(params: MVGRLParams) -> str:
+    return NODE_GRAPHS_TASK if params.level == "node" else GRAPH_SETS_TASK
 
 
-class MVGRL(_GraphMethod):
+def _build(params: MVGRLParams, **inputs: Any) -> GraphMethod:
+    """``MVGRL(graph=...)`` at node level, ``MVGRLGraph(dataset=...)`` at graph level."""
+    other = GRAPH_ONLY if params.level == "node" else NODE_ONLY
+    options = params.model_dump(exclude={"name", "level", *other})
+    cls = MVGRL if params.level == "node" else MVGRLGraph
+    return cls(**inputs, **options)
+
+
+@register_method("mvgrl", MVGRLParams, task=_task, build=_build, summary="MVGRL: node or graph level, two graph views")
+class MVGRL(GraphMethod):
     """Node-level MVGRL on one graph (the graph's tensors live in non-persistent buffers).
 
     Args:
@@ -232,52 +211,12 @@ class MVGRL(_GraphMethod):
         return (self.encoder_adj(self.x, a) + self.encoder_diff(self.x, self.s)).detach()
 
 
-def official_padded_jsd_loss(
-    nodes: Tensor, graphs: Tensor, node_graph: Tensor, pad_node: Tensor, max_nodes: int, mask_counts: Tensor
-) -> Tensor:
-    """The JSD local-global loss exactly as the official ``graph/train.py`` computes it on its
-    zero-padded dense batches (``local_global_loss_``), here from a sparse batch.
-
-    The official batches pad every graph to the dataset's ``max_nodes``. Padded nodes get the same
-    node embedding ``pad_node`` (``[D]``: the node head applied to ``act(b_L)``, the last GCN
-    layer's output on a node with no neighbours) and stay in the loss: each is a negative of every
-    other graph in the batch, the denominators count them, and the positive mask keeps the first
-    ``mask_counts[j]`` rows of graph ``j`` — where ``mask_counts`` are node counts of the graphs at
-    the batch's positions in the *unshuffled* dataset (card pitfall 5), so real nodes beyond it
-    drop out of the positives and padded nodes below it join them.
-
-    Args:
-        nodes: ``[n, D]`` real node embeddings, graphs contiguous as in a PyG batch.
-        graphs: ``[B, D]`` graph embeddings of the other view.
-        node_graph: ``[n]`` graph index of each node.
-        pad_node: ``[D]`` embedding of a padded node.
-        max_nodes: padded size of every graph.
-        mask_counts: ``[B]`` the official code's positive-mask counts.
-    """
-    count = graphs.shape[0]
-    sizes = torch.bincount(node_graph, minlength=count)
-    starts = torch.cumsum(sizes, 0) - sizes
-    position = torch.arange(len(node_graph), device=nodes.device) - starts[node_graph]
-    scores = nodes @ graphs.t()  # [n, B]
-    own = F.one_hot(node_graph, count).bool()
-    pad_scores = graphs @ pad_node  # [B]: a padded row against each graph
-    pos_sum = jsd_positive_terms(scores[own])[position < mask_counts[node_graph]].sum()
-    neg_sum = jsd_negative_terms(scores[~own]).sum()
-    padded = max_nodes - sizes
-    padded_positives = (mask_counts.clamp(max=max_nodes) - sizes).clamp(min=0)
-    pad_neg = jsd_negative_terms(pad_scores)
-    pos_sum = pos_sum + (padded_positives * jsd_positive_terms(pad_scores)).sum()
-    neg_sum = neg_sum + (padded * (pad_neg.sum() - pad_neg)).sum()
-    rows = count * max_nodes
-    return neg_sum / (rows * max(count - 1, 1)) - pos_sum / rows
-
-
 def _edge_list(matrix: Tensor) -> tuple[Tensor, Tensor]:
     index = matrix.nonzero().t()
     return index, matrix[index[0], index[1]]
 
 
-class MVGRLGraph(_GraphMethod):
+class MVGRLGraph(GraphMethod):
     """Graph-level MVGRL.
 
     Args:

@@ -3,21 +3,36 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from pydantic import Field
 
 from contrastkit.losses import NTXentLoss
-from contrastkit.methods.base import ContrastiveMethod, StepOutput
+from contrastkit.methods.base import Batch, ContrastiveMethod, StepOutput
 from contrastkit.nn.backbones import Backbone
 from contrastkit.nn.heads import ProjectionHead
+from contrastkit.registry import MethodParams, register_method
 from contrastkit.views.image import ViewAugmentation
 
-__all__ = ["SimCLR"]
+__all__ = ["SimCLR", "SimCLRParams"]
 
 
+class SimCLRParams(MethodParams):
+    """Recipe options of ``SimCLR`` (``method: {name: simclr, ...}``)."""
+
+    name: Literal["simclr"] = "simclr"
+    temperature: float = Field(0.5, gt=0)
+    beta: float = Field(0.0, ge=0)
+    tau_plus: float = Field(0.0, ge=0, lt=1)
+    proj_hidden: int = Field(512, gt=0)
+    proj_dim: int = Field(128, gt=0)
+    proj_layers: int = Field(2, ge=1)
+    proj_batch_norm: bool = True
+
+
+@register_method("simclr", SimCLRParams, task="images", summary="SimCLR / HCL: two views, NT-Xent over 2B anchors")
 class SimCLR(ContrastiveMethod):
     """SimCLR / HCL.
 
@@ -55,8 +70,8 @@ class SimCLR(ContrastiveMethod):
         )
         self.criterion = NTXentLoss(temperature, beta=beta, tau_plus=tau_plus)
 
-    def step(self, images: Tensor, indices: Tensor) -> StepOutput:
-        x1, x2 = self.views(images)
+    def step(self, batch: Batch) -> StepOutput:
+        x1, x2 = self.views(batch["input"])
         z1 = self.projection(self.backbone(x1))
         z2 = self.projection(self.backbone(x2))
         loss = self.criterion(z1, z2)

@@ -8,8 +8,12 @@ map, everything else the pooled vector.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor, nn
+
+from contrastkit.registry import BACKBONES, RegistryError, register_backbone
 
 __all__ = ["Backbone", "ConvNetSmall", "MoonCNN", "build_backbone", "cifar_resnet", "global_average_pool"]
 
@@ -156,12 +160,32 @@ class MoonCNN(Backbone):
         return self.fc(self.features(x).flatten(1))[:, :, None, None]
 
 
+@register_backbone("convnet_small", summary="four conv-BN-ReLU blocks (moco.md §10)")
+def _convnet_small(in_channels: int, width: int | None, image_size: int) -> Backbone:
+    return ConvNetSmall(in_channels, width or 32)
+
+
+def _resnet(depth: int) -> Callable[[int, int | None, int], Backbone]:
+    def build(in_channels: int, width: int | None, image_size: int) -> Backbone:
+        return cifar_resnet(depth, in_channels, width or 64)
+
+    return build
+
+
+for _depth in (18, 34, 50):
+    register_backbone(f"resnet{_depth}", summary=f"torchvision ResNet-{_depth}, CIFAR stem")(_resnet(_depth))
+
+
+@register_backbone("moon_cnn", summary="MOON's simple CNN (moon.md §1)")
+def _moon_cnn(in_channels: int, width: int | None, image_size: int) -> Backbone:
+    return MoonCNN(in_channels, image_size)
+
+
 def build_backbone(name: str, in_channels: int = 3, width: int | None = None, image_size: int = 32) -> Backbone:
-    """Backbone by recipe name: ``convnet_small``, ``resnet18``, ``resnet34``, ``resnet50``, ``moon_cnn``."""
-    if name == "convnet_small":
-        return ConvNetSmall(in_channels, width or 32)
-    if name in ("resnet18", "resnet34", "resnet50"):
-        return cifar_resnet(int(name[6:]), in_channels, width or 64)
-    if name == "moon_cnn":
-        return MoonCNN(in_channels, image_size)
-    raise ValueError(f"unknown backbone {name!r}; choose one of convnet_small, resnet18, resnet34, resnet50, moon_cnn")
+    """A registered backbone by name (``convnet_small``, ``resnet18/34/50``, ``moon_cnn``, plugins')."""
+    try:
+        entry = BACKBONES.get(name)
+    except RegistryError as err:
+        raise ValueError(str(err)) from None
+    backbone: Backbone = entry.build(in_channels, width, image_size)
+    return backbone

@@ -87,9 +87,9 @@ class MetricsWriter(L.Callback):
 
 
 def _batch_size(batch: Any) -> int:
-    """Images (or graphs) in a batch; 0 for methods that sample their own inputs."""
-    if isinstance(batch, (list, tuple)) and batch and isinstance(batch[0], torch.Tensor) and batch[0].dim() >= 4:
-        return int(batch[0].shape[0])
+    """Rows of a dictionary batch (or graphs of a PyG batch); 0 for methods that sample their own inputs."""
+    if isinstance(batch, dict) and isinstance(batch.get("index"), torch.Tensor):
+        return int(batch["index"].shape[0])
     return int(getattr(batch, "num_graphs", 0))
 
 

@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from torch import Tensor  # noqa: E402
 
-__all__ = ["embedding_map", "plot_curves", "plot_similarities", "write_report"]
+__all__ = ["embedding_map", "plot_loss", "plot_monitor", "plot_similarities", "write_report"]
 
 
 def _read_csv(path: Path) -> list[dict[str, str]]:
@@ -24,45 +24,47 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def plot_curves(run_dir: Path, random_init_knn: float | None) -> list[str]:
-    """``loss.png`` (per step and per epoch) and ``knn.png`` (monitor accuracy per epoch)."""
-    written = []
+def plot_loss(run_dir: Path) -> list[Any]:
+    """``loss.png``: training loss per step and per epoch (every task)."""
+    from contrastkit.pipeline.tasks.base import Plot
+
     steps = _read_csv(run_dir / "steps.csv")
+    if not steps:
+        return []
     epochs = _read_csv(run_dir / "metrics.csv")
-    if steps:
-        fig, ax = plt.subplots(figsize=(6, 3.5))
-        ax.plot([int(r["step"]) for r in steps], [float(r["loss"]) for r in steps], lw=0.6, alpha=0.5, label="step")
-        rows = [r for r in epochs if r.get("train/loss")]
-        if rows:
-            ax.plot([int(r["step"]) for r in rows], [float(r["train/loss"]) for r in rows], "o-", label="epoch mean")
-        ax.set_xlabel("step")
-        ax.set_ylabel("training loss")
-        ax.legend()
-        ax.grid(alpha=0.3)
-        fig.tight_layout()
-        fig.savefig(run_dir / "loss.png", dpi=120)
-        plt.close(fig)
-        written.append("loss.png")
-    knn_rows = [r for r in epochs if r.get("val/knn_top1")]
-    if knn_rows:
-        fig, ax = plt.subplots(figsize=(6, 3.5))
-        ax.plot(
-            [int(r["epoch"]) + 1 for r in knn_rows],
-            [float(r["val/knn_top1"]) for r in knn_rows],
-            "o-",
-            label="trained encoder (monitor bank)",
-        )
-        if random_init_knn is not None:
-            ax.axhline(random_init_knn, ls="--", color="gray", label=f"random init ({random_init_knn:.1f})")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("kNN top-1 (%)")
-        ax.legend()
-        ax.grid(alpha=0.3)
-        fig.tight_layout()
-        fig.savefig(run_dir / "knn.png", dpi=120)
-        plt.close(fig)
-        written.append("knn.png")
-    return written
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot([int(r["step"]) for r in steps], [float(r["loss"]) for r in steps], lw=0.6, alpha=0.5, label="step")
+    rows = [r for r in epochs if r.get("train/loss")]
+    if rows:
+        ax.plot([int(r["step"]) for r in rows], [float(r["train/loss"]) for r in rows], "o-", label="epoch mean")
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(run_dir / "loss.png", dpi=120)
+    plt.close(fig)
+    return [Plot("loss.png", "Training loss")]
+
+
+def plot_monitor(run_dir: Path, column: str, ylabel: str, file: str, baseline: float | None = None) -> bool:
+    """``file``: an epoch-level column of ``metrics.csv`` (an online monitor) against the epoch,
+    with a dashed ``baseline`` (the random-init value) if given; False when the column is empty."""
+    rows = [r for r in _read_csv(run_dir / "metrics.csv") if r.get(column)]
+    if not rows:
+        return False
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot([int(r["epoch"]) + 1 for r in rows], [float(r[column]) for r in rows], "o-", label="trained encoder")
+    if baseline is not None:
+        ax.axhline(baseline, ls="--", color="gray", label=f"random init ({baseline:.1f})")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(run_dir / file, dpi=120)
+    plt.close(fig)
+    return True
 
 
 def plot_similarities(run_dir: Path, positive: Tensor, negative: Tensor) -> str:
@@ -111,8 +113,8 @@ def embedding_map(
     return "embedding.png"
 
 
-def write_report(run_dir: Path, results: dict[str, Any], plots: list[str]) -> Path:
-    """``report.md`` and ``results.json`` from the run's numbers."""
+def write_report(run_dir: Path, results: dict[str, Any], plots: list[tuple[str, str]]) -> Path:
+    """``report.md`` and ``results.json`` from the run's numbers; ``plots`` are (file, caption)."""
     (run_dir / "results.json").write_text(json.dumps(results, indent=2))
     r = results
     final, init = r["final"], r.get("random_init") or {}
@@ -134,7 +136,11 @@ def write_report(run_dir: Path, results: dict[str, Any], plots: list[str]) -> Pa
         f"- Model: {r['model']} ({final.get('feature_dim', '?')}-d embeddings); up to {r['epochs']} epochs, "
         f"batch {r['batch_size']} x {r['world_size']} process(es), seed {r['seed']}",
         f"- Training time: {r['train_seconds']:.0f} s"
-        + (f"; throughput {r['images_per_second']:.0f} images/s" if r.get("images_per_second") else ""),
+        + (
+            f"; throughput {r['images_per_second']:.0f} {r.get('samples', 'samples')}/s"
+            if r.get("images_per_second")
+            else ""
+        ),
         f"- Reproduce: `{r['command']}`",
         "",
         f"| encoder | {header} |",
@@ -145,14 +151,8 @@ def write_report(run_dir: Path, results: dict[str, Any], plots: list[str]) -> Pa
         r["protocol"],
         "",
     ]
-    captions = {
-        "loss.png": "Training loss",
-        "knn.png": "Online kNN monitor per epoch",
-        "similarity.png": "Cosine similarity of two views of one image vs different images (test split)",
-        "embedding.png": "2-D map (t-SNE) of test embeddings",
-    }
-    for plot in plots:
-        lines += [f"## {captions.get(plot, plot)}", "", f"![{plot}]({plot})", ""]
+    for file, caption in plots:
+        lines += [f"## {caption}", "", f"![{file}]({file})", ""]
     path = run_dir / "report.md"
     path.write_text("\n".join(lines))
     return path

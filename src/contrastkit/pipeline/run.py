@@ -15,7 +15,7 @@ import yaml
 
 from contrastkit.config import Recipe, RecipeError, validate
 from contrastkit.pipeline.callbacks import AtomicCheckpoint, MetricsWriter
-from contrastkit.pipeline.report import embedding_map, plot_curves, write_report
+from contrastkit.pipeline.report import plot_loss, write_report
 from contrastkit.pipeline.tasks import Task, build_task
 
 __all__ = ["evaluate_run", "train"]
@@ -50,14 +50,27 @@ def _prepare(recipe: Recipe, data_root: str | Path | None) -> Task:
     return build_task(recipe, data_root)
 
 
-def _trainer(recipe: Recipe, run_dir: Path, progress: bool, extra: list[L.Callback]) -> L.Trainer:
+def _strategy(recipe: Recipe, method: L.LightningModule) -> Any:
+    """The recipe's strategy; DDP for a two-player method searches for unused parameters, since
+    each player's backward leaves the other player's parameters without gradients."""
+    strategy = recipe.trainer.strategy
+    if strategy in ("ddp", "ddp_spawn") and not method.automatic_optimization:
+        from lightning.pytorch.strategies import DDPStrategy
+
+        return DDPStrategy(find_unused_parameters=True, start_method="spawn" if strategy == "ddp_spawn" else "popen")
+    return strategy
+
+
+def _trainer(
+    recipe: Recipe, run_dir: Path, progress: bool, extra: list[L.Callback], method: L.LightningModule
+) -> L.Trainer:
     t = recipe.trainer
     return L.Trainer(
         max_epochs=recipe.optim.epochs,
         accelerator=t.accelerator,
         devices=t.devices,
         num_nodes=t.num_nodes,
-        strategy=t.strategy,
+        strategy=_strategy(recipe, method),
         precision=t.precision,  # type: ignore[arg-type]
         logger=False,
         callbacks=[MetricsWriter(run_dir), *extra, AtomicCheckpoint(run_dir / "checkpoints")],
@@ -112,7 +125,7 @@ def train(
             init_file.write_text(json.dumps(random_init, indent=2))
         if ckpt_path is not None:
             _drop_steps_after(run_dir, torch.load(ckpt_path, map_location="cpu", weights_only=True)["global_step"])
-    trainer = _trainer(recipe, run_dir, progress, list(callbacks or []))
+    trainer = _trainer(recipe, run_dir, progress, list(callbacks or []), task.method)
     start = time.perf_counter()
     try:
         trainer.fit(task.method, datamodule=task.datamodule, ckpt_path=ckpt_path)
@@ -147,21 +160,13 @@ def _finish(
 ) -> dict[str, Any]:
     task.method.cpu()
     final = task.evaluate("trained", progress)
-    plots = plot_curves(
-        run_dir, (random_init or {}).get(task.metrics[0][0]) if task.metrics[0][0] == "knn_top1" else None
-    )
-    plots += task.extra_plots(run_dir)
-    plots.append(
-        embedding_map(
-            run_dir, final.embeddings, final.labels, task.classes, recipe.eval.embedding_map_points, recipe.trainer.seed
-        )
-    )
+    plots = plot_loss(run_dir) + task.plots(run_dir, final, random_init)
     results = {
         "recipe": recipe.name,
         "description": recipe.description,
         "method": recipe.method.name,
         "data": task.source,
-        "model": _model_line(recipe),
+        "model": task.model_line(),
         "epochs": recipe.optim.epochs,
         "batch_size": recipe.data.batch_size,
         "world_size": world_size,
@@ -170,20 +175,14 @@ def _finish(
         "protocol": task.protocol,
         "train_seconds": train_seconds,
         "images_per_second": _mean_throughput(run_dir),
+        "samples": task.samples,
         "command": command or f"contrastkit train {recipe.name}",
         "final": final.numbers,
         "random_init": random_init,
         "run_dir": str(run_dir),
     }
-    write_report(run_dir, results, plots)
+    write_report(run_dir, results, [(p.file, p.caption) for p in plots])
     return results
-
-
-def _model_line(recipe: Recipe) -> str:
-    if recipe.method.name == "mvgrl":
-        m = recipe.method
-        return f"MVGRL {getattr(m, 'level', 'node')}-level GCN, hidden {getattr(m, 'hidden', '')}"
-    return recipe.model.backbone + (f" width {recipe.model.width}" if recipe.model.width else "")
 
 
 def _mean_throughput(run_dir: Path) -> float:

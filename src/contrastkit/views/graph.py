@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "diffusion_matrix",
     "contiguous_windows",
     "dense_adjacency",
     "heat_diffusion",
@@ -121,3 +122,14 @@ def contiguous_windows(
         raise ValueError(f"window size must lie in [1, {num_nodes}], got {size}")
     starts = torch.randint(0, num_nodes - size + 1, (count,), generator=generator)
     return [(int(s), int(s) + size) for s in starts]
+
+
+def diffusion_matrix(
+    adj: Tensor, kind: str = "ppr", alpha: float = 0.2, heat_t: float = 5.0, self_loops: float = 1.0
+) -> Tensor:
+    """The dense diffusion view of ``adj``: ``ppr`` or ``heat`` (``mvgrl.md`` §1)."""
+    if kind == "ppr":
+        return ppr_diffusion(adj, alpha, self_loops)
+    if kind == "heat":
+        return heat_diffusion(adj, heat_t)
+    raise ValueError(f"diffusion must be 'ppr' or 'heat', got {kind!r}")

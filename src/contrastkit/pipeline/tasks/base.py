@@ -1,0 +1,97 @@
+"""What a task (modality) owns in a run: its data module, its method built from the registry,
+its evaluation, its plots and its report lines. ``pipeline/run.py`` only calls these."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import lightning as L
+from torch import Tensor
+
+from contrastkit.registry import DATASETS, METHODS
+
+if TYPE_CHECKING:
+    from contrastkit.config import Recipe
+
+__all__ = ["Evaluation", "Plot", "Task", "build_method", "load_dataset"]
+
+
+@dataclass
+class Evaluation:
+    """Numbers of an evaluation and, where the task has them, the embeddings and class labels
+    behind its 2-D map (restoration or retrieval tasks may have none)."""
+
+    numbers: dict[str, float | int | None]
+    embeddings: Tensor | None = field(default=None, repr=False)
+    labels: Tensor | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class Plot:
+    """A PNG in the run folder and its caption in ``report.md``."""
+
+    file: str
+    caption: str
+
+
+class Task:
+    """Base of a registered task (``contrastkit.registry.register_task``).
+
+    A subclass sets, in ``__init__(recipe, root)``: ``method`` and ``datamodule`` (what Lightning
+    fits), ``metrics`` (``(key in Evaluation.numbers, column label)``, the first is the headline),
+    ``protocol`` (one paragraph for the report), ``classes`` and ``source``; and implements
+    ``evaluate``. It may override ``plots``, ``model_line``, ``smoke`` and ``monitor_key``.
+
+    Attributes:
+        samples: what one training row is, for the throughput line ("images", "clips", ...).
+    """
+
+    name: ClassVar[str] = ""
+    samples: ClassVar[str] = "samples"
+    metrics: list[tuple[str, str]]
+    protocol: str
+    classes: tuple[str, ...] = ()
+    source: str = ""
+    method: L.LightningModule
+    datamodule: L.LightningDataModule
+
+    def __init__(self, recipe: Recipe, root: str | Path | None) -> None:
+        self.recipe = recipe
+        self.root = root
+
+    @classmethod
+    def smoke(cls, raw: dict[str, Any]) -> None:
+        """Shrink this task's settings in a raw recipe for ``--smoke`` runs (in place)."""
+
+    def evaluate(self, desc: str, progress: bool) -> Evaluation:
+        raise NotImplementedError(f"{type(self).__name__} must implement evaluate()")
+
+    def plots(self, run_dir: Path, final: Evaluation, random_init: dict[str, Any] | None) -> list[Plot]:
+        """PNGs beyond the loss curve; by default a t-SNE map when the evaluation has embeddings."""
+        return self.embedding_plot(run_dir, final)
+
+    def embedding_plot(self, run_dir: Path, final: Evaluation) -> list[Plot]:
+        if final.embeddings is None or final.labels is None:
+            return []
+        from contrastkit.pipeline.report import embedding_map
+
+        e, t = self.recipe.eval, self.recipe.trainer
+        file = embedding_map(run_dir, final.embeddings, final.labels, self.classes, e.embedding_map_points, t.seed)
+        return [Plot(file, "2-D map (t-SNE) of test embeddings")]
+
+    def model_line(self) -> str:
+        """How the report names the trained model."""
+        m = self.recipe.model
+        return m.backbone + (f" width {m.width}" if m.width else "")
+
+
+def load_dataset(recipe: Recipe, root: str | Path | None) -> Any:
+    """The recipe's registered dataset (``root`` overrides ``data.root`` and ``$CONTRASTKIT_DATA``)."""
+    return DATASETS.get(recipe.data.dataset).load(recipe.data, root, recipe.trainer.seed)
+
+
+def build_method(recipe: Recipe, **inputs: Any) -> Any:
+    """The recipe's registered method, built from what the task provides (``inputs``)."""
+    return METHODS.get(recipe.method.name).build(recipe.method, **inputs)

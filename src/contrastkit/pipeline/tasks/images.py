@@ -1,0 +1,115 @@
+"""The ``images`` task: labelled image splits, encoder methods on dictionary batches, kNN and a
+linear probe on frozen backbone features, an online kNN monitor, similarity and t-SNE plots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from contrastkit.data.images import DataError, ImageSplits
+from contrastkit.data.module import ArrayDataModule
+from contrastkit.methods.base import ContrastiveMethod, OptimizerSettings
+from contrastkit.nn.backbones import build_backbone
+from contrastkit.pipeline.tasks.base import Evaluation, Plot, Task, build_method, load_dataset
+from contrastkit.registry import register_task
+from contrastkit.views.image import build_augmentation
+
+if TYPE_CHECKING:
+    from contrastkit.config import Recipe
+
+__all__ = ["ImagesTask", "image_method", "image_splits"]
+
+
+def image_splits(recipe: Recipe, root: str | Path | None = None) -> ImageSplits:
+    """The recipe's image dataset, checked against ``data.image_size`` and subset as asked."""
+    splits: ImageSplits = load_dataset(recipe, root)
+    cfg = recipe.data
+    if cfg.image_size != splits.image_size:
+        raise DataError(
+            f"data.image_size={cfg.image_size} but {splits.name} images are {splits.image_size}x{splits.image_size}"
+        )
+    return splits.subset(cfg.train_subset, cfg.test_subset, recipe.trainer.seed)
+
+
+def image_method(recipe: Recipe, splits: ImageSplits) -> ContrastiveMethod:
+    """The recipe's method with a fresh backbone (seed the RNG first for reproducible weights)."""
+    backbone = build_backbone(recipe.model.backbone, splits.channels, recipe.model.width, splits.image_size)
+    augmentation = build_augmentation(recipe.data.augmentation, splits.image_size, splits.mean, splits.std)
+    o = recipe.optim
+    method: ContrastiveMethod = build_method(
+        recipe,
+        backbone=backbone,
+        augmentation=augmentation,
+        optimizer=OptimizerSettings(o.optimizer, o.lr, o.momentum, o.weight_decay, o.warmup_epochs, o.cosine),
+        num_classes=splits.num_classes,
+        knn_k=recipe.eval.knn_k,
+        knn_temperature=recipe.eval.knn_temperature,
+        seed=recipe.trainer.seed,
+    )
+    return method
+
+
+@register_task("images")
+class ImagesTask(Task):
+    """Image pretraining: batches ``{"input": uint8 [B, C, H, W], "label": [B], "index": [B]}``."""
+
+    samples = "images"
+
+    def __init__(self, recipe: Recipe, root: str | Path | None) -> None:
+        super().__init__(recipe, root)
+        self.splits = image_splits(recipe, root)
+        self.method: ContrastiveMethod = image_method(recipe, self.splits)
+        s, d, seed = self.splits, recipe.data, recipe.trainer.seed
+        bank = s.subset(recipe.eval.monitor_bank, None, seed) if recipe.eval.monitor_bank else s
+        self.datamodule = ArrayDataModule(
+            {"input": s.train_images, "label": s.train_labels},
+            d.batch_size,
+            d.num_workers,
+            seed,
+            monitor=(
+                {"input": bank.train_images, "label": bank.train_labels},
+                {"input": s.test_images, "label": s.test_labels},
+            ),
+        )
+        self.classes = s.classes
+        self.source = s.source
+        self.metrics = [("knn_top1", f"kNN top-1 (k={recipe.eval.knn_k})"), ("linear_probe_top1", "linear probe top-1")]
+        self.protocol = (
+            "kNN: cosine similarity to the whole training split, votes weighted "
+            f"exp(sim / {recipe.eval.knn_temperature})."
+            " Linear probe: frozen backbone features, no augmentation, standardised, Adam with cosine decay."
+        )
+
+    def evaluate(self, desc: str, progress: bool) -> Evaluation:
+        from contrastkit.pipeline.evaluate import evaluate_encoder
+
+        e = self.recipe.eval
+        result = evaluate_encoder(
+            self.method,
+            self.splits,
+            knn_k=e.knn_k,
+            knn_temperature=e.knn_temperature,
+            probe=e.linear_probe,
+            probe_epochs=e.probe_epochs,
+            seed=self.recipe.trainer.seed,
+            desc=desc,
+            progress=progress,
+        )
+        return Evaluation(result.numbers(), result.test_features, result.test_labels)
+
+    def plots(self, run_dir: Path, final: Evaluation, random_init: dict[str, Any] | None) -> list[Plot]:
+        from contrastkit.pipeline.evaluate import view_similarities
+        from contrastkit.pipeline.report import plot_monitor, plot_similarities
+
+        out = []
+        baseline = (random_init or {}).get("knn_top1")
+        if plot_monitor(run_dir, "val/knn_top1", "kNN top-1 (%)", "knn.png", baseline):
+            out.append(Plot("knn.png", "Online kNN monitor per epoch"))
+        positive, negative = view_similarities(self.method, self.splits.test_images[:512], self.recipe.trainer.seed)
+        out.append(
+            Plot(
+                plot_similarities(run_dir, positive, negative),
+                "Cosine similarity of two views of one image vs different images (test split)",
+            )
+        )
+        return out + self.embedding_plot(run_dir, final)

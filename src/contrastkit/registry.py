@@ -1,0 +1,309 @@
+"""Registries: the one place the pipeline looks up methods, tasks, datasets and backbones by name.
+
+Each entry is declared next to its own code — a method next to its class (with its pydantic
+params, its smoke-size overrides and the task it trains on), a dataset next to its loader (with
+the task it feeds), a task next to its data module and evaluation, a backbone next to its
+builder — so ``config``, ``pipeline/build``, ``pipeline/run`` and ``pipeline/report`` hold no
+method or dataset names. A new paper registers its own entries from its own module; recipes
+name that module under ``plugins:`` (or an installed package declares it in the
+``contrastkit.plugins`` entry-point group) and ``contrastkit train`` finds it.
+
+This module imports nothing heavy (pydantic only), so recipe validation stays fast.
+
+Example:
+    >>> from contrastkit.registry import METHODS
+    >>> "moco" in METHODS.names()
+    True
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+__all__ = [
+    "BACKBONES",
+    "DATASETS",
+    "METHODS",
+    "TASKS",
+    "BackboneEntry",
+    "DatasetEntry",
+    "MethodEntry",
+    "MethodParams",
+    "Registry",
+    "RegistryError",
+    "load_builtins",
+    "load_plugins",
+    "register_backbone",
+    "register_dataset",
+    "register_method",
+    "register_task",
+]
+
+T = TypeVar("T")
+
+
+class RegistryError(ValueError):
+    """An unknown name, a name registered twice, or a plugin that cannot be imported."""
+
+
+class Registry(Generic[T]):
+    """Named entries of one kind; ``get`` names the known ones when a name is missing.
+
+    Args:
+        kind: what the entries are ("method", "task", ...), used in error messages.
+    """
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, T] = {}
+
+    def add(self, name: str, entry: T, *, replace: bool = False) -> T:
+        """Register ``entry`` under ``name``; a second registration of a name needs ``replace``."""
+        if name in self._entries and not replace and self._entries[name] is not entry:
+            raise RegistryError(f"a {self.kind} named {name!r} is already registered; pass replace=True to override")
+        self._entries[name] = entry
+        return entry
+
+    def get(self, name: str) -> T:
+        if name not in self._entries:  # built-ins load on a miss only: a known name costs no imports
+            load_builtins()
+        if name not in self._entries:
+            raise RegistryError(f"unknown {self.kind} {name!r}; registered: {', '.join(self.names())}")
+        return self._entries[name]
+
+    def names(self) -> list[str]:
+        load_builtins()
+        return sorted(self._entries)
+
+    def items(self) -> list[tuple[str, T]]:
+        load_builtins()
+        return sorted(self._entries.items())
+
+    def remove(self, name: str) -> None:
+        """Forget ``name`` (tests and interactive sessions)."""
+        self._entries.pop(name, None)
+
+    def __contains__(self, name: object) -> bool:
+        if name not in self._entries:
+            load_builtins()
+        return name in self._entries
+
+
+class MethodParams(BaseModel):
+    """Base of every method's recipe options (``method:`` section): strict, frozen, named.
+
+    Subclasses set ``name`` to a ``Literal`` of their registered name and may override
+    ``smoke`` to shrink their own options for ``--smoke`` runs.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str
+
+    @classmethod
+    def smoke(cls, method: dict[str, Any]) -> None:
+        """Shrink this method's options in a raw ``method:`` mapping, in place (default: nothing)."""
+
+    def description(self) -> str:
+        """How the report and errors name this configuration (e.g. ``mvgrl (level node)``)."""
+        return self.name
+
+
+@dataclass(frozen=True)
+class MethodEntry:
+    """A registered method.
+
+    Attributes:
+        name: the recipe's ``method.name``.
+        params: its pydantic options class.
+        task: the task (modality) it trains on, or a function of its params (MVGRL: by level).
+        build: ``build(params, **inputs) -> LightningModule``; ``inputs`` are what the task
+            provides (an image task: backbone, augmentation, optimizer, ...). Defaults to the
+            class called with the inputs and every option but ``name``.
+        summary: one line for ``contrastkit recipes`` style listings.
+    """
+
+    name: str
+    params: type[MethodParams]
+    task: str | Callable[[Any], str]
+    build: Callable[..., Any]
+    summary: str = ""
+
+    def task_for(self, params: MethodParams) -> str:
+        return self.task(params) if callable(self.task) else self.task
+
+
+@dataclass(frozen=True)
+class DatasetEntry:
+    """A registered dataset: the task (modality) it feeds and its loader.
+
+    ``load(settings, root, seed)`` receives the recipe's ``data`` section, the data root
+    (``--data-root`` / ``$CONTRASTKIT_DATA`` / ``data.root``, may be None) and the seed, and
+    returns what its task expects (image splits, a graph, a set of graphs, ...).
+    """
+
+    name: str
+    task: str
+    load: Callable[..., Any]
+    summary: str = ""
+
+
+@dataclass(frozen=True)
+class BackboneEntry:
+    """A registered backbone: ``build(in_channels, width, image_size) -> Backbone``."""
+
+    name: str
+    build: Callable[..., Any]
+    summary: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+METHODS: Registry[MethodEntry] = Registry("method")
+TASKS: Registry[Any] = Registry("task")
+DATASETS: Registry[DatasetEntry] = Registry("dataset")
+BACKBONES: Registry[BackboneEntry] = Registry("backbone")
+
+
+def _default_build(cls: Any) -> Callable[..., Any]:
+    def build(params: MethodParams, **inputs: Any) -> Any:
+        return cls(**inputs, **params.model_dump(exclude={"name"}))
+
+    return build
+
+
+def register_method(
+    name: str,
+    params: type[MethodParams],
+    task: str | Callable[[Any], str],
+    *,
+    build: Callable[..., Any] | None = None,
+    summary: str = "",
+    replace: bool = False,
+) -> Callable[[T], T]:
+    """Class decorator: register a method under ``name`` (see ``MethodEntry``).
+
+    Example:
+        >>> from typing import Literal
+        >>> class ToyParams(MethodParams):
+        ...     name: Literal["toy-doc"] = "toy-doc"
+        ...     temperature: float = 0.1
+        >>> @register_method("toy-doc", ToyParams, task="images")
+        ... class Toy:
+        ...     def __init__(self, backbone=None, temperature=0.1): ...
+        >>> METHODS.get("toy-doc").params is ToyParams
+        True
+        >>> METHODS.remove("toy-doc")
+    """
+
+    def decorate(cls: T) -> T:
+        METHODS.add(name, MethodEntry(name, params, task, build or _default_build(cls), summary), replace=replace)
+        return cls
+
+    return decorate
+
+
+def register_task(name: str, *, replace: bool = False) -> Callable[[T], T]:
+    """Class decorator: register a ``pipeline.tasks.Task`` subclass as the task ``name``."""
+
+    def decorate(cls: T) -> T:
+        cls.name = name  # type: ignore[attr-defined]
+        TASKS.add(name, cls, replace=replace)
+        return cls
+
+    return decorate
+
+
+def register_dataset(name: str, task: str, *, summary: str = "", replace: bool = False) -> Callable[[T], T]:
+    """Function decorator: register a loader ``load(settings, root, seed)`` as dataset ``name``."""
+
+    def decorate(load: T) -> T:
+        DATASETS.add(name, DatasetEntry(name, task, load, summary), replace=replace)  # type: ignore[arg-type]
+        return load
+
+    return decorate
+
+
+def register_backbone(name: str, *, summary: str = "", replace: bool = False) -> Callable[[T], T]:
+    """Function decorator: register ``build(in_channels, width, image_size)`` as backbone ``name``."""
+
+    def decorate(build: T) -> T:
+        BACKBONES.add(name, BackboneEntry(name, build, summary), replace=replace)  # type: ignore[arg-type]
+        return build
+
+    return decorate
+
+
+_BUILTIN_MODULES = (
+    "contrastkit.nn.backbones",
+    "contrastkit.data.images",
+    "contrastkit.data.graphs",
+    "contrastkit.methods",
+    "contrastkit.pipeline.tasks",
+)
+PLUGIN_GROUP = "contrastkit.plugins"
+
+
+class _Loader:
+    loading: ClassVar[bool] = False
+    loaded: ClassVar[bool] = False
+
+
+def load_builtins() -> None:
+    """Import the modules that register contrastkit's own entries, then installed plugins
+    (entry points in the ``contrastkit.plugins`` group). Idempotent."""
+    if _Loader.loaded or _Loader.loading:
+        return
+    _Loader.loading = True
+    try:
+        for module in _BUILTIN_MODULES:
+            importlib.import_module(module)
+        from importlib.metadata import entry_points
+
+        for point in entry_points(group=PLUGIN_GROUP):
+            point.load()
+        _Loader.loaded = True
+    finally:
+        _Loader.loading = False
+
+
+def load_plugins(plugins: Iterable[str], base: Path | None = None) -> None:
+    """Import plugin modules that register their own entries.
+
+    Args:
+        plugins: importable module names (``my_package.my_method``) or paths to ``.py`` files
+            (relative paths resolve against ``base``, then the working directory).
+        base: folder of the recipe file that names the plugins.
+    """
+    for plugin in plugins:
+        if plugin.endswith(".py"):
+            path = Path(plugin)
+            if not path.is_absolute() and base is not None and (base / path).is_file():
+                path = base / path
+            path = path.resolve()
+            if not path.is_file():
+                raise RegistryError(f"plugin file {plugin} not found")
+            name = f"contrastkit_plugin_{path.stem}_{abs(hash(str(path))) % 10**8}"
+            if name in sys.modules:
+                continue
+            spec = importlib.util.spec_from_file_location(name, path)
+            if spec is None or spec.loader is None:
+                raise RegistryError(f"plugin file {plugin} cannot be imported")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            try:
+                spec.loader.exec_module(module)
+            except Exception:
+                del sys.modules[name]
+                raise
+        else:
+            try:
+                importlib.import_module(plugin)
+            except ModuleNotFoundError as err:
+                raise RegistryError(f"plugin module {plugin!r} cannot be imported: {err}") from None
