@@ -99,3 +99,31 @@ def test_svm_search_does_not_flood_the_log_with_convergence_warnings(capfd: pyte
     svm_graph_classification(x, y, seed=0, folds=3)
     out = capfd.readouterr()
     assert "ConvergenceWarning" not in out.err + out.out
+
+
+def test_svm_search_sees_only_the_outer_training_fold(monkeypatch):
+    """The C grid search is fitted on each outer fold's training rows only, and the fold's test
+    rows are only predicted: fitting on all rows would leak the test fold into the choice of C."""
+    import sklearn.model_selection as selection
+
+    from contrastkit.evaluation.graph import svm_graph_classification
+
+    fits, predictions = [], []
+
+    class Recording(selection.GridSearchCV):
+        def fit(self, X, y=None, **kw):
+            fits.append(set(X[:, 0].astype(int).tolist()))
+            return super().fit(X, y, **kw)
+
+        def predict(self, X):
+            predictions.append(set(X[:, 0].astype(int).tolist()))
+            return super().predict(X)
+
+    monkeypatch.setattr(selection, "GridSearchCV", Recording)
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(60) % 2
+    emb = torch.cat([torch.arange(60.0)[:, None], labels[:, None] * 3.0 + torch.randn(60, 3, generator=g)], dim=1)
+    svm_graph_classification(emb, labels, folds=5, seed=0)
+    assert len(fits) == len(predictions) == 5
+    for trained, tested in zip(fits, predictions):
+        assert not trained & tested and trained | tested == set(range(60))

@@ -267,3 +267,39 @@ def test_the_client_keeps_the_heap_warm_once_per_process():
     assert keep_heap_warm.cache_info().misses == misses == 1  # mallopt runs once per process
     if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
         assert first is True
+
+
+def test_fedprox_term_pulls_the_local_model_toward_the_global_one():
+    """moon.md §1: FedProx adds (mu / 2) ||w - w_global||^2. Its value after one epoch is that
+    formula, and a large mu keeps the trained model closer to the global one than FedAvg does
+    (with the sign flipped it would be pushed away, farther than FedAvg)."""
+    start = _model()
+    global_model = _model(seed=3)  # a different global model: the term is non-zero from step 1
+    distances = {}
+    for algorithm, mu in (("fedavg", 0.0), ("fedprox", 1.0)):
+        model = copy.deepcopy(start)
+        losses = _train(model, algorithm, mu, global_model if mu else None)
+        distances[algorithm] = sum(
+            float(((p - g) ** 2).sum()) for p, g in zip(model.parameters(), global_model.parameters())
+        )
+        if mu:
+            assert losses["extra"] > 0
+    assert distances["fedprox"] < 0.9 * distances["fedavg"], distances
+    settings = LocalSettings("fedprox", mu=0.5)
+    model = _model(seed=4)
+    from contrastkit.federated.local import _extra_term
+
+    term = _extra_term(model, None, None, settings, [p.detach() for p in global_model.parameters()], None)
+    expected = 0.25 * sum(((p - g) ** 2).sum() for p, g in zip(model.parameters(), global_model.parameters()))
+    torch.testing.assert_close(term, expected)
+
+
+def test_dirichlet_capacity_cap_stops_filling_full_parties():
+    """moon.md §4 (official utils.py): a party holding >= n / N samples gets no share of later
+    classes, so no party exceeds n / N by more than one class's samples. Without the cap, skewed
+    draws hand single parties several whole classes."""
+    labels = torch.arange(2000) % 20  # 20 classes of 100
+    n, parties = len(labels), 10
+    for seed in range(5):
+        parts = dirichlet_partition(labels, parties, beta=0.05, seed=seed, min_size=1)
+        assert max(len(p) for p in parts) <= n / parties + 100, [len(p) for p in parts]

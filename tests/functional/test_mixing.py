@@ -166,3 +166,17 @@ def test_threshold_selection_is_topk(masked):
     assert ours.shape == (9, 512)
     for row, (a, b) in enumerate(zip(ours.tolist(), ref.tolist())):
         assert set(a) == set(b), row
+
+
+def test_query_mix_weight_is_uniform_on_zero_to_half():
+    """mochi.md §2: h' = normalize(c q + (1 - c) n), c ~ U(0, 0.5). With q and its only hard
+    negative orthonormal, c / (1 - c) = (h'.q) / (h'.n) recovers each draw's c."""
+    q = torch.tensor([[1.0, 0.0, 0.0]])
+    queue = torch.tensor([[0.0, 1.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, -1.0]])
+    mixed = mix_hard_negatives(
+        q, queue, num_hard=1, num_pair_mix=0, num_query_mix=400, generator=torch.Generator().manual_seed(0)
+    )[0]
+    ratio = mixed[:, 0] / mixed[:, 1]
+    c = ratio / (1 + ratio)
+    assert float(c.min()) > 0 and float(c.max()) < 0.5
+    assert float(c.max()) > 0.45 and abs(float(c.mean()) - 0.25) < 0.03

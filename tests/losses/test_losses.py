@@ -80,3 +80,21 @@ def test_constructor_validation():
         MoCHiLoss(4, 1, 1)
     with pytest.raises(ValueError, match="num_hard"):
         MoCHiLoss(64, 1, 1, queue_size=8, dim=4)
+
+
+def test_mochi_loss_mixes_the_hardest_entries_not_random_ones():
+    """Two queue entries sit at cosine 0.9 from the query, 62 are orthogonal to it. Type-1 mixes
+    of the top-2 stay at cosine >= 0.9, so the loss is at least the one with every mix at 0.9;
+    mixes of random entries (mostly orthogonal) would fall far below that bound."""
+    t, s = 0.2, 32
+    q = torch.tensor([[1.0, 0.0, 0.0, 0.0]])
+    hard = torch.tensor([[0.9, 0.4359, 0.0, 0.0], [0.9, -0.4359, 0.0, 0.0]])
+    easy = torch.nn.functional.normalize(torch.randn(62, 3), dim=1)
+    queue = torch.cat([hard, torch.cat([torch.zeros(62, 1), easy], dim=1)])
+    mochi = MoCHiLoss(2, s, 0, temperature=t, queue_size=64, dim=4, generator=torch.Generator().manual_seed(0))
+    mochi.queue.keys.copy_(queue)
+    k = torch.tensor([[0.0, 0.0, 0.0, 1.0]])
+    loss = mochi(q, k, enqueue=False)
+    logits = torch.cat([torch.zeros(1), (queue @ q[0]) / t, torch.full((s,), 0.9 / t)])
+    bound = torch.logsumexp(logits, 0)
+    assert float(loss) >= float(bound) - 1e-4

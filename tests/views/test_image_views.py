@@ -57,3 +57,58 @@ def test_grayscale_always_gives_equal_channels():
 def test_unknown_preset():
     with pytest.raises(ValueError, match="unknown augmentation"):
         build_augmentation("autoaugment", 32, (0.5,), (0.5,))
+
+
+_STILL = dict(
+    crop_scale=(1.0, 1.0),
+    crop_ratio=(1.0, 1.0),
+    flip=False,
+    rotation=0.0,
+    jitter_p=0.0,
+    grayscale_p=0.0,
+    blur_p=0.0,
+)
+
+
+def _one_op(**op) -> list[torch.Tensor]:
+    """32 views of one RGB image with every random operation off except ``op``."""
+    aug = ViewAugmentation(16, (0.0,) * 3, (1.0,) * 3, **(_STILL | op))
+    image = torch.randint(0, 256, (1, 3, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    image = image.expand(32, -1, -1, -1).contiguous()
+    return list(aug(image, torch.Generator().manual_seed(0)))
+
+
+def _distinct(views: list[torch.Tensor]) -> int:
+    return len({tuple(v.flatten().mul(1e4).round().tolist()) for v in views})
+
+
+@pytest.mark.parametrize(
+    "op",
+    [
+        dict(crop_scale=(0.3, 0.3)),  # only the crop centre is random
+        dict(crop_scale=(0.2, 1.0), crop_ratio=(0.5, 2.0)),  # area and ratio too
+        dict(rotation=30.0),
+        dict(jitter=(0.4, 0.0, 0.0, 0.0), jitter_p=1.0),
+        dict(jitter=(0.0, 0.4, 0.0, 0.0), jitter_p=1.0),
+        dict(jitter=(0.0, 0.0, 0.4, 0.0), jitter_p=1.0),
+        dict(jitter=(0.0, 0.0, 0.0, 0.1), jitter_p=1.0),
+        dict(blur_p=1.0, blur_sigma=(0.1, 2.0), blur_kernel=5),
+    ],
+    ids=["crop-centre", "crop-area", "rotation", "brightness", "contrast", "saturation", "hue", "blur-sigma"],
+)
+def test_each_continuous_draw_is_made_per_sample(op):
+    """One draw per batch would give 32 identical views of the identical images."""
+    assert _distinct(_one_op(**op)) >= 24
+
+
+@pytest.mark.parametrize(
+    "op",
+    [dict(flip=True), dict(grayscale_p=0.5), dict(jitter=(0.4, 0.0, 0.0, 0.0), jitter_p=0.5), dict(blur_p=0.5)],
+    ids=["flip", "grayscale", "jitter-apply", "blur-apply"],
+)
+def test_each_coin_is_tossed_per_sample(op):
+    """Both outcomes occur within one batch: some views keep the image, some are changed."""
+    views = _one_op(**op)
+    untouched = _one_op()[0]
+    kept = sum(torch.allclose(v, untouched, atol=1e-6) for v in views)
+    assert 4 <= kept <= 28, kept
