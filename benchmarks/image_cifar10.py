@@ -249,9 +249,16 @@ def _ordering(acc: dict[str, Any], better: str, than: str) -> str:
     pa = [r["final"]["linear_probe_top1"] for r in runs[better]]
     pb = [r["final"]["linear_probe_top1"] for r in runs[than]]
     holds = statistics.mean(a) >= statistics.mean(b) and statistics.mean(pa) >= statistics.mean(pb)
+    seeds = [r["seed"] for r in runs[better]]
+    paired_knn = [x - y for x, y in zip(a, b)]
+    paired_probe = [x - y for x, y in zip(pa, pb)]
+    per_seed = ", ".join(f"seed {s}: {k:+.2f} / {p:+.2f}" for s, k, p in zip(seeds, paired_knn, paired_probe))
     return (
         f"- {better} >= {than}: {'holds' if holds else 'does not hold'} (kNN {statistics.mean(a):.2f} vs "
-        f"{statistics.mean(b):.2f}, linear {statistics.mean(pa):.2f} vs {statistics.mean(pb):.2f})."
+        f"{statistics.mean(b):.2f}, linear {statistics.mean(pa):.2f} vs {statistics.mean(pb):.2f}). Paired "
+        f"per-seed difference {better} - {than} (kNN / linear): {per_seed}; mean {_mean_std(paired_knn)} / "
+        f"{_mean_std(paired_probe)}; {sum(d > 0 for d in paired_knn)} of {len(seeds)} seeds positive on kNN, "
+        f"{sum(d > 0 for d in paired_probe)} on linear."
     )
 
 
@@ -295,7 +302,13 @@ def markdown(report: dict[str, Any]) -> str:
         knn = [r["final"]["knn_top1"] for r in runs]
         probe = [r["final"]["linear_probe_top1"] for r in runs]
         lines.append(f"| {label} | {_mean_std(knn)} | {_mean_std(probe)} | {', '.join(f'{v:.2f}' for v in knn)} |")
-    lines += ["", "Orderings (means over seeds; with 2 seeds, a gap smaller than the std is not evidence):", ""]
+    lines += [
+        "",
+        f"Orderings (means over {len(report['seeds'])} seeds, and the paired difference seed by seed: both methods "
+        "of a pair start from the same initialisation and data order; a mean gap smaller than the std of the paired "
+        "differences is not evidence):",
+        "",
+    ]
     lines += [
         _ordering(acc, *pair) for pair in (("HCL (beta 1, tau+ 0.1)", "SimCLR"), ("MoCHi (256, 256, 128)", "MoCo v2"))
     ]

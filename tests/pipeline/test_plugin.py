@@ -54,3 +54,17 @@ def test_plugin_entries_are_validated_like_built_ins(tmp_path):
         validate({**raw, "plugins": ["nope.py"]})
     with pytest.raises(RecipeError, match="plugin module 'no_such_module_xyz' cannot be imported"):
         validate({**raw, "plugins": ["no_such_module_xyz"]})
+
+
+def test_the_adding_a_method_example_in_the_docs_runs(tmp_path):
+    """docs/design.md's example method and recipe, copied out as written, train at smoke size."""
+    import re
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "design.md").read_text()
+    section = doc.split("## Adding a method", 1)[1]
+    (tmp_path / "two_crop.py").write_text(re.findall(r"```python\n(.*?)```", section, re.S)[0])
+    (tmp_path / "two-crop-digits.yaml").write_text(re.findall(r"```yaml\n(.*?)```", section, re.S)[0])
+    args = ["train", str(tmp_path / "two-crop-digits.yaml"), "--smoke", "--no-progress", "--runs-dir", str(tmp_path)]
+    assert main(args) == 0
+    (run,) = (tmp_path / "two-crop-digits").iterdir()
+    assert json.loads((run / "results.json").read_text())["method"] == "two-crop"
