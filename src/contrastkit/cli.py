@@ -88,7 +88,7 @@ def _train(args: argparse.Namespace, command: str) -> None:
         raw = apply_overrides(raw, args.overrides)
         if args.smoke:
             raw = smoke(raw)
-        validate(raw)  # fail fast, before the heavy imports below
+        validate(raw)  # fail fast, before any data is loaded
 
         from contrastkit.pipeline.run import train
 

@@ -3,8 +3,8 @@
 Each entry is declared next to its own code — a method next to its class (with its pydantic
 params, its smoke-size overrides and the task it trains on), a dataset next to its loader (with
 the task it feeds), a task next to its data module and evaluation, a backbone next to its
-builder — so ``config``, ``pipeline/build``, ``pipeline/run`` and ``pipeline/report`` hold no
-method or dataset names. A new paper registers its own entries from its own module; recipes
+builder — so ``config``, ``pipeline/run`` and ``pipeline/report`` hold no method or dataset
+names. A new paper registers its own entries from its own module; recipes
 name that module under ``plugins:`` (or an installed package declares it in the
 ``contrastkit.plugins`` entry-point group) and ``contrastkit train`` finds it.
 

@@ -94,3 +94,23 @@ def test_recipes_command_lists_one_line_each(capsys):
     assert main(["recipes"]) == 0
     out = capsys.readouterr().out.strip().splitlines()
     assert len(out) == len(list_recipes()) and out[0].split()[0] in list_recipes()
+
+
+def test_unknown_dataset_and_backbone_name_the_registered_ones():
+    with pytest.raises(RecipeError, match=r"data.dataset: unknown dataset 'imagenet'; registered: .*cifar10.*digits"):
+        validate(apply_overrides(load_recipe("moco-digits"), ["data.dataset=imagenet"]))
+    with pytest.raises(RecipeError, match=r"model.backbone: unknown backbone 'vit'; registered: convnet_small"):
+        validate(apply_overrides(load_recipe("moco-digits"), ["model.backbone=vit"]))
+    with pytest.raises(RecipeError, match=r"data.dataset 'cora' does not fit method moco; use one of cifar10, digits"):
+        validate(apply_overrides(load_recipe("moco-digits"), ["data.dataset=cora"]))
+    with pytest.raises(RecipeError, match=r"does not fit method mvgrl \(level graph\); use one of imdb-binary"):
+        validate(apply_overrides(load_recipe("mvgrl-cora"), ["method.level=graph"]))
+
+
+def test_federated_unknown_key_lists_that_sections_keys():
+    from contrastkit.federated.run import validate_federated
+
+    raw = apply_overrides(load_recipe("moon-digits"), ["data.batch_size=32"])
+    allowed = "dataset, image_size, root, test_subset, train_subset"
+    with pytest.raises(RecipeError, match=rf"unknown key 'data.batch_size'; allowed in data: {allowed}$"):
+        validate_federated(raw)
