@@ -69,30 +69,38 @@ class ViewAugmentation:
     blur_sigma: tuple[float, float] = (0.1, 2.0)
     blur_kernel: int = 0
 
-    def __call__(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """Augment ``images`` (uint8 in [0, 255] or float in [0, 1]) -> normalised float views."""
+    def __call__(self, images: Tensor, generator: torch.Generator | None = None, *, group: int = 1) -> Tensor:
+        """Augment ``images`` (uint8 in [0, 255] or float in [0, 1]) -> normalised float views.
+
+        ``group``: consecutive runs of ``group`` images share every random draw (the frames of one
+        clip, ``views.video``); 1 draws per image.
+        """
+        if images.shape[0] % group:
+            raise ValueError(f"group {group} does not divide the batch of {images.shape[0]} images")
         x = images.float().div_(255) if images.dtype == torch.uint8 else images.float()
-        x = self._geometry(x, generator)
+        x = self._geometry(x, generator, group)
         if self.jitter_p > 0 and any(self.jitter):
-            x = self._jitter(x, generator)
+            x = self._jitter(x, generator, group)
         if self.grayscale_p > 0 and x.shape[1] == 3:
-            x = self._grayscale(x, generator)
+            x = self._grayscale(x, generator, group)
         if self.blur_p > 0:
-            x = self._blur(x, generator)
+            x = self._blur(x, generator, group)
         return normalize_images(x, self.mean, self.std)
 
-    def _rand(self, n: int, generator: torch.Generator | None, device: torch.device) -> Tensor:
-        return torch.rand(n, generator=generator, device=device)
+    def _rand(
+        self, n: int, generator: torch.Generator | None, device: torch.device, group: int = 1, *rest: int
+    ) -> Tensor:
+        """``[n, *rest]`` uniform draws, one per run of ``group`` rows (repeated within the run)."""
+        draws = torch.rand(n // group, *rest, generator=generator, device=device)
+        return draws if group == 1 else draws.repeat_interleave(group, dim=0)
 
-    def _geometry(self, x: Tensor, g: torch.Generator | None) -> Tensor:
+    def _geometry(self, x: Tensor, g: torch.Generator | None, group: int = 1) -> Tensor:
         b, _, h, w = x.shape
         dev = x.device
         attempts = 10
-        area = self.crop_scale[0] + (self.crop_scale[1] - self.crop_scale[0]) * torch.rand(
-            b, attempts, generator=g, device=dev
-        )
+        area = self.crop_scale[0] + (self.crop_scale[1] - self.crop_scale[0]) * self._rand(b, g, dev, group, attempts)
         log_lo, log_hi = math.log(self.crop_ratio[0]), math.log(self.crop_ratio[1])
-        ratio = torch.exp(log_lo + (log_hi - log_lo) * torch.rand(b, attempts, generator=g, device=dev))
+        ratio = torch.exp(log_lo + (log_hi - log_lo) * self._rand(b, g, dev, group, attempts))
         cw = torch.sqrt(area * ratio)  # fractions of the width / height (torchvision rounds to pixels)
         ch = torch.sqrt(area / ratio)
         ok = (cw <= 1) & (ch <= 1)
@@ -101,12 +109,12 @@ class ViewAugmentation:
         fallback = first < 0
         cw = torch.where(fallback, torch.ones(b, device=dev), cw[rows, first.clamp_min(0)])
         ch = torch.where(fallback, torch.ones(b, device=dev), ch[rows, first.clamp_min(0)])
-        cx = (self._rand(b, g, dev) * 2 - 1) * (1 - cw)  # centre in [-1, 1] coordinates
-        cy = (self._rand(b, g, dev) * 2 - 1) * (1 - ch)
+        cx = (self._rand(b, g, dev, group) * 2 - 1) * (1 - cw)  # centre in [-1, 1] coordinates
+        cy = (self._rand(b, g, dev, group) * 2 - 1) * (1 - ch)
         sign = torch.ones(b, device=dev)
         if self.flip:
-            sign = torch.where(self._rand(b, g, dev) < 0.5, -sign, sign)
-        angle = (self._rand(b, g, dev) * 2 - 1) * math.radians(self.rotation)
+            sign = torch.where(self._rand(b, g, dev, group) < 0.5, -sign, sign)
+        angle = (self._rand(b, g, dev, group) * 2 - 1) * math.radians(self.rotation)
         cos, sin = torch.cos(angle), torch.sin(angle)
         theta = torch.stack(
             [
@@ -118,12 +126,12 @@ class ViewAugmentation:
         grid = F.affine_grid(theta, [b, x.shape[1], self.size, self.size], align_corners=False)
         return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
-    def _jitter(self, x: Tensor, g: torch.Generator | None) -> Tensor:
+    def _jitter(self, x: Tensor, g: torch.Generator | None, group: int = 1) -> Tensor:
         b, dev = x.shape[0], x.device
-        apply = self._rand(b, g, dev) < self.jitter_p
+        apply = self._rand(b, g, dev, group) < self.jitter_p
 
         def factor(strength: float) -> Tensor:
-            f = 1 + strength * (2 * self._rand(b, g, dev) - 1)
+            f = 1 + strength * (2 * self._rand(b, g, dev, group) - 1)
             return torch.where(apply, f.clamp_min(0), torch.ones_like(f))[:, None, None, None]
 
         bright, contrast, saturation, hue = self.jitter
@@ -138,22 +146,22 @@ class ViewAugmentation:
             gray = _luma(x)
             x = ((x - gray) * factor(saturation) + gray).clamp_(0, 1)
         if hue:
-            shift = torch.where(apply, hue * (2 * self._rand(b, g, dev) - 1), torch.zeros(b, device=dev))
+            shift = torch.where(apply, hue * (2 * self._rand(b, g, dev, group) - 1), torch.zeros(b, device=dev))
             x = _rotate_hue(x, shift * 2 * math.pi)
         return x
 
-    def _grayscale(self, x: Tensor, g: torch.Generator | None) -> Tensor:
+    def _grayscale(self, x: Tensor, g: torch.Generator | None, group: int = 1) -> Tensor:
         gray = _luma(x).expand_as(x)
-        pick = (self._rand(x.shape[0], g, x.device) < self.grayscale_p)[:, None, None, None]
+        pick = (self._rand(x.shape[0], g, x.device, group) < self.grayscale_p)[:, None, None, None]
         return torch.where(pick, gray, x)
 
-    def _blur(self, x: Tensor, g: torch.Generator | None) -> Tensor:
+    def _blur(self, x: Tensor, g: torch.Generator | None, group: int = 1) -> Tensor:
         b, c, h, w = x.shape
         dev = x.device
         k = self.blur_kernel or max(3, (self.size // 10) | 1)
         lo, hi = self.blur_sigma
-        sigma = lo + (hi - lo) * self._rand(b, g, dev)
-        apply = self._rand(b, g, dev) < self.blur_p
+        sigma = lo + (hi - lo) * self._rand(b, g, dev, group)
+        apply = self._rand(b, g, dev, group) < self.blur_p
         offsets = torch.arange(k, device=dev, dtype=x.dtype) - k // 2
         kernel = torch.exp(-(offsets[None, :] ** 2) / (2 * sigma[:, None] ** 2))
         identity = (offsets == 0).to(x.dtype).expand(b, k)
