@@ -242,6 +242,7 @@ def register_backbone(name: str, *, summary: str = "", replace: bool = False) ->
 
 _BUILTIN_MODULES = (
     "contrastkit.nn.backbones",
+    "contrastkit.nn.video",
     "contrastkit.data.images",
     "contrastkit.data.graphs",
     "contrastkit.methods",

@@ -1,4 +1,5 @@
-"""Reusable encoders: backbones, projection heads, momentum encoders, split BN."""
+"""Reusable encoders: image and clip backbones, projection heads, momentum encoders, split BN,
+VideoMoCo's frame scorer."""
 
 from contrastkit.nn.backbones import (
     Backbone,
@@ -18,22 +19,27 @@ from contrastkit.nn.split_batchnorm import (
     shuffle_batch,
     unshuffle_batch,
 )
+from contrastkit.nn.video import FrameScorer, TinyClipCNN, VideoResNet, load_backbone_weights
 
 __all__ = [
     "Backbone",
     "ConvNetSmall",
     "DenseProjectionHead",
+    "FrameScorer",
     "MomentumEncoder",
     "MoonCNN",
     "ProjectionHead",
     "SplitBatchNorm1d",
     "SplitBatchNorm2d",
     "SplitBatchNorm3d",
+    "TinyClipCNN",
+    "VideoResNet",
     "build_backbone",
     "cifar_resnet",
     "convert_to_split_batchnorm",
     "ema_update",
     "global_average_pool",
+    "load_backbone_weights",
     "shuffle_batch",
     "unshuffle_batch",
 ]
