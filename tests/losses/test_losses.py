@@ -98,3 +98,32 @@ def test_mochi_loss_mixes_the_hardest_entries_not_random_ones():
     logits = torch.cat([torch.zeros(1), (queue @ q[0]) / t, torch.full((s,), 0.9 / t)])
     bound = torch.logsumexp(logits, 0)
     assert float(loss) >= float(bound) - 1e-4
+
+
+def test_queue_decay_scales_the_queues_similarities_by_t_to_the_age():
+    """videomoco.md §2 and oracles 1-3: t = 1 (or all ages 0) is MoCo; the factor is t^age on
+    q.Q (newest keys age 1); with all-positive similarities a smaller t lowers the loss, with
+    all-negative ones it raises it."""
+    torch.manual_seed(0)
+    q, k = torch.randn(4, 8), torch.randn(4, 8)
+    plain = InfoNCELoss(temperature=0.07, queue_size=32, dim=8)
+    decayed = InfoNCELoss(temperature=0.07, queue_size=32, dim=8, queue_decay=0.9)
+    decayed.queue.load_state_dict(plain.queue.state_dict())
+    torch.testing.assert_close(decayed(q, k, enqueue=False), plain(q, k, enqueue=False))  # all ages 0
+    for keys in (torch.randn(4, 8), torch.randn(4, 8)):
+        plain.queue.enqueue(keys)
+        decayed.queue.enqueue(keys)
+    expected = info_nce(q, k, plain.queue.keys, negative_factors=0.9 ** plain.queue.age().float(), temperature=0.07)
+    torch.testing.assert_close(decayed(q, k, enqueue=False), expected)
+    assert not torch.allclose(decayed(q, k, enqueue=False), plain(q, k, enqueue=False))
+    one = torch.nn.functional.normalize(torch.ones(1, 8), dim=1)
+    for sign, direction in ((1.0, "lower"), (-1.0, "higher")):
+        losses = []
+        for t in (1.0, 0.9, 0.5):
+            loss_fn = InfoNCELoss(temperature=0.5, queue_size=8, dim=8, queue_decay=t)
+            loss_fn.queue.enqueue(sign * (one + 0.1 * torch.rand(8, 8)))  # all similarities of one sign
+            losses.append(float(loss_fn(one, torch.eye(8)[:1] - torch.eye(8)[1:2], enqueue=False)))
+        ordered = losses[0] > losses[1] > losses[2] if direction == "lower" else losses[0] < losses[1] < losses[2]
+        assert ordered, (sign, losses)
+    with pytest.raises(ValueError, match="queue_decay"):
+        InfoNCELoss(queue_size=8, dim=4, queue_decay=0.0)

@@ -60,6 +60,8 @@ class InfoNCELoss(_GatherMixin):
         dim: key dimension, required with a queue.
         gather_distributed: use every rank's positives as in-batch negatives.
         gather_with_grad: let gradients flow back through gathered negatives (default True).
+        queue_decay: VideoMoCo's temporal decay ``t``: the queue's similarities are scaled by
+            ``t ** age`` (``Queue.age``; ``videomoco.md`` §2). 1 = MoCo.
 
     Example:
         >>> loss_fn = InfoNCELoss(temperature=0.2, queue_size=64, dim=16)
@@ -81,9 +83,12 @@ class InfoNCELoss(_GatherMixin):
         dim: int | None = None,
         gather_distributed: bool = True,
         gather_with_grad: bool = True,
+        queue_decay: float = 1.0,
     ) -> None:
         super().__init__()
         check_hyperparameters(temperature, beta, tau_plus)
+        if not 0 < queue_decay <= 1:
+            raise ValueError(f"queue_decay must lie in (0, 1], got {queue_decay}")
         check_reduction(reduction)
         if queue_size < 0:
             raise ValueError(f"queue_size must be >= 0, got {queue_size}")
@@ -96,6 +101,7 @@ class InfoNCELoss(_GatherMixin):
         self.reduction = reduction
         self.gather_distributed = gather_distributed
         self.gather_with_grad = gather_with_grad
+        self.queue_decay = queue_decay
         self.queue: Queue | None = Queue(queue_size, dim) if queue_size and dim else None
 
     def extra_repr(self) -> str:
@@ -135,7 +141,13 @@ class InfoNCELoss(_GatherMixin):
         )
         if self.queue is not None:
             extra = [] if negatives is None else as_negative_list(negatives, query)
-            loss = info_nce(query, positive, [self.queue_negatives(), *extra], **kwargs)  # type: ignore[arg-type]
+            factors = None
+            if self.queue_decay != 1.0:
+                decay = torch.tensor(self.queue_decay, dtype=torch.float64, device=self.queue.keys.device)
+                factors = [(decay ** self.queue.age()).float(), *[None] * len(extra)]
+            loss = info_nce(
+                query, positive, [self.queue_negatives(), *extra], negative_factors=factors, **kwargs  # type: ignore[arg-type]
+            )
             if enqueue:
                 self._enqueue(positive, sample_ids)
             return loss
