@@ -11,6 +11,7 @@ from contrastkit.methods.mochi import MoCHi, MoCHiParams
 from contrastkit.methods.moco import MoCo, MoCoParams
 from contrastkit.methods.mvgrl import MVGRL, MVGRLGraph, MVGRLParams
 from contrastkit.methods.simclr import SimCLR, SimCLRParams
+from contrastkit.methods.videomoco import VideoMoCo, VideoMoCoParams
 
 __all__ = [
     "MVGRL",
@@ -30,5 +31,7 @@ __all__ = [
     "SimCLR",
     "SimCLRParams",
     "StepOutput",
+    "VideoMoCo",
+    "VideoMoCoParams",
     "match_locations",
 ]

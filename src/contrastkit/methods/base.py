@@ -33,6 +33,7 @@ from contrastkit.functional.distributed import rank_and_world
 from contrastkit.nn.backbones import Backbone
 from contrastkit.nn.momentum import ema_update
 from contrastkit.views.image import ViewAugmentation, normalize_images
+from contrastkit.views.video import normalize_clips
 
 __all__ = ["Batch", "ContrastiveMethod", "OptimizerSettings", "StepOutput"]
 
@@ -187,7 +188,9 @@ class ContrastiveMethod(L.LightningModule):
         return [self.augmentation(images, g) for _ in range(count)]
 
     def preprocess(self, images: Tensor) -> Tensor:
-        """Evaluation input: normalise only."""
+        """Evaluation input: normalise only (images ``[B, C, H, W]`` or clips ``[B, C, T, H, W]``)."""
+        if images.dim() == 5:
+            return normalize_clips(images, self.augmentation.mean, self.augmentation.std)
         return normalize_images(images, self.augmentation.mean, self.augmentation.std)
 
     def embed(self, images: Tensor) -> Tensor:

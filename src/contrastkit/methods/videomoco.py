@@ -1,0 +1,159 @@
+"""VideoMoCo (Pan et al., CVPR 2021; ``videomoco.md``): MoCo on clips, with a generator G that
+drops the frames the encoder most depends on (adversarial frame dropping) and a temporal decay
+``t ** age`` of the queue's similarities.
+
+One step (card §3, as alternating updates [design]):
+
+1. keys ``k`` of the key view from the momentum encoder (EMA before the forward, ShuffleBN);
+2. G's update (after the D-only warm-up): ``x~ = drop(x, G(x))`` of the ``round(r T)``
+   lowest-scored frames (straight-through), ``q = phi(x~)``, ``q_r = phi(x)`` with the encoder
+   frozen; ``L_G = -w * mean|q - q_r|`` (``w = 100``) on normalised embeddings. With
+   ``official_grad_leak`` G also descends ``L_D`` (card pitfall 4: the official code never zeroes
+   G's gradients before ``L_D.backward``);
+3. the encoder's update on ``L_D = InfoNCE(phi(x~), k, queue)`` with the decayed queue, ``x~``
+   from the updated G and no gradient to G; then ``k`` is enqueued.
+
+The official code takes both optimiser steps after both backward passes of one forward; here
+each player updates on its own forward, the usual form of an adversarial game under Lightning
+and DDP. ``drop="random"`` is the card's control arm (random frames, no G), ``drop="none"`` and
+``decay=1`` make it MoCo on clips.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import Tensor, nn
+
+from contrastkit.losses import InfoNCELoss
+from contrastkit.methods.base import Batch, StepOutput
+from contrastkit.methods.moco import MoCo, MoCoParams
+from contrastkit.nn.backbones import Backbone
+from contrastkit.nn.video import FrameScorer
+from contrastkit.registry import register_method
+from contrastkit.views.video import ClipAugmentation, adversarial_frame_drop, random_frame_drop
+
+__all__ = ["VideoMoCo", "VideoMoCoParams"]
+
+
+class VideoMoCoParams(MoCoParams):
+    """Recipe options of ``VideoMoCo``: MoCo's (card §6 scale: K 1024, tau 0.07) plus G and decay."""
+
+    name: Literal["videomoco"] = "videomoco"  # type: ignore[assignment]
+    temperature: float = Field(0.07, gt=0)
+    queue_size: int = Field(1024, gt=0)
+    proj_dim: int = Field(32, gt=0)
+    drop: Literal["adversarial", "random", "none"] = "adversarial"
+    drop_ratio: float = Field(0.25, ge=0, lt=1)
+    decay: float = Field(0.98, gt=0, le=1)
+    warmup_fraction: float = Field(0.3, ge=0, le=1)
+    generator_width: int = Field(16, gt=0)
+    generator_weight: float = Field(100.0, ge=0)
+    official_grad_leak: bool = False
+
+
+@register_method("videomoco", VideoMoCoParams, task="clips", summary="VideoMoCo: adversarial frame drop + queue decay")
+class VideoMoCo(MoCo):
+    """VideoMoCo on a clip encoder.
+
+    Args:
+        backbone: a clip encoder (``[B, C, T, H, W]`` -> ``[B, D]``).
+        augmentation: a ``ClipAugmentation``.
+        drop: ``"adversarial"`` (G), ``"random"`` (control) or ``"none"``.
+        drop_ratio: fraction of the ``T`` frames dropped (``round(r T)``; 8 of 32 officially).
+        decay: ``t`` of the queue decay (0.99999 officially; 0.98 at the card's CPU scale; 1 = off).
+        warmup_fraction: the first fraction of epochs trains the encoder alone on clean clips.
+        generator_width: width of the frame scorer G.
+        generator_weight: ``w`` of ``L_G = -w mean|q - q_r|``.
+        official_grad_leak: G also descends ``L_D``, as the official code does.
+        **moco: ``MoCo`` arguments (temperature, queue_size, momentum, split_bn, ...).
+    """
+
+    def __init__(
+        self,
+        backbone: Backbone,
+        augmentation: ClipAugmentation,
+        *,
+        drop: str = "adversarial",
+        drop_ratio: float = 0.25,
+        decay: float = 0.98,
+        warmup_fraction: float = 0.3,
+        generator_width: int = 16,
+        generator_weight: float = 100.0,
+        official_grad_leak: bool = False,
+        **moco: Any,
+    ) -> None:
+        if drop not in ("adversarial", "random", "none"):
+            raise ValueError(f"drop must be 'adversarial', 'random' or 'none', got {drop!r}")
+        self._decay = decay
+        super().__init__(backbone, augmentation, **moco)  # type: ignore[arg-type]
+        self.drop = drop
+        self.drop_ratio = drop_ratio
+        self.warmup_fraction = warmup_fraction
+        self.generator_weight = generator_weight
+        self.official_grad_leak = official_grad_leak
+        self.frame_scorer = FrameScorer(3, generator_width) if drop == "adversarial" else None
+        self.last_dropped: Tensor | None = None  # [B, T] frames G dropped in the last step (report strip)
+
+    def _make_criterion(self, temperature: float, beta: float, tau_plus: float, size: int, dim: int) -> InfoNCELoss:
+        return InfoNCELoss(temperature, beta=beta, tau_plus=tau_plus, queue_size=size, dim=dim, queue_decay=self._decay)
+
+    def players(self) -> dict[str, list[nn.Module]]:
+        if self.frame_scorer is None:
+            return super().players()
+        return {"generator": [self.frame_scorer], "encoder": [self.backbone, self.projection]}
+
+    def dropped_count(self, frames: int) -> int:
+        return round(self.drop_ratio * frames)
+
+    def in_warmup(self) -> bool:
+        trainer = self._trainer
+        if trainer is None or not trainer.max_epochs:
+            return False
+        return self.current_epoch < round(self.warmup_fraction * trainer.max_epochs)
+
+    def step(self, batch: Batch) -> StepOutput:
+        clips, indices = batch["input"], batch["index"]
+        x_q, x_k = self.views(clips)
+        (k,) = self.keys(x_k)
+        count = self.dropped_count(x_q.shape[2])
+        x_drop = x_q
+        if self.drop == "random" and not self.in_warmup():
+            x_drop = random_frame_drop(x_q, count, self.generator(3))
+        elif self.frame_scorer is not None and not self.in_warmup():
+            self._generator_update(x_q, k, count)
+            with torch.no_grad():
+                scores = self.frame_scorer(x_q)
+            x_drop = adversarial_frame_drop(x_q, scores, count)
+            self.last_dropped = scores.topk(count, dim=1, largest=False).indices
+        if self.automatic_optimization:
+            q = self.query(x_drop)
+            loss = self.criterion(q, k, sample_ids=indices)
+        else:
+            with self.player("encoder") as update:
+                q = self.query(x_drop)
+                loss = self.criterion(q, k, sample_ids=indices)
+                update(loss)
+        pos = (F.normalize(q.detach(), dim=1) * F.normalize(k, dim=1)).sum(1)
+        return StepOutput(loss, pos, self._negative_sample(q))
+
+    def generator_loss(self, x_q: Tensor, k: Tensor, count: int) -> Tensor:
+        """``L_G = -w mean|q - q_r|`` (plus ``L_D`` with ``official_grad_leak``) on ``x_q``'s drop."""
+        assert self.frame_scorer is not None
+        x_drop = adversarial_frame_drop(x_q, self.frame_scorer(x_q), count)
+        q = self.query(x_drop)
+        q_r = self.query(x_q)
+        loss = -self.generator_weight * (F.normalize(q, dim=1) - F.normalize(q_r, dim=1)).abs().mean()
+        if self.official_grad_leak:
+            loss = loss + self.criterion(q, k, enqueue=False)
+        return loss
+
+    def _generator_update(self, x_q: Tensor, k: Tensor, count: int) -> None:
+        with self.player("generator") as update:
+            loss = self.generator_loss(x_q, k, count)
+            update(loss)
+        if self._trainer is not None:
+            self.log("train/generator_loss", loss.detach(), on_step=False, on_epoch=True, sync_dist=True)
