@@ -38,13 +38,18 @@ class DataSettings(_Strict):
     root: str | None = None
     path: str | None = None
     image_size: int = Field(16, gt=0)
-    augmentation: Literal["moco_v2", "moco_cifar_demo", "simclr", "digits"] = "digits"
+    augmentation: Literal["moco_v2", "moco_cifar_demo", "simclr", "digits", "motion"] = "digits"
     train_subset: int | None = Field(None, gt=0)
     test_subset: int | None = Field(None, gt=0)
     batch_size: int = Field(256, gt=0)
     num_workers: int = Field(0, ge=0)
     download: bool = False
     normalize_features: bool = True
+    video_frames: int = Field(32, gt=0)
+    clip_length: int = Field(16, gt=0)
+    clip_stride: int = Field(1, gt=0)
+    per_frame_views: bool = False
+    cache_dir: str | None = None
 
     @field_validator("dataset")
     @classmethod
@@ -59,6 +64,7 @@ class ModelSettings(_Strict):
 
     backbone: str = "convnet_small"
     width: int | None = Field(None, gt=0)
+    weights: str | None = None
 
     @field_validator("backbone")
     @classmethod
@@ -87,6 +93,7 @@ class EvalSettings(_Strict):
     probe_epochs: int = Field(100, gt=0)
     embedding_map_points: int = Field(1500, gt=0)
     node_repeats: int = Field(50, gt=0)
+    clips_per_video: int = Field(4, gt=0)
     node_weight_decay: float = Field(0.0, ge=0)
 
 

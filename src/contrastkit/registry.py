@@ -245,6 +245,8 @@ _BUILTIN_MODULES = (
     "contrastkit.nn.video",
     "contrastkit.data.images",
     "contrastkit.data.graphs",
+    "contrastkit.data.videos",
+    "contrastkit.data.moving_objects",
     "contrastkit.methods",
     "contrastkit.pipeline.tasks",
 )

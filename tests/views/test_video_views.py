@@ -100,3 +100,18 @@ def test_bad_shapes_are_named():
         adversarial_frame_drop(torch.zeros(2, 3, 4, 5, 5), torch.zeros(2, 5), 1)
     with pytest.raises(ValueError, match=r"count must lie in \[0, T=4\]"):
         random_frame_drop(torch.zeros(2, 3, 4, 5, 5), 5)
+
+
+def test_temporal_crop_takes_one_window_per_clip():
+    from contrastkit.views.video import temporal_crop
+
+    frames = torch.arange(10.0)[None, None, :, None, None].expand(4, 1, 10, 2, 2)  # value = frame number
+    out = temporal_crop(frames, 3, 2, torch.Generator().manual_seed(0))
+    assert out.shape == (4, 1, 3, 2, 2)
+    steps = out[:, 0, :, 0, 0]
+    assert torch.equal(steps[:, 1:] - steps[:, :-1], torch.full((4, 2), 2.0))
+    assert (steps[:, 0] >= 0).all() and (steps[:, -1] <= 9).all()
+    starts = {float(temporal_crop(frames, 3, 2, torch.Generator().manual_seed(s))[0, 0, 0, 0, 0]) for s in range(10)}
+    assert len(starts) > 1
+    with pytest.raises(ValueError, match="spans 11 > the 10 frames"):
+        temporal_crop(frames, 6, 2)

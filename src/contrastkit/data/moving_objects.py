@@ -19,10 +19,13 @@ import json
 import math
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
+
+from contrastkit.registry import register_dataset
 
 __all__ = ["DIRECTIONS", "generate_moving_objects", "moving_object_frames"]
 
@@ -145,3 +148,37 @@ def generate_moving_objects(
         writer.writerows(rows)
     marker.write_text(json.dumps(settings))
     return folder
+
+
+@register_dataset("moving_objects", task="clips", summary="generated moving-object mp4s (videomoco.md §6; no download)")
+def _moving_objects_dataset(settings: Any, root: str | os.PathLike[str] | None, seed: int) -> Any:
+    """Generated once into the cache (``data.cache_dir`` / ``$CONTRASTKIT_CACHE``); CIFAR-10 textures
+    when the data root holds CIFAR-10. ``data.train_subset`` / ``test_subset`` set the counts."""
+    from contrastkit.data.images import data_root, load_cifar10
+    from contrastkit.data.videos import cache_root, load_video_folder
+
+    base = data_root(root or settings.root)
+    textures, source = None, "seeded noise"
+    if base is not None and (base / "cifar10" / "train.npz").is_file():
+        cifar = load_cifar10(base)
+        textures, source = (cifar.train_images, cifar.train_labels), "CIFAR-10 training images"
+    train, test = settings.train_subset or 2000, settings.test_subset or 400
+    tag = "cifar10" if textures is not None else "noise"
+    name = f"moving_objects-{train}-{test}-{settings.video_frames}f-{settings.image_size}px-seed{seed}-{tag}"
+    folder = cache_root(settings.cache_dir) / name
+    generate_moving_objects(
+        folder,
+        train=train,
+        test=test,
+        frames=settings.video_frames,
+        size=settings.image_size,
+        seed=seed,
+        textures=textures,
+        texture_source=source,
+    )
+    videos = load_video_folder(folder)
+    videos.source = (
+        f"generated moving-object videos ({train} train / {test} test, {settings.video_frames} frames of "
+        f"{settings.image_size}px, 8 directions, textures: {source}, seed {seed}) in {folder}"
+    )
+    return videos

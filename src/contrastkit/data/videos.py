@@ -25,16 +25,20 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from contrastkit.data.images import DataError
+from contrastkit.data.images import DataError, data_root
 from contrastkit.data.video import VideoError, probe, read_frames
+from contrastkit.registry import register_dataset
 
-__all__ = ["DecodedVideos", "VideoSet", "decode_videos", "load_video_folder"]
+__all__ = ["DecodedVideos", "VideoSet", "cache_root", "decode_videos", "load_video_folder"]
+
+CLIPS_TASK = "clips"
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg")
 
@@ -224,3 +228,38 @@ def decode_videos(
         index = {"files": [str(p) for p in kept], "labels": kept_labels, "skipped": skipped}
         (cache / "index.json").write_text(json.dumps(index))
     return DecodedVideos(torch.from_numpy(stacked), torch.tensor(kept_labels, dtype=torch.long), kept, skipped)
+
+
+def cache_root(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """Where generated and decoded data go: ``explicit`` (``data.cache_dir``), else
+    ``$CONTRASTKIT_CACHE``, else ``~/.cache/contrastkit``."""
+    value = explicit or os.environ.get("CONTRASTKIT_CACHE") or Path.home() / ".cache" / "contrastkit"
+    return Path(value).expanduser()
+
+
+def _folder_of(settings: Any, root: str | os.PathLike[str] | None, default: str) -> Path:
+    """``data.path`` (relative paths under the data root), else ``<data root>/<default>``."""
+    base = data_root(root or settings.root)
+    if settings.path:
+        folder = Path(settings.path).expanduser()
+        return folder if folder.is_absolute() or base is None else base / folder
+    if base is None:
+        raise DataError(f"data.dataset needs data.path or a data root holding {default}/ (--data-root)")
+    return base / default
+
+
+@register_dataset("video_folder", task=CLIPS_TASK, summary="class folders of videos (or train/test, split files)")
+def _video_folder_dataset(settings: Any, root: str | os.PathLike[str] | None, seed: int) -> VideoSet:
+    if not settings.path:
+        raise DataError("data.dataset=video_folder needs data.path (a folder of class sub-folders of videos)")
+    return load_video_folder(_folder_of(settings, root, ""), seed=seed)
+
+
+@register_dataset("ucf101", task=CLIPS_TASK, summary="UCF101 with its split files (data.path or <data root>/UCF101)")
+def _ucf101_dataset(settings: Any, root: str | os.PathLike[str] | None, seed: int) -> VideoSet:
+    return load_video_folder(_folder_of(settings, root, "UCF101"), seed=seed)
+
+
+@register_dataset("hmdb51", task=CLIPS_TASK, summary="HMDB51 with its split files (data.path or <data root>/HMDB51)")
+def _hmdb51_dataset(settings: Any, root: str | os.PathLike[str] | None, seed: int) -> VideoSet:
+    return load_video_folder(_folder_of(settings, root, "HMDB51"), seed=seed)

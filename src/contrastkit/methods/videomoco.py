@@ -34,7 +34,7 @@ from contrastkit.methods.moco import MoCo, MoCoParams
 from contrastkit.nn.backbones import Backbone
 from contrastkit.nn.video import FrameScorer
 from contrastkit.registry import register_method
-from contrastkit.views.video import ClipAugmentation, adversarial_frame_drop, random_frame_drop
+from contrastkit.views.video import ClipAugmentation, adversarial_frame_drop, random_frame_drop, temporal_crop
 
 __all__ = ["VideoMoCo", "VideoMoCoParams"]
 
@@ -69,6 +69,9 @@ class VideoMoCo(MoCo):
         generator_width: width of the frame scorer G.
         generator_weight: ``w`` of ``L_G = -w mean|q - q_r|``.
         official_grad_leak: G also descends ``L_D``, as the official code does.
+        clip_length, clip_stride: each step takes one random window of ``clip_length`` frames
+            at ``clip_stride`` from the decoded frames; both views are crops of that window
+            (card pitfall 8: the official key is the same frames). None uses the input whole.
         **moco: ``MoCo`` arguments (temperature, queue_size, momentum, split_bn, ...).
     """
 
@@ -84,6 +87,8 @@ class VideoMoCo(MoCo):
         generator_width: int = 16,
         generator_weight: float = 100.0,
         official_grad_leak: bool = False,
+        clip_length: int | None = None,
+        clip_stride: int = 1,
         **moco: Any,
     ) -> None:
         if drop not in ("adversarial", "random", "none"):
@@ -95,6 +100,8 @@ class VideoMoCo(MoCo):
         self.warmup_fraction = warmup_fraction
         self.generator_weight = generator_weight
         self.official_grad_leak = official_grad_leak
+        self.clip_length = clip_length
+        self.clip_stride = clip_stride
         self.frame_scorer = FrameScorer(3, generator_width) if drop == "adversarial" else None
         self.last_dropped: Tensor | None = None  # [B, T] frames G dropped in the last step (report strip)
 
@@ -105,6 +112,13 @@ class VideoMoCo(MoCo):
         if self.frame_scorer is None:
             return super().players()
         return {"generator": [self.frame_scorer], "encoder": [self.backbone, self.projection]}
+
+    def views(self, images: Tensor, count: int = 2) -> list[Tensor]:
+        """Two augmented views of one random window of the clip (the same frames)."""
+        g = self.generator(0)
+        if self.clip_length is not None:
+            images = temporal_crop(images, self.clip_length, self.clip_stride, g)
+        return [self.augmentation(images, g) for _ in range(count)]
 
     def dropped_count(self, frames: int) -> int:
         return round(self.drop_ratio * frames)

@@ -95,7 +95,8 @@ def embedding_map(
     # Barnes-Hut is slow on (near-)duplicate points, which an untrained encoder produces; exact is
     # cheap at this size
     method = "exact" if len(idx) <= 600 else "barnes_hut"
-    tsne = TSNE(2, init="pca", perplexity=min(30.0, max(5.0, len(idx) / 10)), random_state=seed, method=method)
+    perplexity = min(30.0, max(5.0, len(idx) / 10), max(1.0, len(idx) - 1.0))  # below n: t-SNE's requirement
+    tsne = TSNE(2, init="pca", perplexity=perplexity, random_state=seed, method=method)
     xy = tsne.fit_transform(x)
     y = labels[idx].numpy()
     fig, ax = plt.subplots(figsize=(5.5, 5))

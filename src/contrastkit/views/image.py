@@ -227,13 +227,25 @@ def _digits(size: int, mean: tuple[float, ...], std: tuple[float, ...]) -> ViewA
     )
 
 
-PRESETS = {"moco_v2": _moco_v2, "moco_cifar_demo": _moco_cifar_demo, "simclr": _simclr, "digits": _digits}
+def _motion(size: int, mean: tuple[float, ...], std: tuple[float, ...]) -> ViewAugmentation:
+    """[design] For clips whose label is a direction of motion: no flip (it would turn east into
+    west), milder crops, colour jitter and grayscale kept, no blur (frames of 32 px)."""
+    return ViewAugmentation(size, mean, std, crop_scale=(0.5, 1.0), flip=False, blur_p=0.0)
+
+
+PRESETS = {
+    "moco_v2": _moco_v2,
+    "moco_cifar_demo": _moco_cifar_demo,
+    "simclr": _simclr,
+    "digits": _digits,
+    "motion": _motion,
+}
 
 
 def build_augmentation(
     name: str, size: int, mean: tuple[float, ...], std: tuple[float, ...], **overrides: object
 ) -> ViewAugmentation:
-    """A preset by name (``moco_v2``, ``moco_cifar_demo``, ``simclr``, ``digits``), optionally overridden."""
+    """A preset by name (``moco_v2``, ``moco_cifar_demo``, ``simclr``, ``digits``, ``motion``), with overrides."""
     if name not in PRESETS:
         raise ValueError(f"unknown augmentation {name!r}; choose one of {', '.join(PRESETS)}")
     return replace(PRESETS[name](size, tuple(mean), tuple(std)), **overrides)  # type: ignore[arg-type]

@@ -29,6 +29,7 @@ from contrastkit.views.image import ViewAugmentation, normalize_images
 
 __all__ = [
     "ClipAugmentation",
+    "temporal_crop",
     "adversarial_frame_drop",
     "drop_frames",
     "frame_drop_mask",
@@ -91,6 +92,22 @@ class ClipAugmentation:
         _check_clips("clips", clips)
         group = 1 if self.per_frame else clips.shape[2]
         return _clips(self.frames(_frames(clips), generator, group=group), clips.shape[0])
+
+
+def temporal_crop(clips: Tensor, length: int, stride: int = 1, generator: torch.Generator | None = None) -> Tensor:
+    """A random window of ``length`` frames at ``stride`` from each of ``[B, C, F, H, W]`` clips
+    (start drawn uniformly per clip); the input itself when it is exactly one window long."""
+    _check_clips("clips", clips)
+    span = (length - 1) * stride + 1
+    frames = clips.shape[2]
+    if span > frames:
+        raise ValueError(f"a clip of {length} frames at stride {stride} spans {span} > the {frames} frames given")
+    if span == frames and stride == 1:
+        return clips
+    starts = torch.randint(frames - span + 1, (clips.shape[0],), generator=generator, device=clips.device)
+    index = starts[:, None] + stride * torch.arange(length, device=clips.device)  # [B, T]
+    b, c, _, h, w = clips.shape
+    return clips.gather(2, index[:, None, :, None, None].expand(b, c, length, h, w))
 
 
 def frame_drop_mask(indices: Tensor, frames: int) -> Tensor:

@@ -1,0 +1,215 @@
+"""The ``clips`` task: labelled videos decoded once into frames, clip methods on dictionary
+batches (``{"input": uint8 [B, 3, F, S, S], "label", "index"}``; the method takes its random
+windows), and the card's clip evaluation: kNN and a linear probe on frozen features of N clips
+per video, the probe again with 25% / 50% of the test frames dropped, feature consistency under
+dropping; a report strip of a test clip with the frames a frame-dropping generator drops."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from contrastkit.data.module import ArrayDataModule
+from contrastkit.data.videos import CLIPS_TASK, DecodedVideos, VideoSet, cache_root, decode_videos
+from contrastkit.methods.base import ContrastiveMethod, OptimizerSettings
+from contrastkit.nn.backbones import build_backbone
+from contrastkit.nn.video import load_backbone_weights
+from contrastkit.pipeline.tasks.base import Evaluation, Plot, Task, build_method, load_dataset
+from contrastkit.registry import register_task
+from contrastkit.views.image import build_augmentation
+from contrastkit.views.video import ClipAugmentation
+
+if TYPE_CHECKING:
+    from contrastkit.config import Recipe
+
+__all__ = ["ClipsTask", "DROP_FRACTIONS"]
+
+DROP_FRACTIONS = (0.25, 0.5)
+
+
+def _subset(files: list[Path], labels: list[int], count: int | None, seed: int) -> tuple[list[Path], list[int]]:
+    """A class-stratified subset of ``count`` videos (all when None or larger)."""
+    if count is None or count >= len(files):
+        return files, labels
+    g = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(files), generator=g).tolist()
+    classes = sorted(set(labels))
+    per_class = {c: [i for i in order if labels[i] == c] for c in classes}
+    picked: list[int] = []
+    while len(picked) < count:
+        for c in classes:
+            if per_class[c] and len(picked) < count:
+                picked.append(per_class[c].pop(0))
+    picked.sort()
+    return [files[i] for i in picked], [labels[i] for i in picked]
+
+
+def _channel_stats(frames: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    x = frames[:256].float().div(255).transpose(0, 1).reshape(frames.shape[1], -1)
+    return tuple(x.mean(1).tolist()), tuple(x.std(1).clamp_min(1e-3).tolist())
+
+
+@register_task(CLIPS_TASK)
+class ClipsTask(Task):
+    """Video pretraining on clips. Methods receive ``backbone``, ``augmentation`` (a
+    ``ClipAugmentation``), ``optimizer``, ``num_classes``, ``knn_k``, ``knn_temperature``,
+    ``seed``, ``clip_length`` and ``clip_stride``."""
+
+    samples = "videos"
+
+    def __init__(self, recipe: Recipe, root: str | Path | None) -> None:
+        super().__init__(recipe, root)
+        d, seed = recipe.data, recipe.trainer.seed
+        videos: VideoSet = load_dataset(recipe, root)
+        cache = cache_root(d.cache_dir) / "decoded"
+        self.videos = videos
+        train_files, train_labels = _subset(videos.train_files, videos.train_labels, d.train_subset, seed)
+        test_files, test_labels = _subset(videos.test_files, videos.test_labels, d.test_subset, seed + 1)
+        self.train = self._decode(train_files, train_labels, cache, "train")
+        self.test = self._decode(test_files, test_labels, cache, "test")
+        mean, std = _channel_stats(self.train.frames)
+        frames = build_augmentation(d.augmentation, d.image_size, mean, std)
+        backbone = build_backbone(recipe.model.backbone, 3, recipe.model.width, d.image_size)
+        if recipe.model.weights:
+            load_backbone_weights(backbone, recipe.model.weights)
+        o = recipe.optim
+        self.method: ContrastiveMethod = build_method(
+            recipe,
+            backbone=backbone,
+            augmentation=ClipAugmentation(frames, per_frame=d.per_frame_views),
+            optimizer=OptimizerSettings(o.optimizer, o.lr, o.momentum, o.weight_decay, o.warmup_epochs, o.cosine),
+            num_classes=len(videos.classes),
+            knn_k=recipe.eval.knn_k,
+            knn_temperature=recipe.eval.knn_temperature,
+            seed=seed,
+            clip_length=d.clip_length,
+            clip_stride=d.clip_stride,
+        )
+        self.datamodule = ArrayDataModule(
+            {"input": self.train.frames, "label": self.train.labels},
+            d.batch_size,
+            d.num_workers,
+            seed,
+            monitor=(
+                {"input": self.train.frames, "label": self.train.labels},
+                {"input": self.test.frames, "label": self.test.labels},
+            ),
+        )
+        self.classes = videos.classes
+        skipped = len(self.train.skipped) + len(self.test.skipped)
+        self.source = videos.source + (f"; {skipped} unreadable video(s) skipped" if skipped else "")
+        e = recipe.eval
+        self.metrics = [
+            ("knn_top1", f"kNN top-1 (k={e.knn_k})"),
+            ("linear_probe_top1", "linear probe top-1"),
+            *[(f"linear_probe_drop{round(100 * f)}", f"probe, {round(100 * f)}% dropped") for f in DROP_FRACTIONS],
+            ("consistency_drop25", "consistency, 25% dropped (cos x 100)"),
+        ]
+        self.protocol = (
+            f"Frozen backbone features averaged over {e.clips_per_video} evenly spaced clips of {d.clip_length} "
+            f"frames (stride {d.clip_stride}) per video. kNN: cosine, votes exp(sim / {e.knn_temperature}), bank = "
+            "training videos. Linear probe on training features; the dropped-frame columns evaluate that probe "
+            "setting on test clips with 25% / 50% of frames replaced by their mean, drawn at random. Consistency: "
+            "mean cosine between a test clip's feature and that of the same clip with 25% of its frames dropped."
+        )
+
+    def _decode(self, files: list[Path], labels: list[int], cache: Path, split: str) -> DecodedVideos:
+        d = self.recipe.data
+        return decode_videos(
+            files, labels, frames=d.video_frames, size=d.image_size, cache_dir=cache, desc=f"decoding {split} videos"
+        )
+
+    @classmethod
+    def smoke(cls, raw: dict[str, Any]) -> None:
+        data = raw.setdefault("data", {})
+        data.update(train_subset=48, test_subset=24, batch_size=min(int(data.get("batch_size", 32)), 8))
+        data["video_frames"] = min(int(data.get("video_frames", 32)), 16)
+        data["clip_length"] = min(int(data.get("clip_length", 16)), 8)
+        data["image_size"] = min(int(data.get("image_size", 32)), 32)
+        raw.setdefault("eval", {})["clips_per_video"] = 2
+
+    def evaluate(self, desc: str, progress: bool) -> Evaluation:
+        from contrastkit.evaluation.clips import clip_consistency, clip_features
+        from contrastkit.evaluation.knn import knn_accuracy
+        from contrastkit.evaluation.linear_probe import linear_probe
+
+        e, d, seed = self.recipe.eval, self.recipe.data, self.recipe.trainer.seed
+        m = self.method
+        def features(videos: torch.Tensor, drop: float = 0.0, name: str = "") -> torch.Tensor:
+            return clip_features(
+                m.backbone,
+                m.preprocess,
+                videos,
+                length=d.clip_length,
+                stride=d.clip_stride,
+                clips_per_video=e.clips_per_video,
+                drop_fraction=drop,
+                seed=seed,
+                desc=f"{desc} {name}",
+                progress=progress and bool(name),
+            )
+
+        train, test = features(self.train.frames, name="train"), features(self.test.frames, name="test")
+        ytr, yte, classes = self.train.labels, self.test.labels, len(self.classes)
+        numbers: dict[str, float | int | None] = {
+            "knn_top1": knn_accuracy(train, ytr, test, yte, classes, e.knn_k, e.knn_temperature),
+            "feature_dim": train.shape[1],
+        }
+        probe = dict(epochs=e.probe_epochs, seed=seed)
+        numbers["linear_probe_top1"] = linear_probe(train, ytr, test, yte, classes, **probe) if e.linear_probe else None
+        for fraction in DROP_FRACTIONS:
+            dropped = features(self.test.frames, fraction)
+            key = f"linear_probe_drop{round(100 * fraction)}"
+            numbers[key] = linear_probe(train, ytr, dropped, yte, classes, **probe) if e.linear_probe else None
+        numbers["consistency_drop25"] = 100 * clip_consistency(
+            m.backbone, m.preprocess, self.test.frames, length=d.clip_length, stride=d.clip_stride, seed=seed
+        )
+        return Evaluation(numbers, test, yte)
+
+    def plots(self, run_dir: Path, final: Evaluation, random_init: dict[str, Any] | None) -> list[Plot]:
+        from contrastkit.pipeline.report import plot_monitor
+
+        out = []
+        if plot_monitor(run_dir, "val/knn_top1", "kNN top-1 (%)", "knn.png", (random_init or {}).get("knn_top1")):
+            out.append(Plot("knn.png", "Online kNN monitor per epoch (whole decoded videos)"))
+        strip = self._frame_strip(run_dir)
+        if strip is not None:
+            out.append(strip)
+        return out + self.embedding_plot(run_dir, final)
+
+    @torch.no_grad()
+    def _frame_strip(self, run_dir: Path) -> Plot | None:
+        """The first test video's first clip, frames G would drop marked (plain strip without G)."""
+        import matplotlib.pyplot as plt
+
+        d = self.recipe.data
+        clip = self.test.frames[:1, :, : (d.clip_length - 1) * d.clip_stride + 1 : d.clip_stride]
+        scorer = getattr(self.method, "frame_scorer", None)
+        dropped: set[int] = set()
+        if scorer is not None:
+            was = scorer.training
+            scorer.eval()
+            scores = scorer(self.method.preprocess(clip))
+            scorer.train(was)
+            count = self.method.dropped_count(clip.shape[2])  # type: ignore[operator]
+            dropped = set(scores.topk(count, dim=1, largest=False).indices[0].tolist())
+        frames = clip[0].permute(1, 2, 3, 0).numpy()
+        fig, axes = plt.subplots(1, len(frames), figsize=(1.1 * len(frames), 1.6))
+        for t, ax in enumerate(axes):
+            ax.imshow(frames[t])
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(f"{t}" + (" drop" if t in dropped else ""), fontsize=7, color="red" if t in dropped else "k")
+            if t in dropped:
+                for spine in ax.spines.values():
+                    spine.set_edgecolor("red")
+                    spine.set_linewidth(2)
+        fig.tight_layout()
+        fig.savefig(run_dir / "frames.png", dpi=110)
+        plt.close(fig)
+        caption = "Frames of a test clip" + (
+            " (red: the frames the trained generator G drops)" if scorer is not None else ""
+        )
+        return Plot("frames.png", caption)
