@@ -34,11 +34,11 @@ class _Strict(BaseModel):
 class DataSettings(_Strict):
     """The ``data:`` section. ``dataset`` names a registered dataset (``contrastkit.registry``)."""
 
-    dataset: str = "digits"
+    dataset: str
     root: str | None = None
     path: str | None = None
     image_size: int = Field(16, gt=0)
-    augmentation: Literal["moco_v2", "moco_cifar_demo", "simclr", "digits", "motion"] = "digits"
+    augmentation: str = "digits"
     train_subset: int | None = Field(None, gt=0)
     test_subset: int | None = Field(None, gt=0)
     batch_size: int = Field(256, gt=0)
@@ -56,6 +56,15 @@ class DataSettings(_Strict):
     def _registered(cls, name: str) -> str:
         if name not in DATASETS:
             raise ValueError(f"unknown dataset {name!r}; registered: {', '.join(DATASETS.names())}")
+        return name
+
+    @field_validator("augmentation")
+    @classmethod
+    def _preset(cls, name: str) -> str:
+        from contrastkit.views.image import PRESETS
+
+        if name not in PRESETS:
+            raise ValueError(f"unknown augmentation {name!r}; presets: {', '.join(PRESETS)}")
         return name
 
 
@@ -116,7 +125,7 @@ class Recipe(_Strict):
     description: str = ""
     plugins: list[str] = []
     method: SerializeAsAny[MethodParams]
-    data: DataSettings = DataSettings()
+    data: DataSettings
     model: ModelSettings = ModelSettings()
     optim: OptimSettings = OptimSettings()
     eval: EvalSettings = EvalSettings()
