@@ -188,6 +188,8 @@ def _explain(err: ValidationError, raw: dict[str, Any], model: type[BaseModel] |
             problems.append(
                 f"unknown key '{where}'; allowed{' in ' + section if section else ''}: {', '.join(allowed)}"
             )
+        elif item["type"] == "missing":
+            problems.append(f"{where} is required")
         elif item["type"] == "value_error":
             message = str(item["msg"]).removeprefix("Value error, ")
             problems.append(f"{where}: {message}" if where else message)
