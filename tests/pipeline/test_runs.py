@@ -163,3 +163,7 @@ def test_ucf101_recipe_runs_on_a_tiny_tree_in_the_split_file_layout(tmp_path):
     (run,) = (tmp_path / "runs" / "videomoco-ucf101").iterdir()
     results = json.loads((run / "results.json").read_text())
     assert results["model"].startswith("r2plus1d_18") and "split files" in results["data"]
+    (root / "testlist01.txt").write_text("Archery/v_Archery_g09_c01.avi\n")
+    args = ["train", "videomoco-ucf101", "--smoke", "--runs-dir", str(tmp_path / "runs2"), "--data-root", str(tmp_path)]
+    assert main(args) == 2
+    assert not (tmp_path / "runs2").exists()  # nothing written before the data is known to be readable
