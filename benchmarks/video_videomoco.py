@@ -51,7 +51,7 @@ KEYS = ("linear_probe_top1", "linear_probe_drop25", "linear_probe_drop50", "knn_
 
 
 def _recipe(arm: list[str], seed: int) -> dict[str, Any]:
-    raw = apply_overrides(load_recipe("videomoco-synthetic"), [*arm, f"trainer.seed={seed}"])
+    raw = apply_overrides(load_recipe("videomoco-synthetic"), [*arm, f"trainer.seed={seed}", f"data.dataset={ARGS.dataset}"])
     if ARGS.epochs:
         raw = apply_overrides(raw, [f"optim.epochs={ARGS.epochs}"])
     if ARGS.train_subset:
@@ -65,7 +65,7 @@ def run_accuracy() -> dict[str, Any]:
         for label, arm in ARMS.items():
             print(f"== {label} seed {seed}", flush=True)
             command = f"contrastkit train videomoco-synthetic --data-root {ARGS.data_root} " + " ".join(
-                f"--set {a}" for a in [*arm, f"trainer.seed={seed}"]
+                f"--set {a}" for a in [*arm, f"trainer.seed={seed}", f"data.dataset={ARGS.dataset}"]
             )
             results = train(_recipe(arm, seed), data_root=ARGS.data_root, runs_dir=RUNS, command=command, progress=False)
             runs.setdefault(label, []).append(
@@ -263,6 +263,11 @@ def main() -> None:
     parser.add_argument("--speed-repeats", type=int, default=11)
     parser.add_argument("--loader-videos", type=int, default=200)
     parser.add_argument("--skip-accuracy", action="store_true")
+    parser.add_argument(
+        "--dataset",
+        default="moving_objects",
+        help="moving_objects (a fresh background and texture per video) or moving_objects_shared (8 of each)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     ARGS = parser.parse_args()
     start = time.time()
@@ -271,6 +276,7 @@ def main() -> None:
     command += f" --epochs {ARGS.epochs}" if ARGS.epochs else ""
     command += f" --train-subset {ARGS.train_subset} --test-subset {ARGS.test_subset}" if ARGS.train_subset else ""
     command += " --skip-accuracy" if ARGS.skip_accuracy else ""
+    command += f" --dataset {ARGS.dataset}" if ARGS.dataset != "moving_objects" else ""
     report: dict[str, Any] = {
         "command": command,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -283,6 +289,7 @@ def main() -> None:
         report["accuracy"] = run_accuracy()
     report["wall_minutes"] = (time.time() - start) / 60
     stem = "video_videomoco" if not (ARGS.epochs or ARGS.train_subset) else "video_videomoco_smoke"
+    stem += "_shared" if ARGS.dataset == "moving_objects_shared" else ""
     ARGS.out.mkdir(parents=True, exist_ok=True)
     (ARGS.out / f"{stem}.json").write_text(json.dumps(report, indent=2, default=str))
     text = markdown(report)

@@ -96,3 +96,15 @@ def test_moving_objects_are_written_once_as_class_folders(tmp_path):
     # the disc moves: consecutive frames differ, and not by noise alone
     motion = (decoded.frames[:, :, 1:].float() - decoded.frames[:, :, :-1].float()).abs().mean()
     assert motion > 2
+
+
+def test_a_shared_appearance_pool_reuses_backgrounds_across_videos(tmp_path):
+    root = generate_moving_objects(tmp_path / "pool", train=8, test=2, frames=6, size=16, seed=1, appearance_pool=2)
+    videos = load_video_folder(root)
+    decoded = decode_videos(videos.train_files, videos.train_labels, frames=6, size=16).frames.float()
+    backgrounds = decoded.median(dim=2).values  # the disc moves, the background stays: [N, 3, H, W]
+    groups: list[torch.Tensor] = []
+    for b in backgrounds:
+        if not any((b - g).abs().mean() < 12 for g in groups):
+            groups.append(b)
+    assert len(groups) <= 2 < len(backgrounds)

@@ -40,6 +40,14 @@ def _background(size: int, g: torch.Generator) -> Tensor:
     return (0.2 + 0.6 * smooth).clamp(0, 1)
 
 
+def _texture(textures: tuple[Tensor, Tensor] | None, g: torch.Generator) -> tuple[Tensor, int]:
+    """A disc texture in [0, 1] and its appearance label (-1 for seeded noise)."""
+    if textures is None:
+        return torch.rand(3, 8, 8, generator=g), -1
+    pick = int(torch.randint(len(textures[1]), (1,), generator=g))
+    return textures[0][pick].float() / 255, int(textures[1][pick])
+
+
 def moving_object_frames(
     direction: int,
     texture: Tensor,
@@ -99,6 +107,7 @@ def generate_moving_objects(
     seed: int = 0,
     textures: tuple[Tensor, Tensor] | None = None,
     texture_source: str = "seeded noise",
+    appearance_pool: int | None = None,
 ) -> Path:
     """Write (or reuse) the moving-object video set under ``root``; returns ``root``.
 
@@ -109,6 +118,10 @@ def generate_moving_objects(
         seed: everything random (starts, speeds, backgrounds, texture picks) follows it.
         textures: optional ``(images uint8 [N, 3, h, w], labels [N])`` (CIFAR-10) for the discs.
         texture_source: how the report names the textures.
+        appearance_pool: draw every video's background and texture from ``appearance_pool`` of
+            each (shared by train and test) instead of a fresh pair per video, so that
+            appearance does not identify a video and instance discrimination has to look at
+            the motion. None = a fresh pair per video (the card's §6 wording).
     """
     if size % 2:
         raise ValueError(f"size must be even for yuv420p, got {size}")
@@ -121,24 +134,31 @@ def generate_moving_objects(
         "size": size,
         "seed": seed,
         "textures": texture_source,
+        "appearance_pool": appearance_pool,
     }
     marker = folder / "settings.json"
+    if not appearance_pool:
+        del settings["appearance_pool"]  # folders written before the option existed stay valid
     if marker.is_file() and json.loads(marker.read_text()) == settings:
         return folder
     folder.mkdir(parents=True, exist_ok=True)
     g = torch.Generator().manual_seed(seed)
+    pool = None
+    if appearance_pool:
+        pool = [(*_texture(textures, g), _background(size, g)) for _ in range(appearance_pool)]
     rows = []
     for split, count in (("train", train), ("test", test)):
         for i in range(count):
             direction = i % len(DIRECTIONS)
-            if textures is not None:
-                pick = int(torch.randint(len(textures[1]), (1,), generator=g))
-                texture, appearance = textures[0][pick].float() / 255, int(textures[1][pick])
+            if pool is not None:
+                texture, appearance, background = pool[int(torch.randint(len(pool), (1,), generator=g))]
             else:
-                texture, appearance = torch.rand(3, 8, 8, generator=g), -1
+                texture, appearance = _texture(textures, g)
             start = (float(torch.rand(1, generator=g)) * size, float(torch.rand(1, generator=g)) * size)
             speed = 1.0 + float(torch.rand(1, generator=g))
-            clip = moving_object_frames(direction, texture, _background(size, g), frames, start, speed, size / 5)
+            if pool is None:  # drawn here, after the motion, as in the first version: the same videos
+                background = _background(size, g)
+            clip = moving_object_frames(direction, texture, background, frames, start, speed, size / 5)
             name = f"{split}/{DIRECTIONS[direction]}/{i:05d}.mp4"
             _write_mp4(folder / name, clip)
             rows.append((name, DIRECTIONS[direction], appearance))
@@ -150,8 +170,7 @@ def generate_moving_objects(
     return folder
 
 
-@register_dataset("moving_objects", task="clips", summary="generated moving-object mp4s (videomoco.md §6; no download)")
-def _moving_objects_dataset(settings: Any, root: str | os.PathLike[str] | None, seed: int) -> Any:
+def _moving_objects(settings: Any, root: str | os.PathLike[str] | None, seed: int, pool: int | None) -> Any:
     """Generated once into the cache (``data.cache_dir`` / ``$CONTRASTKIT_CACHE``); CIFAR-10 textures
     when the data root holds CIFAR-10. ``data.train_subset`` / ``test_subset`` set the counts."""
     from contrastkit.data.images import data_root, load_cifar10
@@ -163,7 +182,7 @@ def _moving_objects_dataset(settings: Any, root: str | os.PathLike[str] | None, 
         cifar = load_cifar10(base)
         textures, source = (cifar.train_images, cifar.train_labels), "CIFAR-10 training images"
     train, test = settings.train_subset or 2000, settings.test_subset or 400
-    tag = "cifar10" if textures is not None else "noise"
+    tag = ("cifar10" if textures is not None else "noise") + (f"-pool{pool}" if pool else "")
     name = f"moving_objects-{train}-{test}-{settings.video_frames}f-{settings.image_size}px-seed{seed}-{tag}"
     folder = cache_root(settings.cache_dir) / name
     generate_moving_objects(
@@ -175,10 +194,22 @@ def _moving_objects_dataset(settings: Any, root: str | os.PathLike[str] | None, 
         seed=seed,
         textures=textures,
         texture_source=source,
+        appearance_pool=pool,
     )
     videos = load_video_folder(folder)
+    shared = f", appearance from a pool of {pool} backgrounds and {pool} textures" if pool else ""
     videos.source = (
         f"generated moving-object videos ({train} train / {test} test, {settings.video_frames} frames of "
-        f"{settings.image_size}px, 8 directions, textures: {source}, seed {seed}) in {folder}"
+        f"{settings.image_size}px, 8 directions, textures: {source}{shared}, seed {seed}) in {folder}"
     )
     return videos
+
+
+@register_dataset("moving_objects", task="clips", summary="generated moving-object mp4s (videomoco.md §6; no download)")
+def _moving_objects_dataset(settings: Any, root: str | os.PathLike[str] | None, seed: int) -> Any:
+    return _moving_objects(settings, root, seed, None)
+
+
+@register_dataset("moving_objects_shared", task="clips", summary="the same with 8 shared backgrounds and textures")
+def _moving_objects_shared_dataset(settings: Any, root: str | os.PathLike[str] | None, seed: int) -> Any:
+    return _moving_objects(settings, root, seed, 8)
