@@ -34,7 +34,14 @@ from contrastkit.methods.moco import MoCo, MoCoParams
 from contrastkit.nn.backbones import Backbone
 from contrastkit.nn.video import FrameScorer
 from contrastkit.registry import register_method
-from contrastkit.views.video import ClipAugmentation, adversarial_frame_drop, random_frame_drop, temporal_crop
+from contrastkit.views.video import (
+    ClipAugmentation,
+    adversarial_frame_drop,
+    drop_frames,
+    frame_drop_mask,
+    random_frame_drop,
+    temporal_crop,
+)
 
 __all__ = ["VideoMoCo", "VideoMoCoParams"]
 
@@ -139,10 +146,10 @@ class VideoMoCo(MoCo):
             x_drop = random_frame_drop(x_q, count, self.generator(3))
         elif self.frame_scorer is not None and not self.in_warmup():
             self._generator_update(x_q, k, count)
-            with torch.no_grad():
-                scores = self.frame_scorer(x_q)
-            x_drop = adversarial_frame_drop(x_q, scores, count)
-            self.last_dropped = scores.topk(count, dim=1, largest=False).indices
+            with torch.no_grad():  # the encoder's turn: G's choice only, no gradient to pass through
+                lowest = self.frame_scorer(x_q).topk(count, dim=1, largest=False).indices
+            x_drop = drop_frames(x_q, frame_drop_mask(lowest, x_q.shape[2]))
+            self.last_dropped = lowest
         if self.automatic_optimization:
             q = self.query(x_drop)
             loss = self.criterion(q, k, sample_ids=indices)
