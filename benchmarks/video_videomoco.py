@@ -3,10 +3,15 @@
 Run:  python benchmarks/video_videomoco.py --data-root ../shared/data              (arms x 3 seeds)
       python benchmarks/video_videomoco.py --data-root ../shared/data --seeds 0 --epochs 2 --train-subset 256
                                                                                   (a smoke pass)
+      python benchmarks/video_videomoco.py --data-root ../shared/data --seeds 1 2 --skip-speed --out DIR
+      python benchmarks/video_videomoco.py --data-root ../shared/data --skip-accuracy --merge A.json B.json
+                                                   (seeds run apart, then merged with a fresh speed run)
 
 Protocol (``videomoco.md`` §6, recipe ``videomoco-synthetic``): 8-direction moving-object videos
-(CIFAR-10 textures with a data root holding CIFAR-10), 16-frame clips of 32x32, the tiny 3D CNN,
-the same steps and seeds for every arm:
+(CIFAR-10 textures with a data root holding CIFAR-10; backgrounds and textures drawn from a pool
+of 8, dataset ``moving_objects_shared``, so appearance does not identify a video — with
+``--dataset moving_objects`` every video has its own and instance discrimination needs no
+motion), 16-frame clips of 32x32, the tiny 3D CNN, the same steps and seeds for every arm:
 
 - (a) MoCo on clips: ``drop=none``, ``decay=1``;
 - (b) + temporal decay ``t = 0.98``;
@@ -19,8 +24,9 @@ std over seeds; the card's expected ordering ((d) loses less under dropping than
 (a) clean) is checked and reported as measured. Speed (same process, round-robin, median):
 a VideoMoCo step (G's update and the encoder's) against a MoCo step on the same encoder and
 batch, with the parts timed alone; the clip loader (decode from mp4, and read back from the
-cache) in clips per second against what a training step consumes; peak memory of each.
-Results: ``benchmarks/results/video_videomoco.{json,md}``.
+cache) in clips per second against what a training step consumes, decoding on one thread and
+on every core; peak memory of each.
+Results: ``benchmarks/results/video_videomoco.{json,md}`` (``_unique`` for ``moving_objects``).
 """
 
 from __future__ import annotations
@@ -99,7 +105,7 @@ def _peak_mib(fn: Any) -> float:
 
 def run_speed() -> dict[str, Any]:
     """Steps on one batch of the recipe's size, outside Lightning, with manual optimisers."""
-    from contrastkit.data.videos import decode_videos
+    from contrastkit.data.videos import decode_videos, default_decode_workers
     from contrastkit.pipeline.tasks import build_task
     from contrastkit.views.video import adversarial_frame_drop
 
@@ -157,10 +163,14 @@ def run_speed() -> dict[str, Any]:
     files = task.videos.train_files[: ARGS.loader_videos]
     labels = task.videos.train_labels[: ARGS.loader_videos]
     d = recipe.data
-    with tempfile.TemporaryDirectory() as cache:
+    workers = default_decode_workers()
+    decode_s = {}
+    for n in sorted({1, workers}):
         start = time.perf_counter()
-        decoded = decode_videos(files, labels, frames=d.video_frames, size=d.image_size, cache_dir=cache)
-        decode_s = time.perf_counter() - start
+        decoded = decode_videos(files, labels, frames=d.video_frames, size=d.image_size, workers=n)
+        decode_s[n] = time.perf_counter() - start
+    with tempfile.TemporaryDirectory() as cache:
+        decode_videos(files, labels, frames=d.video_frames, size=d.image_size, cache_dir=cache)
         start = time.perf_counter()
         decode_videos(files, labels, frames=d.video_frames, size=d.image_size, cache_dir=cache)
         cached_s = time.perf_counter() - start
@@ -177,9 +187,11 @@ def run_speed() -> dict[str, Any]:
         },
         "step_clips_per_s": step_clips_per_s,
         "loader_videos": len(files),
-        "decode_videos_per_s": len(files) / decode_s,
+        "decode_workers": workers,
+        "decode_videos_per_s": len(files) / decode_s[workers],
+        "decode_one_thread_videos_per_s": len(files) / decode_s[1],
         "cache_videos_per_s": len(files) / cached_s,
-        "decode_over_step": len(files) / decode_s / step_clips_per_s,
+        "decode_over_step": len(files) / decode_s[workers] / step_clips_per_s,
         "cache_over_step": len(files) / cached_s / step_clips_per_s,
         "decoded_array_mib": array_mib,
     }
@@ -195,7 +207,7 @@ def markdown(report: dict[str, Any]) -> str:
     lines = [
         "# VideoMoCo on generated moving-object videos (videomoco.md §6)",
         "",
-        f"Command: `{report['command']}`  ",
+        *(f"Command: `{c}`  " for c in report.get("merged_from", [report["command"]])),
         f"Date: {report['date']}; seeds {report['seeds']}; wall time {report['wall_minutes']:.0f} min; "
         f"{report['machine']}.",
         "",
@@ -220,13 +232,23 @@ def markdown(report: dict[str, Any]) -> str:
             loss_d = statistics.mean(r["final"]["linear_probe_top1"] - r["final"]["linear_probe_drop25"] for r in d)
             clean_a = statistics.mean(r["final"]["linear_probe_top1"] for r in a)
             clean_d = statistics.mean(r["final"]["linear_probe_top1"] for r in d)
+            paired = [(ra, rd) for ra in a for rd in d if ra["seed"] == rd["seed"]]
+
+            def drop_loss(r: dict[str, Any]) -> float:
+                return r["final"]["linear_probe_top1"] - r["final"]["linear_probe_drop25"]
+
+            fewer = sum(drop_loss(rd) < drop_loss(ra) for ra, rd in paired)
+            cleaner = sum(rd["final"]["linear_probe_top1"] >= ra["final"]["linear_probe_top1"] for ra, rd in paired)
             lines += [
                 "",
                 "Expected (card §6): (d) loses less probe accuracy than (a) when 25% of the frames are dropped, and "
-                "(d) >= (a) on clean clips. Measured:",
+                "(d) >= (a) on clean clips. Measured (means; then seeds where it holds, paired by seed):",
                 f"- loss under 25% drop: (d) {loss_d:.2f} vs (a) {loss_a:.2f} points — "
-                + ("holds" if loss_d < loss_a else "does not hold"),
-                f"- clean probe: (d) {clean_d:.2f} vs (a) {clean_a:.2f} — " + ("holds" if clean_d >= clean_a else "does not hold"),
+                + ("holds" if loss_d < loss_a else "does not hold")
+                + f" ({fewer}/{len(paired)} seeds)",
+                f"- clean probe: (d) {clean_d:.2f} vs (a) {clean_a:.2f} — "
+                + ("holds" if clean_d >= clean_a else "does not hold")
+                + f" ({cleaner}/{len(paired)} seeds)",
             ]
     speed = report.get("speed")
     if speed:
@@ -242,14 +264,34 @@ def markdown(report: dict[str, Any]) -> str:
         lines += [
             "",
             f"- VideoMoCo step / MoCo step: **{speed['videomoco_over_moco']:.2f}x** (target <= 1.8x).",
-            f"- Loader: {speed['decode_videos_per_s']:.0f} videos/s decoded from mp4 "
-            f"({speed['decode_over_step']:.1f}x what a step consumes, {speed['step_clips_per_s']:.0f} clips/s), "
+            f"- Loader: {speed['decode_videos_per_s']:.0f} videos/s decoded from mp4 on "
+            f"{speed.get('decode_workers', 1)} threads "
+            f"({speed['decode_over_step']:.1f}x what a step consumes, {speed['step_clips_per_s']:.0f} clips/s; "
+            f"{speed.get('decode_one_thread_videos_per_s', speed['decode_videos_per_s']):.0f} videos/s on one), "
             f"{speed['cache_videos_per_s']:.0f} videos/s read back from the cache ({speed['cache_over_step']:.0f}x); "
             f"target >= 2x. The decoded array of those {speed['loader_videos']} videos takes "
-            f"{speed['decoded_array_mib']:.1f} MiB (uint8). Decoding runs in the main process here (the recipe's "
-            "`num_workers: 0`); the run decodes each video once and trains from the array.",
+            f"{speed['decoded_array_mib']:.1f} MiB (uint8). A run decodes each video once (threads, every core) "
+            "and trains every epoch from the array.",
         ]
     return "\n".join(lines) + "\n"
+
+
+def merge(report: dict[str, Any], earlier: list[dict[str, Any]]) -> None:
+    """Add the seeds of earlier result files to ``report`` (speed: this run's, else the first earlier one's)."""
+    report["merged_from"] = [e["command"] for e in earlier] + [report["command"]]
+    runs = report.setdefault("accuracy", {})
+    for e in earlier:
+        for label, rs in e.get("accuracy", {}).items():
+            runs.setdefault(label, []).extend(rs)
+        report["seeds"] = sorted({*report["seeds"], *e["seeds"]})
+        report["wall_minutes"] += e["wall_minutes"]
+        if "speed" not in report and "speed" in e:
+            report["speed"] = e["speed"]
+    for label, rs in runs.items():
+        seeds = [r["seed"] for r in rs]
+        if len(seeds) != len(set(seeds)):
+            raise SystemExit(f"seed listed twice for {label}: {seeds}")
+        rs.sort(key=lambda r: r["seed"])
 
 
 def main() -> None:
@@ -263,10 +305,12 @@ def main() -> None:
     parser.add_argument("--speed-repeats", type=int, default=11)
     parser.add_argument("--loader-videos", type=int, default=200)
     parser.add_argument("--skip-accuracy", action="store_true")
+    parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument("--merge", type=Path, nargs="+", default=[], help="earlier result files whose seeds to add")
     parser.add_argument(
         "--dataset",
-        default="moving_objects",
-        help="moving_objects (a fresh background and texture per video) or moving_objects_shared (8 of each)",
+        default="moving_objects_shared",
+        help="moving_objects_shared (backgrounds and textures from a pool of 8) or moving_objects (one per video)",
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
     ARGS = parser.parse_args()
@@ -276,20 +320,25 @@ def main() -> None:
     command += f" --epochs {ARGS.epochs}" if ARGS.epochs else ""
     command += f" --train-subset {ARGS.train_subset} --test-subset {ARGS.test_subset}" if ARGS.train_subset else ""
     command += " --skip-accuracy" if ARGS.skip_accuracy else ""
-    command += f" --dataset {ARGS.dataset}" if ARGS.dataset != "moving_objects" else ""
+    command += " --skip-speed" if ARGS.skip_speed else ""
+    command += f" --dataset {ARGS.dataset}" if ARGS.dataset != "moving_objects_shared" else ""
+    command += f" --merge {' '.join(map(str, ARGS.merge))}" if ARGS.merge else ""
     report: dict[str, Any] = {
         "command": command,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": f"{torch.get_num_threads()} threads, torch {torch.__version__}",
-        "seeds": ARGS.seeds,
+        "seeds": [] if ARGS.skip_accuracy else list(ARGS.seeds),
     }
-    report["speed"] = run_speed()
-    print(json.dumps(report["speed"], indent=2), flush=True)
+    if not ARGS.skip_speed:
+        report["speed"] = run_speed()
+        print(json.dumps(report["speed"], indent=2), flush=True)
     if not ARGS.skip_accuracy:
         report["accuracy"] = run_accuracy()
     report["wall_minutes"] = (time.time() - start) / 60
+    if ARGS.merge:
+        merge(report, [json.loads(f.read_text()) for f in ARGS.merge])
     stem = "video_videomoco" if not (ARGS.epochs or ARGS.train_subset) else "video_videomoco_smoke"
-    stem += "_shared" if ARGS.dataset == "moving_objects_shared" else ""
+    stem += "_unique" if ARGS.dataset == "moving_objects" else ""
     ARGS.out.mkdir(parents=True, exist_ok=True)
     (ARGS.out / f"{stem}.json").write_text(json.dumps(report, indent=2, default=str))
     text = markdown(report)
