@@ -57,7 +57,9 @@ KEYS = ("linear_probe_top1", "linear_probe_drop25", "linear_probe_drop50", "knn_
 
 
 def _recipe(arm: list[str], seed: int) -> dict[str, Any]:
-    raw = apply_overrides(load_recipe("videomoco-synthetic"), [*arm, f"trainer.seed={seed}", f"data.dataset={ARGS.dataset}"])
+    raw = apply_overrides(
+        load_recipe("videomoco-synthetic"), [*arm, f"trainer.seed={seed}", f"data.dataset={ARGS.dataset}"]
+    )
     if ARGS.epochs:
         raw = apply_overrides(raw, [f"optim.epochs={ARGS.epochs}"])
     if ARGS.train_subset:
@@ -73,9 +75,16 @@ def run_accuracy() -> dict[str, Any]:
             command = f"contrastkit train videomoco-synthetic --data-root {ARGS.data_root} " + " ".join(
                 f"--set {a}" for a in [*arm, f"trainer.seed={seed}", f"data.dataset={ARGS.dataset}"]
             )
-            results = train(_recipe(arm, seed), data_root=ARGS.data_root, runs_dir=RUNS, command=command, progress=False)
+            results = train(
+                _recipe(arm, seed), data_root=ARGS.data_root, runs_dir=RUNS, command=command, progress=False
+            )
             runs.setdefault(label, []).append(
-                {"seed": seed, "final": results["final"], "random_init": results["random_init"], "run": results["run_dir"]}
+                {
+                    "seed": seed,
+                    "final": results["final"],
+                    "random_init": results["random_init"],
+                    "run": results["run_dir"],
+                }
             )
     return runs
 
@@ -116,7 +125,9 @@ def run_speed() -> dict[str, Any]:
     video = task.method
     moco_raw = validate(_recipe(ARMS["(a) MoCo"], 0))
     moco = build_task(moco_raw, ARGS.data_root).method
-    moco.load_state_dict({k: v for k, v in video.state_dict().items() if not k.startswith("frame_scorer")}, strict=False)
+    moco.load_state_dict(
+        {k: v for k, v in video.state_dict().items() if not k.startswith("frame_scorer")}, strict=False
+    )
     batch_size = recipe.data.batch_size
     clips = task.train.frames[:batch_size]
     batch = {"input": clips, "index": torch.arange(batch_size)}
@@ -220,9 +231,7 @@ def markdown(report: dict[str, Any]) -> str:
         ]
         first = next(iter(runs.values()))
         lines.append(
-            "| random init | "
-            + " | ".join(_mean_std([r["random_init"][k] for r in first]) for k in KEYS)
-            + " |"
+            "| random init | " + " | ".join(_mean_std([r["random_init"][k] for r in first]) for k in KEYS) + " |"
         )
         for label, rs in runs.items():
             lines.append(f"| {label} | " + " | ".join(_mean_std([r["final"][k] for r in rs]) for k in KEYS) + " |")

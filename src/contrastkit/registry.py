@@ -247,6 +247,7 @@ _BUILTIN_MODULES = (
     "contrastkit.data.graphs",
     "contrastkit.data.videos",
     "contrastkit.data.moving_objects",
+    "contrastkit.data.global_context",
     "contrastkit.methods",
     "contrastkit.pipeline.tasks",
 )

@@ -85,7 +85,6 @@ def test_decode_caches_skips_bad_files_and_loops_short_videos(tmp_path):
     assert torch.equal(again.frames, decoded.frames) and again.skipped == decoded.skipped
 
 
-
 def test_threaded_decoding_keeps_the_order_of_the_files(tmp_path):
     files = [_video(tmp_path / "v" / f"{i}.mp4", frames=5, value=20 * i) for i in range(6)]
     bad = tmp_path / "v" / "bad.mp4"
@@ -100,6 +99,7 @@ def test_threaded_decoding_keeps_the_order_of_the_files(tmp_path):
     assert three.labels.tolist() == [0, 1, 3, 4, 5, 6] and three.skipped == [str(bad)]
     with pytest.raises(ValueError, match="workers"):
         decode_videos(files, labels, frames=4, size=16, workers=0)
+
 
 def test_moving_objects_are_written_once_as_class_folders(tmp_path):
     root = generate_moving_objects(tmp_path / "mo", train=16, test=8, frames=8, size=16, seed=3)

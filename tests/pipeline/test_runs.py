@@ -35,7 +35,7 @@ def _smoke_param(name: str) -> object:
     return pytest.param(name, marks=pytest.mark.slow) if real and name not in CI_REAL_DATA else name
 
 
-USER_DATA_RECIPES = {"videomoco-ucf101"}  # need the user's dataset: smoke-tested on a fake tree below
+USER_DATA_RECIPES = {"videomoco-ucf101", "vclr-ucf101"}  # need the user's dataset: smoke-tested on a fake tree below
 
 
 @pytest.mark.parametrize("name", [_smoke_param(n) for n in TRAIN_RECIPES if n not in USER_DATA_RECIPES])
@@ -62,8 +62,8 @@ def test_recipe_runs_at_smoke_size(name, tmp_path):
     (run,) = (tmp_path / name).iterdir()
     expected = ["recipe.yaml", "metrics.csv", "steps.csv", "report.md", "results.json", "checkpoints/last.ckpt"]
     expected += ["loss.png", "embedding.png"]
-    if name.startswith("videomoco"):
-        expected += ["knn.png", "frames.png"]
+    if name.startswith(("videomoco", "vclr")):
+        expected += ["knn.png", "frames.png", "retrieval.png"]
     elif not name.startswith("mvgrl"):
         expected += ["knn.png", "similarity.png"]
     for item in expected:
@@ -142,7 +142,7 @@ def test_federated_recipe_runs_at_smoke_size(name, tmp_path):
 
 
 def test_ucf101_recipe_runs_on_a_tiny_tree_in_the_split_file_layout(tmp_path):
-    """videomoco-ucf101 (R(2+1)D-18) at smoke size on a fake UCF101 tree written by the test."""
+    """videomoco-ucf101 (R(2+1)D-18) and vclr-ucf101 at smoke size on a fake UCF101 tree written by the test."""
     pytest.importorskip("av")
     from contrastkit.data.moving_objects import _write_mp4
 
@@ -163,6 +163,13 @@ def test_ucf101_recipe_runs_on_a_tiny_tree_in_the_split_file_layout(tmp_path):
     (run,) = (tmp_path / "runs" / "videomoco-ucf101").iterdir()
     results = json.loads((run / "results.json").read_text())
     assert results["model"].startswith("r2plus1d_18") and "split files" in results["data"]
+    code = main(  # VCLR's recipe for the same layout: frame-level ResNet-50, segment tuples
+        ["train", "vclr-ucf101", "--smoke", "--no-progress", "--runs-dir", str(tmp_path / "runs"),
+         "--data-root", str(tmp_path), "--set", "data.num_workers=0", "--set", "model.backbone=resnet18"]
+    )
+    assert code == 0
+    (run,) = (tmp_path / "runs" / "vclr-ucf101").iterdir()
+    assert "retrieval_r1" in json.loads((run / "results.json").read_text())["final"]
     (root / "testlist01.txt").write_text("Archery/v_Archery_g09_c01.avi\n")
     args = ["train", "videomoco-ucf101", "--smoke", "--runs-dir", str(tmp_path / "runs2"), "--data-root", str(tmp_path)]
     assert main(args) == 2

@@ -11,6 +11,7 @@ from contrastkit.methods.mochi import MoCHi, MoCHiParams
 from contrastkit.methods.moco import MoCo, MoCoParams
 from contrastkit.methods.mvgrl import MVGRL, MVGRLGraph, MVGRLParams
 from contrastkit.methods.simclr import SimCLR, SimCLRParams
+from contrastkit.methods.vclr import VCLR, VCLRParams
 from contrastkit.methods.videomoco import VideoMoCo, VideoMoCoParams
 
 __all__ = [
@@ -31,6 +32,8 @@ __all__ = [
     "SimCLR",
     "SimCLRParams",
     "StepOutput",
+    "VCLR",
+    "VCLRParams",
     "VideoMoCo",
     "VideoMoCoParams",
     "match_locations",

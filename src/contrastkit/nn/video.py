@@ -7,6 +7,8 @@ scorer of VideoMoCo (``videomoco.md`` §4, §6).
   their classifier; the map is pooled over every trailing dimension, so clips smaller than the
   224 / 112 pixels they were designed for work. Weights come from a local file only
   (``load_backbone_weights``): nothing downloads.
+- ``FramewiseEncoder``: a 2-D image backbone applied to every frame of a clip, features
+  averaged over time (frame-level methods such as VCLR evaluated on clips).
 - ``FrameScorer``: the generator G of the card's §6, for any ``T``: Conv3d over the clip ->
   spatial mean -> a bidirectional GRU over time -> one logit per frame -> softmax over frames.
 """
@@ -22,7 +24,7 @@ from torch import Tensor, nn
 from contrastkit.nn.backbones import Backbone
 from contrastkit.registry import register_backbone
 
-__all__ = ["FrameScorer", "TinyClipCNN", "VideoResNet", "load_backbone_weights"]
+__all__ = ["FrameScorer", "FramewiseEncoder", "TinyClipCNN", "VideoResNet", "load_backbone_weights"]
 
 
 class TinyClipCNN(Backbone):
@@ -115,6 +117,21 @@ def _torchvision_key(key: str) -> str:
     if head == "features":
         return f"body.{rest}"
     return key
+
+
+class FramewiseEncoder(nn.Module):
+    """``[B, C, T, H, W]`` -> ``[B, D]``: ``backbone`` (an image encoder) on each of the ``T``
+    frames, features averaged over time. Holds ``backbone`` by reference (same parameters)."""
+
+    def __init__(self, backbone: nn.Module) -> None:
+        super().__init__()
+        self.backbone = backbone
+
+    def forward(self, clips: Tensor) -> Tensor:
+        b, c, t, h, w = clips.shape
+        frames = clips.transpose(1, 2).reshape(b * t, c, h, w)
+        out: Tensor = self.backbone(frames).view(b, t, -1).mean(dim=1)
+        return out
 
 
 class FrameScorer(nn.Module):

@@ -13,6 +13,7 @@ import torch
 
 from contrastkit.data.module import ArrayDataModule
 from contrastkit.data.videos import CLIPS_TASK, DecodedVideos, VideoSet, cache_root, decode_videos
+from contrastkit.evaluation.retrieval import RECALL_AT
 from contrastkit.methods.base import ContrastiveMethod, OptimizerSettings
 from contrastkit.nn.backbones import build_backbone
 from contrastkit.nn.video import load_backbone_weights
@@ -58,6 +59,7 @@ class ClipsTask(Task):
     ``seed``, ``clip_length`` and ``clip_stride``."""
 
     samples = "videos"
+    _train_features: torch.Tensor | None = None
 
     def __init__(self, recipe: Recipe, root: str | Path | None) -> None:
         super().__init__(recipe, root)
@@ -101,18 +103,28 @@ class ClipsTask(Task):
         skipped = len(self.train.skipped) + len(self.test.skipped)
         self.source = videos.source + (f"; {skipped} unreadable video(s) skipped" if skipped else "")
         e = recipe.eval
+        self.drop_fractions = [f for f in DROP_FRACTIONS if round(f * d.clip_length) >= 1]
         self.metrics = [
             ("knn_top1", f"kNN top-1 (k={e.knn_k})"),
             ("linear_probe_top1", "linear probe top-1"),
-            *[(f"linear_probe_drop{round(100 * f)}", f"probe, {round(100 * f)}% dropped") for f in DROP_FRACTIONS],
-            ("consistency_drop25", "consistency, 25% dropped (cos x 100)"),
+            *[(f"linear_probe_drop{round(100 * f)}", f"probe, {round(100 * f)}% dropped") for f in self.drop_fractions],
+            *([("consistency_drop25", "consistency, 25% dropped (cos x 100)")] if self.drop_fractions else []),
+            *[(f"retrieval_r{k}", f"retrieval R@{k}") for k in RECALL_AT],
+            *[(key, label) for key, label in getattr(self.method, "extra_metric_labels", {}).items()],
         ]
+        unit = "frames" if d.clip_length == 1 else f"clips of {d.clip_length} frames (stride {d.clip_stride})"
         self.protocol = (
-            f"Frozen backbone features averaged over {e.clips_per_video} evenly spaced clips of {d.clip_length} "
-            f"frames (stride {d.clip_stride}) per video. kNN: cosine, votes exp(sim / {e.knn_temperature}), bank = "
-            "training videos. Linear probe on training features; the dropped-frame columns evaluate that probe "
-            "setting on test clips with 25% / 50% of frames replaced by their mean, drawn at random. Consistency: "
-            "mean cosine between a test clip's feature and that of the same clip with 25% of its frames dropped."
+            f"Frozen backbone features averaged over {e.clips_per_video} evenly spaced {unit} per video. kNN: "
+            f"cosine, votes exp(sim / {e.knn_temperature}), bank = training videos. Linear probe on training "
+            "features. Retrieval (vclr.md §5): test videos query the training videos by cosine; R@k = share of "
+            "queries with a same-class video among the k nearest."
+            + (
+                " The dropped-frame columns evaluate that probe setting on test clips with 25% / 50% of frames "
+                "replaced by their mean, drawn at random. Consistency: mean cosine between a test clip's feature "
+                "and that of the same clip with 25% of its frames dropped."
+                if self.drop_fractions
+                else ""
+            )
         )
 
     def _decode(self, files: list[Path], labels: list[int], cache: Path, split: str) -> DecodedVideos:
@@ -134,12 +146,15 @@ class ClipsTask(Task):
         from contrastkit.evaluation.clips import clip_consistency, clip_features
         from contrastkit.evaluation.knn import knn_accuracy
         from contrastkit.evaluation.linear_probe import linear_probe
+        from contrastkit.evaluation.retrieval import retrieval_recall
 
         e, d, seed = self.recipe.eval, self.recipe.data, self.recipe.trainer.seed
         m = self.method
+        encoder = getattr(m, "clip_encoder", m.backbone)
+
         def features(videos: torch.Tensor, drop: float = 0.0, name: str = "") -> torch.Tensor:
             return clip_features(
-                m.backbone,
+                encoder,
                 m.preprocess,
                 videos,
                 length=d.clip_length,
@@ -152,6 +167,7 @@ class ClipsTask(Task):
             )
 
         train, test = features(self.train.frames, name="train"), features(self.test.frames, name="test")
+        self._train_features = train
         ytr, yte, classes = self.train.labels, self.test.labels, len(self.classes)
         numbers: dict[str, float | int | None] = {
             "knn_top1": knn_accuracy(train, ytr, test, yte, classes, e.knn_k, e.knn_temperature),
@@ -159,13 +175,19 @@ class ClipsTask(Task):
         }
         probe = dict(epochs=e.probe_epochs, seed=seed)
         numbers["linear_probe_top1"] = linear_probe(train, ytr, test, yte, classes, **probe) if e.linear_probe else None
-        for fraction in DROP_FRACTIONS:
+        for fraction in self.drop_fractions:
             dropped = features(self.test.frames, fraction)
             key = f"linear_probe_drop{round(100 * fraction)}"
             numbers[key] = linear_probe(train, ytr, dropped, yte, classes, **probe) if e.linear_probe else None
-        numbers["consistency_drop25"] = 100 * clip_consistency(
-            m.backbone, m.preprocess, self.test.frames, length=d.clip_length, stride=d.clip_stride, seed=seed
-        )
+        if self.drop_fractions:
+            numbers["consistency_drop25"] = 100 * clip_consistency(
+                encoder, m.preprocess, self.test.frames, length=d.clip_length, stride=d.clip_stride, seed=seed
+            )
+        recall = retrieval_recall(train, ytr, test, yte)
+        numbers.update({f"retrieval_r{k}": value for k, value in recall.items()})
+        extra = getattr(m, "extra_metrics", None)
+        if extra is not None:
+            numbers.update(extra(self.test.frames, seed))
         return Evaluation(numbers, test, yte)
 
     def plots(self, run_dir: Path, final: Evaluation, random_init: dict[str, Any] | None) -> list[Plot]:
@@ -177,7 +199,45 @@ class ClipsTask(Task):
         strip = self._frame_strip(run_dir)
         if strip is not None:
             out.append(strip)
+        if self._train_features is not None and final.embeddings is not None:
+            out.append(self._retrieval_grid(run_dir, final.embeddings))
         return out + self.embedding_plot(run_dir, final)
+
+    def _retrieval_grid(self, run_dir: Path, test_features: torch.Tensor, queries: int = 6, top: int = 5) -> Plot:
+        """Middle frames of a few test queries and of their ``top`` nearest training videos."""
+        import matplotlib.pyplot as plt
+        import torch.nn.functional as F
+
+        assert self._train_features is not None
+        g = torch.Generator().manual_seed(self.recipe.trainer.seed)
+        picks = torch.randperm(len(test_features), generator=g)[:queries]
+        sims = F.normalize(test_features[picks].float(), dim=1) @ F.normalize(self._train_features.float(), dim=1).t()
+        nearest = sims.topk(min(top, sims.shape[1]), dim=1).indices
+        middle = self.test.frames.shape[2] // 2
+        fig, axes = plt.subplots(
+            len(picks), 1 + nearest.shape[1], figsize=(1.2 * (1 + nearest.shape[1]), 1.25 * len(picks)), squeeze=False
+        )
+        for row, (q, found) in enumerate(zip(picks.tolist(), nearest.tolist())):
+            cells = [(self.test.frames[q, :, middle], "query", "k")]
+            for rank, i in enumerate(found, 1):
+                same = int(self.train.labels[i]) == int(self.test.labels[q])
+                cells.append((self.train.frames[i, :, middle], f"#{rank}", "green" if same else "red"))
+            for ax, (frame, title, colour) in zip(axes[row], cells):
+                ax.imshow(frame.permute(1, 2, 0).numpy())
+                ax.set_xticks([])
+                ax.set_yticks([])
+                ax.set_title(title, fontsize=7, color=colour)
+                for spine in ax.spines.values():
+                    spine.set_edgecolor(colour)
+                    spine.set_linewidth(2)
+        fig.tight_layout()
+        fig.savefig(run_dir / "retrieval.png", dpi=110)
+        plt.close(fig)
+        return Plot(
+            "retrieval.png",
+            f"Retrieval: test queries (left) and their top-{nearest.shape[1]} training videos "
+            "by cosine (middle frames; green = same class, red = another class)",
+        )
 
     @torch.no_grad()
     def _frame_strip(self, run_dir: Path) -> Plot | None:
@@ -185,7 +245,11 @@ class ClipsTask(Task):
         import matplotlib.pyplot as plt
 
         d = self.recipe.data
-        clip = self.test.frames[:1, :, : (d.clip_length - 1) * d.clip_stride + 1 : d.clip_stride]
+        if d.clip_length > 1:
+            clip = self.test.frames[:1, :, : (d.clip_length - 1) * d.clip_stride + 1 : d.clip_stride]
+        else:  # frame-level methods: the whole video, 12 evenly spaced frames
+            picks = torch.linspace(0, self.test.frames.shape[2] - 1, min(12, self.test.frames.shape[2]))
+            clip = self.test.frames[:1].index_select(2, picks.round().long())
         scorer = getattr(self.method, "frame_scorer", None)
         dropped: set[int] = set()
         if scorer is not None:
@@ -196,8 +260,8 @@ class ClipsTask(Task):
             count = self.method.dropped_count(clip.shape[2])  # type: ignore[operator]
             dropped = set(scores.topk(count, dim=1, largest=False).indices[0].tolist())
         frames = clip[0].permute(1, 2, 3, 0).numpy()
-        fig, axes = plt.subplots(1, len(frames), figsize=(1.1 * len(frames), 1.6))
-        for t, ax in enumerate(axes):
+        fig, axes = plt.subplots(1, len(frames), figsize=(1.1 * len(frames), 1.6), squeeze=False)
+        for t, ax in enumerate(axes[0]):
             ax.imshow(frames[t])
             ax.set_xticks([])
             ax.set_yticks([])
