@@ -248,6 +248,7 @@ _BUILTIN_MODULES = (
     "contrastkit.data.videos",
     "contrastkit.data.moving_objects",
     "contrastkit.data.global_context",
+    "contrastkit.data.motion_phases",
     "contrastkit.methods",
     "contrastkit.pipeline.tasks",
 )

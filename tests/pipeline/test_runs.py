@@ -62,8 +62,9 @@ def test_recipe_runs_at_smoke_size(name, tmp_path):
     (run,) = (tmp_path / name).iterdir()
     expected = ["recipe.yaml", "metrics.csv", "steps.csv", "report.md", "results.json", "checkpoints/last.ckpt"]
     expected += ["loss.png", "embedding.png"]
-    if name.startswith(("videomoco", "vclr")):
+    if name.startswith(("videomoco", "vclr", "longshort")):
         expected += ["knn.png", "frames.png", "retrieval.png"]
+        expected += ["segmentation.png"] if name.startswith("longshort") else []
     elif not name.startswith("mvgrl"):
         expected += ["knn.png", "similarity.png"]
     for item in expected:

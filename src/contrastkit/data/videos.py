@@ -39,7 +39,7 @@ from contrastkit.data.images import DataError, data_root
 from contrastkit.data.video import VideoError, probe, read_frames
 from contrastkit.registry import register_dataset
 
-__all__ = ["DecodedVideos", "VideoSet", "cache_root", "decode_videos", "default_decode_workers", "load_video_folder"]
+__all__ = ["DecodedVideos", "VideoSet", "cache_root", "decode_videos", "default_decode_workers", "frame_label_tensor", "load_video_folder"]
 
 CLIPS_TASK = "clips"
 
@@ -57,6 +57,8 @@ class VideoSet:
     test_labels: list[int]
     classes: tuple[str, ...]
     source: str
+    frame_labels: dict[str, list[int]] | None = None  # resolved file path -> a label per frame
+    frame_classes: tuple[str, ...] = ()
 
 
 @dataclass
@@ -168,6 +170,17 @@ def _frame_indices(count: int, frames: int) -> list[int]:
     if count >= frames:
         return torch.linspace(0, count - 1, frames).round().long().tolist()
     return [i % count for i in range(frames)]  # short video: looped from its start
+
+
+def frame_label_tensor(files: list[Path], labels: dict[str, list[int]], frames: int) -> Tensor:
+    """``[N, frames]`` per-frame labels of ``files``, sampled at the frames ``decode_videos`` keeps."""
+    rows = []
+    for f in files:
+        per_frame = labels.get(str(Path(f).resolve()))
+        if per_frame is None:
+            raise DataError(f"no per-frame labels for {f}")
+        rows.append(torch.tensor(per_frame, dtype=torch.long)[_frame_indices(len(per_frame), frames)])
+    return torch.stack(rows)
 
 
 def _decode_one(path: Path, frames: int, size: int) -> np.ndarray:

@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from contrastkit.views.video import random_frame_drop
 
-__all__ = ["clip_consistency", "clip_features", "clip_starts"]
+__all__ = ["clip_consistency", "clip_features", "clip_starts", "temporal_variance", "window_features", "window_indices"]
 
 
 def clip_starts(frames: int, length: int, stride: int, count: int) -> list[int]:
@@ -90,3 +90,51 @@ def clip_consistency(
         batch_size=batch_size,
     )
     return float(F.cosine_similarity(clean, drop, dim=1).mean())
+
+
+def window_indices(frames: int, window: int, frame_stride: int = 1) -> Tensor:
+    """``[F', window]`` frame indices of a ``window``-frame window centred on every
+    ``frame_stride``-th frame, clamped at the ends of the video (``longshort.md`` §6)."""
+    centres = torch.arange(0, frames, frame_stride)
+    offsets = torch.arange(window) - window // 2
+    return (centres[:, None] + offsets).clamp(0, frames - 1)
+
+
+@torch.no_grad()
+def window_features(
+    encoder: nn.Module,
+    preprocess: Callable[[Tensor], Tensor],
+    videos: Tensor,
+    *,
+    window: int = 8,
+    frame_stride: int = 1,
+    batch_size: int = 512,
+    desc: str = "window features",
+    progress: bool = False,
+) -> Tensor:
+    """``[N, F', D]``: features of the window around every ``frame_stride``-th frame of each of
+    ``videos`` (``uint8 [N, C, F, H, W]``), encoder in eval mode (restored afterwards)."""
+    was_training = encoder.training
+    encoder.eval()
+    index = window_indices(videos.shape[2], window, frame_stride)  # [F', W]
+    per_video = index.shape[0]
+    chunk_videos = max(1, batch_size // per_video)
+    out = []
+    try:
+        for first in tqdm(range(0, len(videos), chunk_videos), desc=desc, disable=not progress, leave=False):
+            chunk = videos[first : first + chunk_videos]  # [b, C, F, H, W]
+            clips = chunk[:, :, index.flatten()]  # [b, C, F' W, H, W]
+            b, c, _, h, w = clips.shape
+            clips = clips.view(b, c, per_video, window, h, w).transpose(1, 2).reshape(b * per_video, c, window, h, w)
+            out.append(encoder(preprocess(clips)).float().view(b, per_video, -1))
+    finally:
+        encoder.train(was_training)
+    return torch.cat(out)
+
+
+def temporal_variance(features: Tensor) -> float:
+    """Share (%) of the total variance of ``[N, T, D]`` window features that lies within videos
+    over time: ``mean_n sum_d var_t / sum_d var_(n, t)`` x 100 (0 = constant over each video)."""
+    within = features.var(dim=1, unbiased=False).sum(-1).mean()
+    total = features.flatten(0, 1).var(dim=0, unbiased=False).sum()
+    return float(100 * within / total.clamp_min(1e-12))

@@ -7,11 +7,13 @@ rate work across backbones ([design]: MoCo's lr-30 SGD recipe assumes ResNet-50 
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["linear_probe"]
+__all__ = ["linear_probe", "linear_probe_predictions"]
 
 
 def linear_probe(
@@ -20,18 +22,31 @@ def linear_probe(
     test_features: Tensor,
     test_labels: Tensor,
     num_classes: int,
+    **options: Any,
+) -> float:
+    """Test top-1 accuracy (percent) of a linear classifier trained on frozen features (the
+    arguments of ``linear_probe_predictions``)."""
+    predicted = linear_probe_predictions(train_features, train_labels, test_features, num_classes, **options)
+    return float((predicted == test_labels).float().mean() * 100)
+
+
+def linear_probe_predictions(
+    train_features: Tensor,
+    train_labels: Tensor,
+    test_features: Tensor,
+    num_classes: int,
     *,
     epochs: int = 100,
     batch_size: int = 256,
     lr: float = 1e-2,
     weight_decay: float = 1e-4,
     seed: int = 0,
-) -> float:
-    """Test top-1 accuracy (percent) of a linear classifier trained on frozen features.
+) -> Tensor:
+    """Predicted classes ``[M]`` of ``test_features`` by a linear classifier trained on frozen features.
 
     Args:
         train_features, test_features: ``[N, D]`` and ``[M, D]``.
-        train_labels, test_labels: ``[N]`` and ``[M]`` class indices.
+        train_labels: ``[N]`` class indices.
         num_classes: number of classes.
         epochs, batch_size, lr, weight_decay: Adam with cosine decay to 0.
         seed: controls initialisation and batch order.
@@ -60,4 +75,4 @@ def linear_probe(
             opt.step()
             sched.step()
     with torch.no_grad():
-        return float((head(x_test).argmax(1) == test_labels).float().mean() * 100)
+        return head(x_test).argmax(1)

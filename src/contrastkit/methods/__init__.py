@@ -7,6 +7,7 @@ its recipe options, so importing this package makes every shipped method known t
 from contrastkit.methods.base import Batch, ContrastiveMethod, OptimizerSettings, StepOutput
 from contrastkit.methods.densecl import DenseCL, DenseCLParams, match_locations
 from contrastkit.methods.graph_base import EarlyStopping, GraphMethod
+from contrastkit.methods.longshort import LongShortParams, LongShortViews
 from contrastkit.methods.mochi import MoCHi, MoCHiParams
 from contrastkit.methods.moco import MoCo, MoCoParams
 from contrastkit.methods.mvgrl import MVGRL, MVGRLGraph, MVGRLParams
@@ -24,6 +25,8 @@ __all__ = [
     "GraphMethod",
     "MVGRLGraph",
     "MVGRLParams",
+    "LongShortParams",
+    "LongShortViews",
     "MoCHi",
     "MoCHiParams",
     "MoCo",

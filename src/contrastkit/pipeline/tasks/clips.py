@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from contrastkit.data.module import ArrayDataModule
-from contrastkit.data.videos import CLIPS_TASK, DecodedVideos, VideoSet, cache_root, decode_videos
+from contrastkit.data.videos import (
+    CLIPS_TASK,
+    DecodedVideos,
+    VideoSet,
+    cache_root,
+    decode_videos,
+    frame_label_tensor,
+)
 from contrastkit.evaluation.retrieval import RECALL_AT
 from contrastkit.methods.base import ContrastiveMethod, OptimizerSettings
 from contrastkit.nn.backbones import build_backbone
@@ -28,6 +35,8 @@ if TYPE_CHECKING:
 __all__ = ["ClipsTask", "DROP_FRACTIONS"]
 
 DROP_FRACTIONS = (0.25, 0.5)
+SEGMENTATION_WINDOW = 8  # frames around each frame (longshort.md §6)
+SEGMENTATION_TRAIN_STRIDE = 4  # the segmentation probe trains on every 4th frame of the training videos
 
 
 def _subset(files: list[Path], labels: list[int], count: int | None, seed: int) -> tuple[list[Path], list[int]]:
@@ -60,6 +69,7 @@ class ClipsTask(Task):
 
     samples = "videos"
     _train_features: torch.Tensor | None = None
+    _segmentation_predictions: torch.Tensor | None = None
 
     def __init__(self, recipe: Recipe, root: str | Path | None) -> None:
         super().__init__(recipe, root)
@@ -89,8 +99,15 @@ class ClipsTask(Task):
             clip_length=d.clip_length,
             clip_stride=d.clip_stride,
         )
+        self.frame_classes = videos.frame_classes
+        self.train_frame_labels = self.test_frame_labels = None
+        train_rows = {"input": self.train.frames, "label": self.train.labels}
+        if videos.frame_labels is not None:
+            self.train_frame_labels = frame_label_tensor(self.train.files, videos.frame_labels, d.video_frames)
+            self.test_frame_labels = frame_label_tensor(self.test.files, videos.frame_labels, d.video_frames)
+            train_rows["frame_label"] = self.train_frame_labels
         self.datamodule = ArrayDataModule(
-            {"input": self.train.frames, "label": self.train.labels},
+            train_rows,
             d.batch_size,
             d.num_workers,
             seed,
@@ -111,6 +128,7 @@ class ClipsTask(Task):
             *([("consistency_drop25", "consistency, 25% dropped (cos x 100)")] if self.drop_fractions else []),
             *[(f"retrieval_r{k}", f"retrieval R@{k}") for k in RECALL_AT],
             *[(key, label) for key, label in getattr(self.method, "extra_metric_labels", {}).items()],
+            *self._part_and_segmentation_metrics(),
         ]
         unit = "frames" if d.clip_length == 1 else f"clips of {d.clip_length} frames (stride {d.clip_stride})"
         self.protocol = (
@@ -188,7 +206,75 @@ class ClipsTask(Task):
         extra = getattr(m, "extra_metrics", None)
         if extra is not None:
             numbers.update(extra(self.test.frames, seed))
+        parts = self._feature_parts()
+        for name, part in parts.items():
+            numbers[f"linear_probe_{name}"] = linear_probe(train[:, part], ytr, test[:, part], yte, classes, **probe)
+        if self.train_frame_labels is not None:
+            numbers.update(self._segmentation(encoder, desc, progress))
         return Evaluation(numbers, test, yte)
+
+    def _feature_parts(self) -> dict[str, slice]:
+        parts = getattr(self.method, "feature_parts", None)
+        return parts() if parts is not None else {}
+
+    def _part_and_segmentation_metrics(self) -> list[tuple[str, str]]:
+        out = [(f"linear_probe_{n}", f"probe on the {n} part") for n in self._feature_parts()]
+        if self.train_frame_labels is not None:
+            out += [
+                ("seg_frame_acc", "segmentation frame accuracy"),
+                ("seg_edit", "segmentation Edit"),
+                *[(f"seg_f1@{k}", f"segmentation F1@{k}") for k in (10, 25, 50)],
+            ]
+            for n in self._feature_parts():
+                out += [(f"seg_frame_acc_{n}", f"segmentation frame accuracy, {n} part")]
+                out += [(f"temporal_variance_{n}", f"temporal variance of the {n} part (% of total)")]
+        return out
+
+    def _segmentation(self, encoder: torch.nn.Module, desc: str, progress: bool) -> dict[str, float]:
+        """A window probe per frame (longshort.md §6): features of the window around each frame,
+        a linear probe on every 4th training frame, scored on every test frame."""
+        from contrastkit.evaluation.clips import temporal_variance, window_features
+        from contrastkit.evaluation.linear_probe import linear_probe_predictions
+        from contrastkit.evaluation.segmentation import segmentation_scores
+
+        assert self.train_frame_labels is not None and self.test_frame_labels is not None
+        m, seed = self.method, self.recipe.trainer.seed
+        stride = SEGMENTATION_TRAIN_STRIDE
+        train = window_features(
+            encoder,
+            m.preprocess,
+            self.train.frames,
+            window=SEGMENTATION_WINDOW,
+            frame_stride=stride,
+            desc=f"{desc} train windows",
+            progress=progress,
+        )
+        test = window_features(
+            encoder,
+            m.preprocess,
+            self.test.frames,
+            window=SEGMENTATION_WINDOW,
+            desc=f"{desc} test windows",
+            progress=progress,
+        )
+        y_train = self.train_frame_labels[:, ::stride].flatten()
+        y_test = self.test_frame_labels
+        classes = max(len(self.frame_classes), int(y_train.max()) + 1)
+        epochs = min(self.recipe.eval.probe_epochs, 30)
+
+        def probe(part: slice) -> torch.Tensor:
+            flat_train, flat_test = train[..., part].flatten(0, 1), test[..., part].flatten(0, 1)
+            predicted = linear_probe_predictions(flat_train, y_train, flat_test, classes, epochs=epochs, seed=seed)
+            return predicted.view(y_test.shape)
+
+        predicted = probe(slice(None))
+        self._segmentation_predictions = predicted
+        scores = segmentation_scores(list(predicted), list(y_test))
+        out = {f"seg_{k}": v for k, v in scores.items()}
+        for name, part in self._feature_parts().items():
+            out[f"seg_frame_acc_{name}"] = float((probe(part) == y_test).float().mean() * 100)
+            out[f"temporal_variance_{name}"] = temporal_variance(test[..., part])
+        return out
 
     def plots(self, run_dir: Path, final: Evaluation, random_init: dict[str, Any] | None) -> list[Plot]:
         from contrastkit.pipeline.report import plot_monitor
@@ -201,7 +287,37 @@ class ClipsTask(Task):
             out.append(strip)
         if self._train_features is not None and final.embeddings is not None:
             out.append(self._retrieval_grid(run_dir, final.embeddings))
+        if self._segmentation_predictions is not None and self.test_frame_labels is not None:
+            out.append(self._segmentation_strips(run_dir))
         return out + self.embedding_plot(run_dir, final)
+
+    def _segmentation_strips(self, run_dir: Path, videos: int = 6) -> Plot:
+        """True and predicted per-frame labels of a few test videos, one colour per class."""
+        import matplotlib.pyplot as plt
+        from matplotlib.patches import Patch
+
+        assert self._segmentation_predictions is not None and self.test_frame_labels is not None
+        count = min(videos, len(self.test_frame_labels))
+        classes = max(len(self.frame_classes), int(self.test_frame_labels.max()) + 1)
+        cmap = plt.get_cmap("tab10", classes)
+        fig, axes = plt.subplots(count, 1, figsize=(7, 0.75 * count + 0.6), squeeze=False)
+        for i, ax in enumerate(axes[:, 0]):
+            rows = torch.stack([self.test_frame_labels[i], self._segmentation_predictions[i]])
+            ax.imshow(rows.numpy(), aspect="auto", cmap=cmap, vmin=-0.5, vmax=classes - 0.5, interpolation="nearest")
+            ax.set_yticks([0, 1], ["true", "predicted"], fontsize=7)
+            ax.set_xticks([])
+        axes[-1, 0].set_xlabel("frame")
+        names = self.frame_classes or tuple(str(c) for c in range(classes))
+        handles = [Patch(color=cmap(c), label=names[c]) for c in range(classes)]
+        fig.legend(handles=handles, loc="upper center", ncol=classes, fontsize=7, frameon=False)
+        fig.tight_layout(rect=(0, 0, 1, 0.93))
+        fig.savefig(run_dir / "segmentation.png", dpi=110)
+        plt.close(fig)
+        return Plot(
+            "segmentation.png",
+            "Per-frame labels of test videos: true (top) and the window probe's "
+            "prediction on the whole feature (bottom)",
+        )
 
     def _retrieval_grid(self, run_dir: Path, test_features: torch.Tensor, queries: int = 6, top: int = 5) -> Plot:
         """Middle frames of a few test queries and of their ``top`` nearest training videos."""

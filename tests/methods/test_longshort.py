@@ -1,0 +1,168 @@
+"""Long/short-view decomposition (longshort.md): the split, the samplers, both losses — card §8 oracles."""
+
+from __future__ import annotations
+
+import math
+
+import lightning as L
+import pytest
+import torch
+import torch.nn.functional as F
+
+from contrastkit.data.motion_phases import VELOCITY, phase_lengths, phase_video
+from contrastkit.methods import LongShortViews, OptimizerSettings
+from contrastkit.methods.longshort import (
+    OrderAggregator,
+    check_order_sensitive,
+    nonstationary_loss,
+    shuffled_orders,
+    stationary_loss,
+)
+from contrastkit.nn import TinyClipCNN
+from contrastkit.views import build_augmentation
+from contrastkit.views.segments import long_short_indices
+from contrastkit.views.video import ClipAugmentation
+
+VIDEOS = torch.randint(0, 256, (8, 3, 24, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+BATCH = {"input": VIDEOS, "index": torch.arange(8)}
+VIEWS = dict(long_length=4, long_stride=4, short_views=4, short_length=2, short_stride=2)
+
+
+def _build(seed=0, **kw):
+    L.seed_everything(seed, verbose=False)
+    aug = ClipAugmentation(build_augmentation("motion", 16, (0.5,) * 3, (0.25,) * 3))
+    options = dict(proj_hidden=16, proj_dim=8) | VIEWS
+    return LongShortViews(TinyClipCNN(3, 4), aug, optimizer=OptimizerSettings("adam", lr=1e-3), **(options | kw))
+
+
+# --- oracle 1: the split -------------------------------------------------------------------
+
+
+def test_the_halves_partition_the_feature_and_stat_does_not_reach_the_other_head():
+    model = _build()
+    h = torch.randn(5, model.backbone.feature_dim)
+    s, n = model.split(h)
+    assert s.shape == n.shape == (5, 8) and torch.equal(torch.cat([s, n], 1), h)
+    model.losses(VIDEOS)["stat"].backward()
+    for module in (model.nonstationary_head, model.aggregator):
+        assert all(p.grad is None or not p.grad.any() for p in module.parameters())
+    assert any(p.grad is not None and p.grad.any() for p in model.stationary_head.parameters())
+
+
+# --- oracle 2: the short views -------------------------------------------------------------
+
+
+def test_short_views_are_disjoint_ordered_and_inside_the_long_span():
+    long, short = long_short_indices(64, 64, torch.Generator().manual_seed(0))  # the card's 16@4, 4 x 8@2
+    assert long.shape == (64, 16) and short.shape == (64, 4, 8)
+    assert (long[:, 1:] - long[:, :-1] == 4).all()
+    assert (short >= long[:, :1, None]).all() and (short <= long[:, -1:, None]).all()
+    assert (short[:, 1:].min(dim=2).values > short[:, :-1].max(dim=2).values).all()  # disjoint, in order
+    assert (short[:, :, 1:] >= short[:, :, :-1]).all()
+
+
+def test_one_short_view_as_long_as_the_long_view_is_the_long_view():
+    long, short = long_short_indices(
+        16, 40, torch.Generator().manual_seed(1), long_length=6, long_stride=3, short_views=1, short_length=6, short_stride=3
+    )
+    assert torch.equal(short[:, 0], long)
+
+
+def test_views_share_one_crop_per_video():
+    model = _build()
+    still = VIDEOS[:, :, :1].expand(-1, -1, 24, -1, -1).contiguous()  # every frame the same
+    long, short = model.views(still)
+    assert long.shape == (8, 3, 4, 16, 16) and short.shape == (8, 4, 3, 2, 16, 16)
+    assert torch.allclose(short[:, 2, :, 1], long[:, :, 0])  # same augmentation draw for all views
+
+
+# --- oracle 3, 4: the losses ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("symmetric", [False, True])
+def test_stat_matches_the_hand_value_when_short_equals_long_and_others_are_orthogonal(symmetric):
+    b, k, tau = 6, 3, 0.1
+    long = torch.eye(b, 8)  # orthogonal unit rows
+    short = long[:, None].expand(b, k, 8)
+    expected = math.log(1 + (b - 1) * math.exp(-1 / tau))
+    assert stationary_loss(short, long, tau, symmetric) == pytest.approx(expected, rel=1e-5)
+
+
+def test_identical_short_codes_make_the_hard_negative_a_copy_of_the_positive():
+    b, k, d = 5, 4, 8
+    aggregate = OrderAggregator(k, d)
+    long = torch.randn(b, d)
+    same = F.normalize(torch.randn(b, 1, d), dim=2).expand(b, k, d)
+    order = shuffled_orders(b, k, torch.Generator().manual_seed(0))
+    per_row = nonstationary_loss(long, same, lambda c: F.normalize(aggregate(c), dim=1), order, 0.1)
+    assert per_row >= math.log(2) - 1e-6
+    different = F.normalize(torch.randn(b, k, d), dim=2)
+    mean_on = nonstationary_loss(long, different, lambda c: F.normalize(aggregate(c), dim=1), order, 0.1)
+    mean_off = nonstationary_loss(long, different, lambda c: F.normalize(aggregate(c), dim=1), None, 0.1)
+    assert mean_on > mean_off  # the hard negative adds a term to every row's denominator
+
+
+# --- oracle 5: the aggregator --------------------------------------------------------------
+
+
+def test_the_aggregator_is_order_sensitive_and_a_mean_is_rejected():
+    check_order_sensitive(OrderAggregator(4, 8), 4, 8)
+    with pytest.raises(ValueError, match="ignores the order"):
+        check_order_sensitive(lambda codes: codes.mean(dim=1), 4, 8)
+
+
+def test_shuffled_orders_are_drawn_per_video_and_never_the_identity():
+    orders = shuffled_orders(2000, 3, torch.Generator().manual_seed(0))
+    assert not (orders == torch.arange(3)).all(1).any()
+    assert len({tuple(o) for o in orders.tolist()}) == 5  # every non-identity order of 3, reversal included
+    assert torch.equal(shuffled_orders(50, 2), torch.tensor([[1, 0]]).expand(50, 2))
+    with pytest.raises(ValueError, match="short_views >= 2"):
+        _build(short_views=1)
+
+
+# --- oracle 6: the generator ---------------------------------------------------------------
+
+
+def test_generated_phases_move_the_object_by_their_velocity():
+    g = torch.Generator().manual_seed(3)
+    lengths = phase_lengths(64, 4, 10, g)
+    assert sum(lengths) == 64 and min(lengths) >= 10
+    labels = torch.cat([torch.full((n,), d) for n, d in zip(lengths, [0, 2, 1, 3])])
+    frames, position = phase_video(1, labels, image_size=32, object_size=6, start=(30, 31), generator=g)
+    assert frames.shape == (64, 32, 32, 3)
+    for t in range(1, 64):
+        dy, dx = VELOCITY[int(labels[t])]
+        assert position[t].tolist() == [(position[t - 1, 0] + dy) % 32, (position[t - 1, 1] + dx) % 32]
+
+
+def test_generated_sets_keep_appearance_and_have_four_distinct_phases(tmp_path):
+    pytest.importorskip("av")
+    from contrastkit.data.motion_phases import generate_motion_phases, read_frame_labels
+    from contrastkit.data.videos import load_video_folder
+
+    root = generate_motion_phases(tmp_path / "mp", train=8, test=4, frames=20, size=16, min_phase=4, seed=1)
+    videos = load_video_folder(root)
+    labels = read_frame_labels(root)
+    assert len(labels) == 12 and videos.classes == ("plus", "ring", "square", "stripes")
+    for file in videos.train_files:
+        per_frame = labels[str(file.resolve())]
+        runs = [per_frame[0]] + [b for a, b in zip(per_frame, per_frame[1:]) if a != b]
+        assert len(per_frame) == 20 and len(runs) == 4  # four pieces, adjacent ones different
+
+
+# --- training ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("objective", ["longshort", "simclr"])
+def test_loss_falls_on_a_fixed_batch(objective):
+    model = _build(objective=objective)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(12):
+        loss = model.step(BATCH).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss))
+    assert all(math.isfinite(v) for v in losses)
+    assert sum(losses[-3:]) / 3 < 0.9 * sum(losses[:3]) / 3, losses
