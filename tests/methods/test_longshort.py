@@ -63,7 +63,14 @@ def test_short_views_are_disjoint_ordered_and_inside_the_long_span():
 
 def test_one_short_view_as_long_as_the_long_view_is_the_long_view():
     long, short = long_short_indices(
-        16, 40, torch.Generator().manual_seed(1), long_length=6, long_stride=3, short_views=1, short_length=6, short_stride=3
+        16,
+        40,
+        torch.Generator().manual_seed(1),
+        long_length=6,
+        long_stride=3,
+        short_views=1,
+        short_length=6,
+        short_stride=3,
     )
     assert torch.equal(short[:, 0], long)
 

@@ -39,7 +39,15 @@ from contrastkit.data.images import DataError, data_root
 from contrastkit.data.video import VideoError, probe, read_frames
 from contrastkit.registry import register_dataset
 
-__all__ = ["DecodedVideos", "VideoSet", "cache_root", "decode_videos", "default_decode_workers", "frame_label_tensor", "load_video_folder"]
+__all__ = [
+    "DecodedVideos",
+    "VideoSet",
+    "cache_root",
+    "decode_videos",
+    "default_decode_workers",
+    "frame_label_tensor",
+    "load_video_folder",
+]
 
 CLIPS_TASK = "clips"
 

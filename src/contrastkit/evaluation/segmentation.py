@@ -94,7 +94,9 @@ def _f1(tp: int, fp: int, fn: int) -> float:
 
 
 def segmentation_scores(
-    predicted: Sequence[Sequence[int] | Tensor], truth: Sequence[Sequence[int] | Tensor], overlaps: Sequence[float] = OVERLAPS
+    predicted: Sequence[Sequence[int] | Tensor],
+    truth: Sequence[Sequence[int] | Tensor],
+    overlaps: Sequence[float] = OVERLAPS,
 ) -> dict[str, float]:
     """Frame accuracy, mean Edit and F1@k (counts summed over videos) of per-video label sequences.
 

@@ -233,7 +233,9 @@ def check_order_sensitive(aggregate: Callable[[Tensor], Tensor], views: int, dim
     swapped[:, [0, 1]] = codes[:, [1, 0]]
     with torch.no_grad():
         if torch.allclose(aggregate(codes), aggregate(swapped), atol=1e-6):
-            raise ValueError("the aggregator ignores the order of the short views; order_negative needs an order-aware one")
+            raise ValueError(
+                "the aggregator ignores the order of the short views; order_negative needs an order-aware one"
+            )
 
 
 def shuffled_orders(batch: int, views: int, generator: torch.Generator | None = None) -> Tensor:
