@@ -173,3 +173,10 @@ def test_loss_falls_on_a_fixed_batch(objective):
         losses.append(float(loss))
     assert all(math.isfinite(v) for v in losses)
     assert sum(losses[-3:]) / 3 < 0.9 * sum(losses[:3]) / 3, losses
+
+
+def test_videos_shorter_than_the_long_view_are_refused_with_the_numbers():
+    with pytest.raises(ValueError, match=r"16 frames at stride 4 spans 61 > 40 frames"):
+        long_short_indices(2, 40)
+    with pytest.raises(ValueError, match="spans 13 > 12"):
+        _build().losses(VIDEOS[:, :, :12])

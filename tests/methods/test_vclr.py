@@ -261,3 +261,22 @@ def test_retrieval_is_perfect_when_each_query_is_in_the_bank_and_monotone_in_k()
         1: 0.0,
         2: 100.0,
     }
+
+
+def test_a_video_shorter_than_the_segments_is_looped_to_the_decoded_length(tmp_path):
+    """The one rule for short videos (data.videos): decoding loops them from their start to the
+    recipe's ``video_frames``, so a 4-frame mp4 still yields 3 segments of 2+ frames."""
+    pytest.importorskip("av")
+    from contrastkit.data.moving_objects import _write_mp4
+    from contrastkit.data.videos import decode_videos
+
+    path = tmp_path / "short.mp4"
+    _write_mp4(
+        path, torch.randint(0, 256, (4, 16, 16, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    )
+    decoded = decode_videos([path] * 4, [0, 1, 0, 1], frames=12, size=16).frames
+    assert decoded.shape == (4, 3, 12, 16, 16) and torch.equal(decoded[:, :, 4:8], decoded[:, :, :4])
+    out = _build(split_bn=1).losses(decoded, torch.Generator().manual_seed(0))
+    assert torch.isfinite(out["inter"]) and torch.isfinite(out["order"])
+    with pytest.raises(ValueError, match="5 frames cannot give 3 segments"):
+        _build().losses(decoded[:, :, :5], torch.Generator())

@@ -1,0 +1,279 @@
+"""Long/short views' card protocol on generated appearance + motion-phase videos: the
+decomposition against a single-representation SimCLR and two ablations; a real-content check;
+speed.
+
+Run:  python benchmarks/video_longshort.py --data-root ../shared/data                (arms x 3 seeds)
+      python benchmarks/video_longshort.py --data-root ../shared/data --seeds 0 --epochs 1 --train-subset 128
+                                                                                    (a smoke pass)
+      python benchmarks/video_longshort.py ... --seeds 1 2 --skip-speed --out DIR, then --merge A.json B.json
+
+Protocol (``longshort.md`` §6, recipe ``longshort-synthetic``): 64-frame videos of 32x32 with a
+static appearance class and 4 motion phases (per-frame labels), the tiny 3D CNN (feature 64 =
+32 stationary + 32 non-stationary), K = 4 short views, the same steps and seeds for every arm:
+
+- long/short: ``L_stat + L_nons`` with the shuffled-aggregate negative;
+- SimCLR: NT-Xent between two long views through one head on the whole feature (its "parts"
+  are the two halves of one representation);
+- without ``order_negative``;
+- K = 1 (``L_nons`` then has the form of ``L_stat``: no decomposition pressure).
+
+Reported (frozen encoder, linear probes): clip classification of the appearance on h^s, h^n and
+their concatenation (4 clips of 16 frames per video); per-frame phase segmentation from 8-frame
+windows (frame accuracy on h^s, h^n and the whole feature; Edit and F1 on the whole feature);
+temporal variance of h^s and h^n (% of total); mean ± std over seeds; the card's expectations
+checked and reported as measured. Speed (same process, round-robin, median): a long/short step
+against a single-view clip SimCLR step processing the same number of frames per video.
+Results: ``benchmarks/results/video_longshort.{json,md}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+
+from contrastkit.config import apply_overrides, load_recipe, validate
+from contrastkit.pipeline.run import train
+from video_common import mean_std, median_times, merge_runs, peak_mib, real_content_check, real_content_lines
+
+RESULTS = Path(__file__).parent / "results"
+RUNS = "runs/bench-longshort"
+ARMS = {
+    "long/short (K=4, order negative)": [],
+    "SimCLR, one representation": ["method.objective=simclr"],
+    "without order_negative": ["method.order_negative=false"],
+    "K = 1": ["method.short_views=1", "method.order_negative=false"],
+}
+KEYS = (
+    "linear_probe_stationary",
+    "linear_probe_nonstationary",
+    "linear_probe_top1",
+    "seg_frame_acc_stationary",
+    "seg_frame_acc_nonstationary",
+    "seg_frame_acc",
+    "seg_edit",
+    "seg_f1@25",
+    "temporal_variance_stationary",
+    "temporal_variance_nonstationary",
+)
+HEADER = "cls h^s | cls h^n | cls both | seg h^s | seg h^n | seg both | Edit | F1@25 | tvar h^s | tvar h^n"
+
+
+def _recipe(arm: list[str], seed: int) -> dict[str, Any]:
+    raw = apply_overrides(load_recipe("longshort-synthetic"), [*arm, f"trainer.seed={seed}"])
+    if ARGS.epochs:
+        raw = apply_overrides(raw, [f"optim.epochs={ARGS.epochs}"])
+    if ARGS.train_subset:
+        raw = apply_overrides(raw, [f"data.train_subset={ARGS.train_subset}", f"data.test_subset={ARGS.test_subset}"])
+    return raw
+
+
+class RealContent(L.Callback):
+    def __init__(self, data_root: str) -> None:
+        self.data_root = data_root
+        self.result: dict[str, Any] | None = None
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: Any) -> None:
+        self.result = real_content_check(pl_module.backbone, pl_module.preprocess, self.data_root)
+
+
+def run_accuracy() -> tuple[dict[str, Any], dict[str, Any]]:
+    runs: dict[str, list[dict[str, Any]]] = {}
+    real: dict[str, Any] = {}
+    for i, seed in enumerate(ARGS.seeds):
+        for label, arm in ARMS.items():
+            print(f"== {label} seed {seed}", flush=True)
+            extra = [*arm, f"trainer.seed={seed}"] + ([f"optim.epochs={ARGS.epochs}"] if ARGS.epochs else [])
+            command = f"contrastkit train longshort-synthetic --data-root {ARGS.data_root} " + " ".join(
+                f"--set {a}" for a in extra
+            )
+            check = RealContent(ARGS.data_root) if i == 0 and ARGS.data_root else None
+            results = train(
+                _recipe(arm, seed),
+                data_root=ARGS.data_root,
+                runs_dir=RUNS,
+                command=command,
+                progress=False,
+                callbacks=[check] if check else None,
+            )
+            runs.setdefault(label, []).append(
+                {
+                    "seed": seed,
+                    "final": results["final"],
+                    "random_init": results["random_init"],
+                    "run": results["run_dir"],
+                }
+            )
+            if check is not None and check.result is not None:
+                real[label] = {"seed": seed, **check.result}
+    return runs, real
+
+
+def run_speed() -> dict[str, Any]:
+    """One batch of the recipe's size outside Lightning: long/short (16 + 4 x 8 = 48 frames per
+    video) against SimCLR on two 24-frame views (48 frames per video), same encoder, Adam."""
+    from contrastkit.pipeline.tasks import build_task
+
+    torch.manual_seed(0)
+    recipe = validate(_recipe([], 0))
+    task = build_task(recipe, ARGS.data_root)
+    longshort = task.method
+    simclr_recipe = validate(_recipe(["method.objective=simclr", "method.long_length=24", "method.long_stride=2"], 0))
+    simclr = build_task(simclr_recipe, ARGS.data_root).method
+    b = recipe.data.batch_size
+    batch = {"input": task.train.frames[:b], "index": torch.arange(b)}
+    opts = {m: torch.optim.Adam(m.parameters(), lr=1e-3) for m in (longshort, simclr)}
+
+    def step(model: Any) -> None:
+        loss = model.step(batch).loss
+        opts[model].zero_grad(set_to_none=True)
+        loss.backward()
+        opts[model].step()
+
+    contenders = {
+        "SimCLR step (2 x 24 frames)": lambda: step(simclr),
+        "long/short step (16 + 4 x 8)": lambda: step(longshort),
+    }
+    medians = median_times(contenders, ARGS.speed_repeats)
+    names = list(contenders)
+    return {
+        "batch": b,
+        "repeats": ARGS.speed_repeats,
+        "median_s": medians,
+        "longshort_over_simclr": medians[names[1]] / medians[names[0]],
+        "peak_mib": {k: peak_mib(fn) for k, fn in contenders.items()},
+    }
+
+
+def markdown(report: dict[str, Any]) -> str:
+    lines = [
+        "# Long/short views on generated appearance + motion-phase videos (longshort.md §6)",
+        "",
+        *(f"Command: `{c}`  " for c in report.get("merged_from", [report["command"]])),
+        f"Date: {report['date']}; seeds {report['seeds']}; wall time {report['wall_minutes']:.0f} min; "
+        f"{report['machine']}.",
+        "",
+    ]
+    runs = report.get("accuracy")
+    if runs:
+        lines += [
+            "cls = appearance probe on clips (4 classes, chance 25%); seg = per-frame phase probe on 8-frame windows "
+            "(4 phases, chance 25%); tvar = temporal variance within videos, % of the total.",
+            "",
+            f"| arm | {HEADER} |",
+            "|---|" + "---:|" * len(KEYS),
+        ]
+        first = next(iter(runs.values()))
+        lines.append(
+            "| random init | " + " | ".join(mean_std([r["random_init"][k] for r in first]) for k in KEYS) + " |"
+        )
+        for label, rs in runs.items():
+            lines.append(f"| {label} | " + " | ".join(mean_std([r["final"][k] for r in rs]) for k in KEYS) + " |")
+
+        def avg(label: str, key: str) -> float:
+            return statistics.mean(r["final"][key] for r in runs[label])
+
+        main_arm, simclr = list(ARMS)[0], list(ARMS)[1]
+        checks = [
+            (
+                "acc_cls(h^s) > acc_cls(h^n)",
+                avg(main_arm, "linear_probe_stationary"),
+                avg(main_arm, "linear_probe_nonstationary"),
+            ),
+            (
+                "acc_seg(h^n) > acc_seg(h^s)",
+                avg(main_arm, "seg_frame_acc_nonstationary"),
+                avg(main_arm, "seg_frame_acc_stationary"),
+            ),
+            (
+                "temporal variance h^n > h^s",
+                avg(main_arm, "temporal_variance_nonstationary"),
+                avg(main_arm, "temporal_variance_stationary"),
+            ),
+            (
+                "acc_seg(h^n) > SimCLR's seg (whole feature)",
+                avg(main_arm, "seg_frame_acc_nonstationary"),
+                avg(simclr, "seg_frame_acc"),
+            ),
+        ]
+        lines += ["", "Expected (card §6), measured on the long/short arm (means over seeds):"]
+        lines += [f"- {name}: {x:.2f} vs {y:.2f} — {'holds' if x > y else 'does not hold'}" for name, x, y in checks]
+        for label in list(ARMS)[2:]:
+            if label in runs:
+                gap = avg(label, "seg_frame_acc_nonstationary") - avg(label, "seg_frame_acc_stationary")
+                lines.append(
+                    f"- seg gap h^n - h^s, {label}: {gap:.2f} (long/short: "
+                    f"{avg(main_arm, 'seg_frame_acc_nonstationary') - avg(main_arm, 'seg_frame_acc_stationary'):.2f})"
+                )
+    if report.get("real_content"):
+        lines += real_content_lines(report["real_content"])
+    speed = report.get("speed")
+    if speed:
+        lines += [
+            "",
+            f"## Speed (one process, round-robin, median of {speed['repeats']}, batch {speed['batch']}, 48 frames per video)",
+            "",
+            "| step | median (s) | peak memory (MiB) |",
+            "|---|---:|---:|",
+        ]
+        for name, seconds in speed["median_s"].items():
+            lines.append(f"| {name} | {seconds:.3f} | {speed['peak_mib'][name]:.0f} |")
+        lines += ["", f"- long/short step / SimCLR step: **{speed['longshort_over_simclr']:.2f}x** (target <= 1.3x)."]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    global ARGS
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-root", default=None, help="a folder with video/ for the real-content check")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
+    parser.add_argument("--train-subset", type=int, default=None, help="fewer training videos (smoke passes)")
+    parser.add_argument("--test-subset", type=int, default=200)
+    parser.add_argument("--speed-repeats", type=int, default=11)
+    parser.add_argument("--skip-accuracy", action="store_true")
+    parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument("--merge", type=Path, nargs="+", default=[], help="earlier result files whose seeds to add")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    ARGS = parser.parse_args()
+    start = time.time()
+    command = "python benchmarks/video_longshort.py" + (f" --data-root {ARGS.data_root}" if ARGS.data_root else "")
+    command += f" --seeds {' '.join(map(str, ARGS.seeds))}" if ARGS.seeds != [0, 1, 2] else ""
+    command += f" --epochs {ARGS.epochs}" if ARGS.epochs else ""
+    command += f" --train-subset {ARGS.train_subset} --test-subset {ARGS.test_subset}" if ARGS.train_subset else ""
+    command += " --skip-accuracy" if ARGS.skip_accuracy else ""
+    command += " --skip-speed" if ARGS.skip_speed else ""
+    command += f" --merge {' '.join(map(str, ARGS.merge))}" if ARGS.merge else ""
+    report: dict[str, Any] = {
+        "command": command,
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": f"{torch.get_num_threads()} threads, torch {torch.__version__}",
+        "seeds": [] if ARGS.skip_accuracy else list(ARGS.seeds),
+    }
+    if not ARGS.skip_speed:
+        report["speed"] = run_speed()
+        print(json.dumps(report["speed"], indent=2), flush=True)
+    if not ARGS.skip_accuracy:
+        report["accuracy"], report["real_content"] = run_accuracy()
+    report["wall_minutes"] = (time.time() - start) / 60
+    if ARGS.merge:
+        merge_runs(report, [json.loads(f.read_text()) for f in ARGS.merge])
+    stem = "video_longshort" if not ARGS.train_subset else "video_longshort_smoke"
+    ARGS.out.mkdir(parents=True, exist_ok=True)
+    (ARGS.out / f"{stem}.json").write_text(json.dumps(report, indent=2, default=str))
+    text = markdown(report)
+    (ARGS.out / f"{stem}.md").write_text(text)
+    print(text)
+
+
+ARGS: argparse.Namespace
+
+if __name__ == "__main__":
+    main()
