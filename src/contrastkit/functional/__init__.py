@@ -5,6 +5,7 @@ them in modules that add configuration, queues and cross-rank gathering.
 """
 
 from contrastkit.functional.contrastive import info_nce, nt_xent, reduce_rows, unit_rows
+from contrastkit.functional.crossclr import crossclr
 from contrastkit.functional.distributed import all_gather_no_grad, all_gather_with_grad
 from contrastkit.functional.mixing import mix_hard_negatives, mochi_info_nce
 from contrastkit.functional.model_contrastive import model_contrastive
@@ -13,6 +14,7 @@ from contrastkit.functional.mutual_information import jsd_mutual_information, lo
 __all__ = [
     "all_gather_no_grad",
     "all_gather_with_grad",
+    "crossclr",
     "info_nce",
     "jsd_mutual_information",
     "local_global_loss",
