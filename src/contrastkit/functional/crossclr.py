@@ -9,7 +9,7 @@ For aligned pairs ``(v_i, t_i)`` and pre-encoder inputs ``(x_i, y_i)``:
   ``connectivity="cosine"`` uses cosine similarities and min-max normalisation instead, for
   inputs that are not non-negative (card pitfall 3; a deviation from the code);
 - ``mode="paper"`` (default): for a video anchor,
-  ``l_i = -log d(v_i,t_i) / (d(v_i,t_i) + sum_{k!=i, k not in P} d(v_i,t_k) + lambda sum_{k!=i, k not in P} d(v_i,v_k))``
+  ``l_i = -log d(v_i,t_i) / (d(v_i,t_i) + sum_{k!=i,k!in P} d(v_i,t_k) + lambda sum_{k!=i,k!in P} d(v_i,v_k))``
   with ``d(a,b) = exp(a.b/tau)`` and ``P`` the anchor modality's influential set: pruned
   samples are removed (``-inf`` logits);
 - ``mode="official"``: ``CrossCLR_noq`` as released: a pruned cross column's logit is set to
