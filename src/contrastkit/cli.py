@@ -126,17 +126,19 @@ def _print_summary(results: dict) -> None:
         return
     final, init = results["final"], results.get("random_init") or {}
 
-    def pct(numbers: dict, key: str) -> str:
+    def pct(numbers: dict, key: str, label: str) -> str:
         value = numbers.get(key)
         if value is None:
             return "n/a"
         std = numbers.get(f"{key}_std")
-        return f"{value:.1f}%" + (f" ± {std:.1f}" if std is not None else "")
+        unit = "" if "rank" in label or "cosine" in label else "%"  # ranks and cosines are not percentages
+        return f"{value:.1f}{unit}" + (f" ± {std:.1f}" if std is not None else "")
 
     print(f"\n{results['recipe']} ({results['method']}) on {results['data']}")
     for metric in results["metrics"]:
         key = metric["key"]
-        print(f"  {metric['label']:32s} trained {pct(final, key):16s} random init {pct(init, key)}")
+        label = metric["label"]
+        print(f"  {label:32s} trained {pct(final, key, label):16s} random init {pct(init, key, label)}")
     print(f"  report: {results['run_dir']}/report.md")
 
 

@@ -249,6 +249,7 @@ _BUILTIN_MODULES = (
     "contrastkit.data.moving_objects",
     "contrastkit.data.global_context",
     "contrastkit.data.motion_phases",
+    "contrastkit.data.pairs",
     "contrastkit.methods",
     "contrastkit.pipeline.tasks",
 )

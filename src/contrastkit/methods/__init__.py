@@ -5,6 +5,7 @@ its recipe options, so importing this package makes every shipped method known t
 """
 
 from contrastkit.methods.base import Batch, ContrastiveMethod, OptimizerSettings, StepOutput
+from contrastkit.methods.crossclr import CrossCLR, CrossCLRParams
 from contrastkit.methods.densecl import DenseCL, DenseCLParams, match_locations
 from contrastkit.methods.graph_base import EarlyStopping, GraphMethod
 from contrastkit.methods.longshort import LongShortParams, LongShortViews
@@ -19,6 +20,8 @@ __all__ = [
     "MVGRL",
     "Batch",
     "ContrastiveMethod",
+    "CrossCLR",
+    "CrossCLRParams",
     "DenseCL",
     "DenseCLParams",
     "EarlyStopping",

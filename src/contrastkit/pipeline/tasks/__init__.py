@@ -8,14 +8,25 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from contrastkit.pipeline.tasks import clips, graphs, images
+from contrastkit.pipeline.tasks import clips, graphs, images, pairs
 from contrastkit.pipeline.tasks.base import Evaluation, Plot, Task, build_method, load_dataset
 from contrastkit.registry import TASKS
 
 if TYPE_CHECKING:
     from contrastkit.config import Recipe
 
-__all__ = ["Evaluation", "Plot", "Task", "build_method", "build_task", "clips", "graphs", "images", "load_dataset"]
+__all__ = [
+    "Evaluation",
+    "Plot",
+    "Task",
+    "build_method",
+    "build_task",
+    "clips",
+    "graphs",
+    "images",
+    "load_dataset",
+    "pairs",
+]
 
 
 def build_task(recipe: Recipe, root: str | Path | None) -> Task:
