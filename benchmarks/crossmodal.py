@@ -1,0 +1,269 @@
+"""CrossCLR's card protocol on clustered video-text feature pairs: three arms over seeds, and the
+objective's speed against the released loss and symmetric InfoNCE.
+
+Run:  python benchmarks/crossmodal.py                       (arms x 5 seeds, then speed)
+      python benchmarks/crossmodal.py --seeds 0 --epochs 5 (a smoke pass)
+      python benchmarks/crossmodal.py --skip-accuracy      (speed only)
+
+Protocol (``crossclr.md`` §6, recipe ``crossclr-synthetic``): 60 clusters (6 hubs of 40
+near-duplicates), ~516 train / 516 test pairs drawn per seed, MLP encoders 64-128-32, Adam 1e-3,
+batch 64, 250 epochs (2000 steps), the same seeds for every arm:
+
+- (A) symmetric InfoNCE: ``intra_weight=0``, no pruning, uniform weights;
+- (B) + intra-modal negatives (lambda 0.8), no pruning, uniform weights;
+- (C) full CrossCLR (gamma 0.7, tau_w 0.0035).
+
+Connectivity uses cosine similarity (min-max normalised) because the protocol's inputs are
+``tanh`` features of both signs (card pitfall 3). Reported: text->video R@1/R@5, median rank,
+cluster-level R@1, R@1 of hub-cluster queries, video->text R@1, and the cosine between
+different-cluster embeddings, mean ± std over seeds; the card's expected ordering
+(C) >= (B) >= (A) on instance and cluster R@1, checked and reported as measured.
+
+Speed (same process, round-robin, median): forward + backward of ``functional.crossclr``
+(paper and official modes) at B in {256, 1024}, d = 256, against a line-by-line transcription
+of the released ``CrossCLR_noq`` (CPU, no logger) and against symmetric InfoNCE.
+Results: ``benchmarks/results/crossmodal.{json,md}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from video_common import mean_std, median_times
+
+from contrastkit.config import apply_overrides, load_recipe
+from contrastkit.functional.crossclr import crossclr
+from contrastkit.pipeline.run import train
+
+RESULTS = Path(__file__).parent / "results"
+RUNS = "runs/bench-crossmodal"
+ARMS = {
+    "(A) symmetric InfoNCE": ["method.intra_weight=0", "method.prune_threshold=null", "method.weight_temperature=null"],
+    "(B) + intra negatives": ["method.prune_threshold=null", "method.weight_temperature=null"],
+    "(C) CrossCLR": [],
+}
+KEYS = ("t2v_r1", "t2v_r5", "t2v_medr", "t2v_cluster_r1", "t2v_hub_r1", "v2t_r1", "video_different_cluster_cos")
+HEADER = "t→v R@1 | t→v R@5 | t→v MedR | cluster R@1 | hub R@1 | v→t R@1 | video cos across clusters"
+
+
+def _recipe(arm: list[str], seed: int) -> dict[str, Any]:
+    raw = apply_overrides(load_recipe("crossclr-synthetic"), [*arm, f"trainer.seed={seed}"])
+    if ARGS.epochs:
+        raw = apply_overrides(raw, [f"optim.epochs={ARGS.epochs}"])
+    return raw
+
+
+def run_accuracy() -> dict[str, Any]:
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for seed in ARGS.seeds:
+        for label, arm in ARMS.items():
+            print(f"== {label} seed {seed}", flush=True)
+            command = "contrastkit train crossclr-synthetic " + " ".join(
+                f"--set {a}" for a in [*arm, f"trainer.seed={seed}"]
+            )
+            results = train(_recipe(arm, seed), runs_dir=RUNS, command=command, progress=False)
+            runs.setdefault(label, []).append(
+                {
+                    "seed": seed,
+                    "final": results["final"],
+                    "random_init": results["random_init"],
+                    "run": results["run_dir"],
+                }
+            )
+    return runs
+
+
+def released_noq(v: torch.Tensor, t: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The released ``CrossCLR_noq.forward`` transcribed line by line for CPU (numpy masks, the
+    per-row loop for the diagonal, softmax then log), tau 0.03, tau_w 0.0035, lambda 0.8, gamma 0.7."""
+    import numpy as np
+
+    tau, tau_w, lam, gamma = 0.03, 0.0035, 0.8, 0.7
+    v, t = F.normalize(v, dim=1), F.normalize(t, dim=1)
+    vt, tv = v @ t.t() / tau, t @ v.t() / tau
+    vv, tt = v @ v.t() / tau, t @ t.t() / tau
+    b = v.shape[0]
+    off = 1 - torch.from_numpy(np.eye(b))
+    sim_v, sim_t = (x @ x.t()) * off, (y @ y.t()) * off
+    avg_v, avg_t = sim_v.mean(1), sim_t.mean(1)
+    sv, iv = torch.sort(avg_v)
+    st, it = torch.sort(avg_t)
+    sv, st = sv / sv.max(dim=-1, keepdim=True)[0], st / st.max(dim=-1, keepdim=True)[0]
+    neg_v, neg_t = (vv * off)[:, iv[sv < gamma]], (tt * off)[:, it[st < gamma]]
+    sv2, iv2 = torch.sort(avg_v)
+    st2, it2 = torch.sort(avg_t)
+    sv2, st2 = sv2 / sv2.max(dim=-1, keepdim=True)[0], st2 / st2.max(dim=-1, keepdim=True)[0]
+    mask_v, mask_t = torch.ones_like(vt), torch.ones_like(tv)
+    mask_v[:, iv2[sv2 > gamma]] = 0
+    mask_t[:, it2[st2 > gamma]] = 0
+    for i in range(b):
+        if mask_v[i, i] == 0:
+            mask_v[i, i] = 1
+        if mask_t[i, i] == 0:
+            mask_t[i, i] = 1
+    logits_v = torch.cat([vt * mask_v, lam * neg_v], dim=1)
+    logits_t = torch.cat([tv * mask_t, lam * neg_t], dim=1)
+    eye = torch.from_numpy(np.eye(b))
+    pos_v = torch.cat([eye, torch.zeros_like(neg_v)], dim=1)
+    pos_t = torch.cat([eye, torch.zeros_like(neg_t)], dim=1)
+    loss_v = -torch.log((F.softmax(logits_v, dim=1) * pos_v).sum(1))
+    loss_t = -torch.log((F.softmax(logits_t, dim=1) * pos_t).sum(1))
+    w_v, w_t = avg_v / sum(avg_v), avg_t / sum(avg_t)
+    loss_v = sum(loss_v * torch.exp(w_v / tau_w)) / sum(torch.exp(w_v / tau_w))
+    loss_t = sum(loss_t * torch.exp(w_t / tau_w)) / sum(torch.exp(w_t / tau_w))
+    return (loss_v + loss_t) / 2
+
+
+def run_speed() -> dict[str, Any]:
+    out: dict[str, Any] = {"repeats": ARGS.speed_repeats, "sizes": {}}
+    for b in (256, 1024):
+        g = torch.Generator().manual_seed(b)
+        v0, t0 = torch.randn(b, 256, generator=g), torch.randn(b, 256, generator=g)
+        x, y = torch.rand(b, 256, generator=g), torch.rand(b, 256, generator=g)
+
+        def timed(fn: Any) -> Any:
+            def run() -> None:
+                v, t = v0.clone().requires_grad_(True), t0.clone().requires_grad_(True)
+                fn(v, t).backward()
+
+            return run
+
+        def infonce(v: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            logits = F.normalize(v, dim=1) @ F.normalize(t, dim=1).t() / 0.03
+            target = torch.arange(len(v))
+            return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target))
+
+        contenders = {
+            "symmetric InfoNCE": timed(infonce),
+            "released CrossCLR_noq (transcribed)": timed(lambda v, t: released_noq(v, t, x, y)),
+            "crossclr, official mode": timed(lambda v, t: crossclr(v, t, x, y, mode="official")),
+            "crossclr, paper mode": timed(lambda v, t: crossclr(v, t, x, y)),
+        }
+        medians = median_times(contenders, ARGS.speed_repeats)
+        out["sizes"][str(b)] = {
+            "median_s": medians,
+            "official_over_released": medians["crossclr, official mode"]
+            / medians["released CrossCLR_noq (transcribed)"],
+            "paper_over_released": medians["crossclr, paper mode"] / medians["released CrossCLR_noq (transcribed)"],
+            "paper_over_infonce": medians["crossclr, paper mode"] / medians["symmetric InfoNCE"],
+            "official_over_infonce": medians["crossclr, official mode"] / medians["symmetric InfoNCE"],
+        }
+        with torch.no_grad():
+            diff = float(
+                (
+                    crossclr(v0.double(), t0.double(), x.double(), y.double(), mode="official")
+                    - released_noq(v0.double(), t0.double(), x.double(), y.double())
+                ).abs()
+            )
+        out["sizes"][str(b)]["abs_difference_float64"] = diff
+    return out
+
+
+def markdown(report: dict[str, Any]) -> str:
+    lines = [
+        "# CrossCLR on clustered video-text feature pairs (crossclr.md §6)",
+        "",
+        f"Command: `{report['command']}`  ",
+        f"Date: {report['date']}; seeds {report['seeds']}; wall time {report['wall_minutes']:.0f} min; "
+        f"{report['machine']}.",
+        "",
+    ]
+    runs = report.get("accuracy")
+    if runs:
+        lines += [f"| arm | {HEADER} |", "|---|" + "---:|" * len(KEYS)]
+        first = next(iter(runs.values()))
+        lines.append(
+            "| random init | " + " | ".join(mean_std([r["random_init"][k] for r in first]) for k in KEYS) + " |"
+        )
+        for label, rs in runs.items():
+            lines.append(f"| {label} | " + " | ".join(mean_std([r["final"][k] for r in rs]) for k in KEYS) + " |")
+
+        def avg(label: str, key: str) -> float:
+            return statistics.mean(r["final"][key] for r in runs[label])
+
+        a, b, c = list(ARMS)
+        lines += ["", "Expected (card §6): (C) >= (B) >= (A) on instance and cluster R@1. Measured (means):"]
+        for key, name in (
+            ("t2v_r1", "instance R@1"),
+            ("t2v_cluster_r1", "cluster R@1"),
+            ("t2v_hub_r1", "hub-query R@1"),
+        ):
+            va, vb, vc = avg(a, key), avg(b, key), avg(c, key)
+            holds = "holds" if vc >= vb >= va else "does not hold"
+            lines.append(f"- {name}: (C) {vc:.2f}, (B) {vb:.2f}, (A) {va:.2f} — {holds}")
+            wins = sum(rc["final"][key] >= ra["final"][key] for ra, rc in zip(runs[a], runs[c]))
+            lines.append(f"  - (C) >= (A) in {wins}/{len(runs[a])} seeds")
+    speed = report.get("speed")
+    if speed:
+        lines += [
+            "",
+            f"## Speed (forward + backward, one process, round-robin, median of {speed['repeats']}; d = 256)",
+            "",
+            "| B | symmetric InfoNCE (s) | released, transcribed (s) | official mode (s) | paper mode (s) | "
+            "official / released | paper / released | paper / InfoNCE |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for b, s in speed["sizes"].items():
+            m = s["median_s"]
+            lines.append(
+                f"| {b} | {m['symmetric InfoNCE']:.4f} | {m['released CrossCLR_noq (transcribed)']:.4f} | "
+                f"{m['crossclr, official mode']:.4f} | {m['crossclr, paper mode']:.4f} | "
+                f"{s['official_over_released']:.2f}x | {s['paper_over_released']:.2f}x | {s['paper_over_infonce']:.2f}x |"
+            )
+        lines += [
+            "",
+            "Targets: <= 1.0x the released loss, <= 3x symmetric InfoNCE. Official mode and the transcription agree to "
+            + ", ".join(f"{s['abs_difference_float64']:.1e} (B={b})" for b, s in speed["sizes"].items())
+            + " in float64.",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    global ARGS
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs (smoke passes)")
+    parser.add_argument("--speed-repeats", type=int, default=11)
+    parser.add_argument("--skip-accuracy", action="store_true")
+    parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    ARGS = parser.parse_args()
+    start = time.time()
+    command = "python benchmarks/crossmodal.py"
+    command += f" --seeds {' '.join(map(str, ARGS.seeds))}" if ARGS.seeds != [0, 1, 2, 3, 4] else ""
+    command += f" --epochs {ARGS.epochs}" if ARGS.epochs else ""
+    command += " --skip-accuracy" if ARGS.skip_accuracy else ""
+    command += " --skip-speed" if ARGS.skip_speed else ""
+    report: dict[str, Any] = {
+        "command": command,
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": f"{torch.get_num_threads()} threads, torch {torch.__version__}",
+        "seeds": [] if ARGS.skip_accuracy else list(ARGS.seeds),
+    }
+    if not ARGS.skip_accuracy:
+        report["accuracy"] = run_accuracy()
+    if not ARGS.skip_speed:
+        report["speed"] = run_speed()
+    report["wall_minutes"] = (time.time() - start) / 60
+    stem = "crossmodal" if not ARGS.epochs else "crossmodal_smoke"
+    stem += "_speed" if ARGS.skip_accuracy else ""
+    ARGS.out.mkdir(parents=True, exist_ok=True)
+    (ARGS.out / f"{stem}.json").write_text(json.dumps(report, indent=2, default=str))
+    text = markdown(report)
+    (ARGS.out / f"{stem}.md").write_text(text)
+    print(text)
+
+
+ARGS: argparse.Namespace
+
+if __name__ == "__main__":
+    main()
