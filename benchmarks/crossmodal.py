@@ -37,11 +37,11 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from video_common import mean_std, median_times
 
 from contrastkit.config import apply_overrides, load_recipe
 from contrastkit.functional.crossclr import crossclr
 from contrastkit.pipeline.run import train
+from video_common import mean_std, median_times
 
 RESULTS = Path(__file__).parent / "results"
 RUNS = "runs/bench-crossmodal"
