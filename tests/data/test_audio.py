@@ -13,7 +13,9 @@ from contrastkit.data.audio import hz_to_mel, log_mel_spectrogram, mel_filterban
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "video"
 
 
-@pytest.mark.parametrize("n_freqs,f_min,f_max,n_mels,sr", [(513, 50.0, 14000.0, 64, 32000), (201, 0.0, 8000.0, 40, 16000)])
+@pytest.mark.parametrize(
+    "n_freqs,f_min,f_max,n_mels,sr", [(513, 50.0, 14000.0, 64, 32000), (201, 0.0, 8000.0, 40, 16000)]
+)
 def test_the_filterbank_equals_torchaudio(n_freqs, f_min, f_max, n_mels, sr):
     torchaudio = pytest.importorskip("torchaudio")
     theirs = torchaudio.functional.melscale_fbanks(n_freqs, f_min, f_max, n_mels, sr)
