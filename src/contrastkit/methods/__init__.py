@@ -5,6 +5,7 @@ its recipe options, so importing this package makes every shipped method known t
 """
 
 from contrastkit.methods.base import Batch, ContrastiveMethod, OptimizerSettings, StepOutput
+from contrastkit.methods.ccl import CCL, CCLParams
 from contrastkit.methods.crossclr import CrossCLR, CrossCLRParams
 from contrastkit.methods.densecl import DenseCL, DenseCLParams, match_locations
 from contrastkit.methods.graph_base import EarlyStopping, GraphMethod
@@ -18,6 +19,8 @@ from contrastkit.methods.videomoco import VideoMoCo, VideoMoCoParams
 
 __all__ = [
     "MVGRL",
+    "CCL",
+    "CCLParams",
     "Batch",
     "ContrastiveMethod",
     "CrossCLR",
