@@ -147,6 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = "contrastkit " + shlex.join(list(argv) if argv is not None else sys.argv[1:])
     from contrastkit.config import RecipeError
     from contrastkit.data.images import DataError
+    from contrastkit.nn.text import TextExtraMissing
 
     try:
         if args.command == "recipes":
@@ -162,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from contrastkit.pipeline.run import evaluate_run
 
             _print_summary(evaluate_run(args.run_dir, data_root=args.data_root, progress=not args.no_progress))
-    except (RecipeError, DataError, ValueError, FileNotFoundError) as err:
+    except (RecipeError, DataError, ValueError, FileNotFoundError, TextExtraMissing) as err:
         print(f"contrastkit: error: {err}".splitlines()[0], file=sys.stderr)
         return 2
     except KeyboardInterrupt:
