@@ -56,7 +56,7 @@ def merge_runs(report: dict[str, Any], earlier: list[dict[str, Any]]) -> None:
             runs.setdefault(label, []).extend(rs)
         report["seeds"] = sorted({*report["seeds"], *e["seeds"]})
         report["wall_minutes"] += e["wall_minutes"]
-        for key in ("speed", "real_content"):
+        for key in ("speed", "real_content", "supervised"):
             if key not in report and key in e:
                 report[key] = e[key]
     for label, rs in runs.items():

@@ -167,6 +167,37 @@ def run_speed() -> dict[str, Any]:
     }
 
 
+def supervised_check(steps: int = 400) -> dict[str, Any]:
+    """Is the glyph class learnable at all? The recipe's frame encoder trained with labels on single
+    frames (Adam 1e-3, batch 64, no augmentation), tested on the middle frame of the test videos."""
+    from contrastkit.nn.backbones import build_backbone
+    from contrastkit.pipeline.tasks import build_task
+
+    torch.manual_seed(0)
+    recipe = validate(_recipe([], 0))
+    task = build_task(recipe, ARGS.data_root)
+    xtr, ytr, xte, yte = task.train.frames, task.train.labels, task.test.frames, task.test.labels
+    net = build_backbone(recipe.model.backbone, 3, recipe.model.width, recipe.data.image_size)
+    head = torch.nn.Linear(net.feature_dim, len(task.classes))
+    opt = torch.optim.Adam([*net.parameters(), *head.parameters()], 1e-3)
+    preprocess = task.method.preprocess
+
+    def frames(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return preprocess(x[torch.arange(len(x)), :, t])
+
+    for _ in range(steps):
+        i, t = torch.randint(len(xtr), (64,)), torch.randint(xtr.shape[2], (64,))
+        loss = torch.nn.functional.cross_entropy(head(net(frames(xtr[i], t))), ytr[i])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    net.eval()
+    with torch.no_grad():
+        middle = torch.full((len(xte),), xte.shape[2] // 2)
+        accuracy = float((head(net(frames(xte, middle))).argmax(1) == yte).float().mean() * 100)
+    return {"steps": steps, "test_top1": accuracy, "final_train_loss": float(loss.detach())}
+
+
 def markdown(report: dict[str, Any]) -> str:
     lines = [
         "# VCLR on generated global-context videos (vclr.md §6)",
@@ -206,6 +237,14 @@ def markdown(report: dict[str, Any]) -> str:
             f"- order head with the ramp: {order_ramp:.2f}%"
             + (f"; without: {order_flat:.2f}%" if order_flat is not None else ""),
         ]
+    if report.get("supervised"):
+        sup = report["supervised"]
+        lines += [
+            "",
+            f"Supervised check (is the class learnable?): the same frame encoder trained with labels on single frames "
+            f"for {sup['steps']} steps reaches **{sup['test_top1']:.2f}%** test top-1 (chance 12.5%; final training "
+            f"loss {sup['final_train_loss']:.2f}).",
+        ]
     if report.get("real_content"):
         lines += real_content_lines(report["real_content"])
     speed = report.get("speed")
@@ -243,6 +282,7 @@ def main() -> None:
     parser.add_argument("--speed-repeats", type=int, default=11)
     parser.add_argument("--skip-accuracy", action="store_true")
     parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument("--supervised-check", action="store_true", help="also train the frame encoder with labels")
     parser.add_argument("--merge", type=Path, nargs="+", default=[], help="earlier result files whose seeds to add")
     parser.add_argument("--out", type=Path, default=RESULTS)
     ARGS = parser.parse_args()
@@ -253,6 +293,7 @@ def main() -> None:
     command += f" --train-subset {ARGS.train_subset} --test-subset {ARGS.test_subset}" if ARGS.train_subset else ""
     command += " --skip-accuracy" if ARGS.skip_accuracy else ""
     command += " --skip-speed" if ARGS.skip_speed else ""
+    command += " --supervised-check" if ARGS.supervised_check else ""
     command += f" --merge {' '.join(map(str, ARGS.merge))}" if ARGS.merge else ""
     report: dict[str, Any] = {
         "command": command,
@@ -263,6 +304,9 @@ def main() -> None:
     if not ARGS.skip_speed:
         report["speed"] = run_speed()
         print(json.dumps(report["speed"], indent=2), flush=True)
+    if ARGS.supervised_check:
+        report["supervised"] = supervised_check()
+        print(json.dumps(report["supervised"]), flush=True)
     if not ARGS.skip_accuracy:
         report["accuracy"], report["real_content"] = run_accuracy()
     report["wall_minutes"] = (time.time() - start) / 60
