@@ -118,10 +118,23 @@ class TrainerSettings(_Strict):
     limit_val_batches: int | float | None = None
 
 
+def check_run_name(name: str) -> str:
+    """A recipe's name becomes a folder under the runs directory: it must be one path component."""
+    bad = not name or name in (".", "..") or any(c in name for c in ("/", "\\", "\x00")) or Path(name).is_absolute()
+    if bad:
+        raise ValueError(f"name {name!r} must be a single folder name (no '/', '\\', '..' or absolute path)")
+    return name
+
+
 class Recipe(_Strict):
     """A validated recipe. ``method`` is the registered method's own params class."""
 
     name: str
+
+    @field_validator("name")
+    @classmethod
+    def _one_component(cls, name: str) -> str:
+        return check_run_name(name)
     description: str = ""
     plugins: list[str] = []
     method: SerializeAsAny[MethodParams]

@@ -23,9 +23,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import yaml  # noqa: E402
-from pydantic import Field, ValidationError  # noqa: E402
+from pydantic import Field, ValidationError, field_validator  # noqa: E402
 
-from contrastkit.config import RecipeError, _explain, _Strict  # noqa: E402
+from contrastkit.config import RecipeError, _explain, _Strict, check_run_name  # noqa: E402
 from contrastkit.federated.partition import label_histograms  # noqa: E402
 
 __all__ = ["FederatedRecipe", "federate", "settings_for", "validate_federated"]
@@ -81,6 +81,11 @@ class FedTrainer(_Strict):
 
 class FederatedRecipe(_Strict):
     name: str
+
+    @field_validator("name")
+    @classmethod
+    def _one_component(cls, name: str) -> str:
+        return check_run_name(name)
     description: str = ""
     data: FedData = FedData()
     model: FedModel = FedModel()

@@ -1,0 +1,30 @@
+"""Run folders stay inside the runs directory: a recipe's name is one path component (issue 22, row 6)."""
+
+from __future__ import annotations
+
+import pytest
+
+from contrastkit.cli import main
+from contrastkit.config import RecipeError, load_recipe, validate
+
+
+@pytest.mark.parametrize("name", ["../../elsewhere", "/tmp/abs", "a/b", "..", ".", "", "a\\b", "x\x00y"])
+def test_names_that_are_not_one_path_component_are_refused(name):
+    raw = load_recipe("moco-digits") | {"name": name}
+    with pytest.raises(RecipeError, match="name"):
+        validate(raw)
+
+
+def test_the_cli_refuses_a_traversing_name_before_writing_anything(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    code = main(["train", "moco-digits", "--smoke", "--runs-dir", str(runs), "--set", "name=../../elsewhere"])
+    assert code == 2 and not runs.exists() and not (tmp_path / "elsewhere").exists()
+    assert "name" in capsys.readouterr().err
+
+
+def test_federated_recipes_follow_the_same_rule():
+    from contrastkit.federated.run import validate_federated
+
+    raw = load_recipe("moon-digits") | {"name": "../up"}
+    with pytest.raises(RecipeError, match="name"):
+        validate_federated(raw)
