@@ -295,9 +295,10 @@ def smoke(raw: dict[str, Any]) -> dict[str, Any]:
     """Shrink a recipe to a seconds-long run that still exercises every stage.
 
     The common sizes are set here; the recipe's task and method then shrink their own
-    settings (``Task.smoke``, ``MethodParams.smoke``). An invalid recipe is shrunk as far as
-    it can be and left for ``validate`` to report.
+    settings (``Task.smoke``, ``MethodParams.smoke``). The recipe is validated first, so a bad
+    value is reported as it would be without ``--smoke`` (``RecipeError``).
     """
+    validate(raw)
     out = copy.deepcopy(raw)
     data = out.setdefault("data", {})
     data["train_subset"] = min(int(data.get("train_subset") or 512), 512)

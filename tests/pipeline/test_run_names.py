@@ -28,3 +28,12 @@ def test_federated_recipes_follow_the_same_rule():
     raw = load_recipe("moon-digits") | {"name": "../up"}
     with pytest.raises(RecipeError, match="name"):
         validate_federated(raw)
+
+
+@pytest.mark.parametrize("override", ["data.batch_size=null", "optim=[1,2]", "eval=5"])
+def test_smoke_runs_validate_first_so_bad_values_are_one_line(override, tmp_path, capsys):
+    """Issue 22, row 9: ``--smoke`` used to shrink before validating and crash on such values."""
+    code = main(["train", "moco-digits", "--smoke", "--runs-dir", str(tmp_path / "runs"), "--set", override])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("contrastkit: error:")
+    assert not (tmp_path / "runs").exists()
