@@ -37,3 +37,19 @@ def test_smoke_runs_validate_first_so_bad_values_are_one_line(override, tmp_path
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith("contrastkit: error:")
     assert not (tmp_path / "runs").exists()
+
+
+def test_eval_keeps_the_training_command_and_records_itself_beside_it(tmp_path):
+    """Issue 22, row 13: ``contrastkit eval RUN`` used to overwrite the training command."""
+    import json
+
+    runs = tmp_path / "runs"
+    assert main(["train", "moco-digits", "--smoke", "--no-progress", "--runs-dir", str(runs)]) == 0
+    (run,) = (runs / "moco-digits").iterdir()
+    trained_with = json.loads((run / "results.json").read_text())["command"]
+    assert trained_with.startswith("contrastkit train moco-digits")
+    assert main(["eval", str(run), "--no-progress"]) == 0
+    results = json.loads((run / "results.json").read_text())
+    assert results["command"] == trained_with and results["evaluated_with"] == f"contrastkit eval {run}"
+    report = (run / "report.md").read_text()
+    assert f"`{trained_with}`" in report and f"`contrastkit eval {run}`" in report

@@ -157,6 +157,7 @@ def _finish(
     world_size: int,
     command: str,
     progress: bool,
+    evaluated_with: str | None = None,
 ) -> dict[str, Any]:
     task.method.cpu()
     final = task.evaluate("trained", progress)
@@ -181,6 +182,8 @@ def _finish(
         "random_init": random_init,
         "run_dir": str(run_dir),
     }
+    if evaluated_with:
+        results["evaluated_with"] = evaluated_with
     write_report(run_dir, results, [(p.file, p.caption) for p in plots])
     return results
 
@@ -219,6 +222,7 @@ def evaluate_run(run_dir: str | Path, *, data_root: str | Path | None = None, pr
         random_init,
         float(previous.get("train_seconds", 0.0)),
         int(previous.get("world_size", 1)),
-        f"contrastkit eval {folder}",
+        str(previous.get("command", "")),  # how the run was trained stays the reproduce line
         progress,
+        evaluated_with=f"contrastkit eval {folder}",
     )
