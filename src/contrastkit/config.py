@@ -249,7 +249,7 @@ def validate(raw: dict[str, Any]) -> Recipe:
 def load_recipe(name_or_path: str) -> dict[str, Any]:
     """The raw dictionary of a shipped recipe (by name) or of a YAML file (by path)."""
     path = Path(name_or_path)
-    if not path.suffix:
+    if not path.suffix and not path.is_file():
         path = _recipe_dir() / f"{name_or_path}.yaml"
     if not path.is_file():
         known = ", ".join(list_recipes())

@@ -53,3 +53,15 @@ def test_eval_keeps_the_training_command_and_records_itself_beside_it(tmp_path):
     assert results["command"] == trained_with and results["evaluated_with"] == f"contrastkit eval {run}"
     report = (run / "report.md").read_text()
     assert f"`{trained_with}`" in report and f"`contrastkit eval {run}`" in report
+
+
+def test_a_recipe_file_without_a_suffix_is_read_as_a_file(tmp_path):
+    """Issue 22, row 15: an existing file named without '.yaml' was reported as 'not a file'."""
+    import yaml
+
+    from contrastkit.config import load_recipe
+
+    path = tmp_path / "myrecipe"
+    path.write_text(yaml.safe_dump(load_recipe("moco-digits") | {"name": "mine"}))
+    assert load_recipe(str(path))["name"] == "mine"
+    assert load_recipe("moco-digits")["method"]["name"] == "moco"  # shipped names still win when no such file
