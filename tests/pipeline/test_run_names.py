@@ -65,3 +65,17 @@ def test_a_recipe_file_without_a_suffix_is_read_as_a_file(tmp_path):
     path.write_text(yaml.safe_dump(load_recipe("moco-digits") | {"name": "mine"}))
     assert load_recipe(str(path))["name"] == "mine"
     assert load_recipe("moco-digits")["method"]["name"] == "moco"  # shipped names still win when no such file
+
+
+@pytest.mark.parametrize("section", ["fail", "corrupt"])
+def test_faults_naming_parties_that_do_not_exist_are_refused(section):
+    """Issue 22, row 15b: ``faults.fail=[9]`` with 5 parties was silently ignored."""
+    from contrastkit.federated.run import validate_federated
+
+    raw = load_recipe("moon-digits")
+    raw["federation"] = {**raw.get("federation", {}), "num_parties": 5}
+    raw["faults"] = {section: [1, 9]}
+    with pytest.raises(RecipeError, match=r"party 9 .*0-4"):
+        validate_federated(raw)
+    raw["faults"] = {section: [4]}
+    validate_federated(raw)

@@ -23,7 +23,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import yaml  # noqa: E402
-from pydantic import Field, ValidationError, field_validator  # noqa: E402
+from pydantic import Field, ValidationError, field_validator, model_validator  # noqa: E402
 
 from contrastkit.config import RecipeError, _explain, _Strict, check_run_name  # noqa: E402
 from contrastkit.federated.partition import label_histograms  # noqa: E402
@@ -81,17 +81,26 @@ class FedTrainer(_Strict):
 
 class FederatedRecipe(_Strict):
     name: str
-
-    @field_validator("name")
-    @classmethod
-    def _one_component(cls, name: str) -> str:
-        return check_run_name(name)
     description: str = ""
     data: FedData = FedData()
     model: FedModel = FedModel()
     federation: Federation = Federation()
     faults: Faults = Faults()
     trainer: FedTrainer = FedTrainer()
+
+    @field_validator("name")
+    @classmethod
+    def _one_component(cls, name: str) -> str:
+        return check_run_name(name)
+
+    @model_validator(mode="after")
+    def _faults_name_parties(self) -> FederatedRecipe:
+        n = self.federation.num_parties
+        for section in ("fail", "corrupt"):
+            for pid in getattr(self.faults, section):
+                if not 0 <= pid < n:
+                    raise ValueError(f"faults.{section} names party {pid} but there are {n} parties (ids 0-{n - 1})")
+        return self
 
 
 def validate_federated(raw: dict[str, Any]) -> FederatedRecipe:
