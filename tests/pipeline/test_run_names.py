@@ -79,3 +79,15 @@ def test_faults_naming_parties_that_do_not_exist_are_refused(section):
         validate_federated(raw)
     raw["faults"] = {section: [4]}
     validate_federated(raw)
+
+
+def test_resume_tolerates_a_torn_last_line_in_steps_csv(tmp_path):
+    """Issue 22, row 11: a torn last line in steps.csv made --resume fail with an IndexError."""
+    runs = tmp_path / "runs"
+    assert main(["train", "moco-digits", "--smoke", "--no-progress", "--runs-dir", str(runs)]) == 0
+    (run,) = (runs / "moco-digits").iterdir()
+    steps = run / "steps.csv"
+    steps.write_text(steps.read_text() + "17")  # a write cut short by a kill
+    assert main(["train", "--resume", str(run), "--no-progress"]) == 0
+    lines = steps.read_text().splitlines()
+    assert all(len(line.split(",")) == len(lines[0].split(",")) for line in lines)

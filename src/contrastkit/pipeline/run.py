@@ -144,7 +144,21 @@ def _drop_steps_after(run_dir: Path, global_step: int) -> None:
     if not path.exists():
         return
     lines = path.read_text().splitlines()
-    kept = [lines[0]] + [line for line in lines[1:] if int(line.split(",")[1]) <= global_step]
+    if not lines:
+        return
+    width = len(lines[0].split(","))
+
+    def complete_and_kept(line: str) -> bool:  # a line torn by a kill is dropped, not parsed
+        fields = line.split(",")
+        if len(fields) != width:
+            return False
+        try:
+            float(fields[2])
+            return int(fields[1]) <= global_step
+        except ValueError:
+            return False
+
+    kept = [lines[0]] + [line for line in lines[1:] if complete_and_kept(line)]
     path.write_text("\n".join(kept) + "\n")
 
 
