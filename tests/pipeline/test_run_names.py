@@ -91,3 +91,24 @@ def test_resume_tolerates_a_torn_last_line_in_steps_csv(tmp_path):
     assert main(["train", "--resume", str(run), "--no-progress"]) == 0
     lines = steps.read_text().splitlines()
     assert all(len(line.split(",")) == len(lines[0].split(",")) for line in lines)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "random", "empty"])
+def test_a_damaged_checkpoint_is_one_line_for_eval_and_resume(damage, tmp_path, capsys):
+    """Issue 22, row 1: a truncated, random or empty last.ckpt gave a traceback (exit 1)."""
+    import os
+
+    runs = tmp_path / "runs"
+    assert main(["train", "moco-digits", "--smoke", "--no-progress", "--runs-dir", str(runs)]) == 0
+    (run,) = (runs / "moco-digits").iterdir()
+    ckpt = run / "checkpoints" / "last.ckpt"
+    if damage == "truncate":
+        with open(ckpt, "r+b") as f:
+            f.truncate(100)
+    else:
+        ckpt.write_bytes(os.urandom(4096) if damage == "random" else b"")
+    capsys.readouterr()
+    for args in (["eval", str(run), "--no-progress"], ["train", "--resume", str(run), "--no-progress"]):
+        assert main(args) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "last.ckpt" in err[0] and "checkpoint" in err[0]

@@ -106,6 +106,7 @@ def train(
         if not (run_dir / "recipe.yaml").is_file() or not ckpt.is_file():
             raise RecipeError(f"cannot resume {run_dir}: it needs recipe.yaml and checkpoints/last.ckpt")
         raw = yaml.safe_load((run_dir / "recipe.yaml").read_text())
+        load_checkpoint(ckpt)  # a damaged file stops here, before any data is loaded
         ckpt_path = str(ckpt)
     recipe = validate(raw)
     if resume is None:
@@ -124,7 +125,7 @@ def train(
             random_init = task.evaluate("random init", progress).numbers
             init_file.write_text(json.dumps(random_init, indent=2))
         if ckpt_path is not None:
-            _drop_steps_after(run_dir, torch.load(ckpt_path, map_location="cpu", weights_only=True)["global_step"])
+            _drop_steps_after(run_dir, load_checkpoint(Path(ckpt_path))["global_step"])
     trainer = _trainer(recipe, run_dir, progress, list(callbacks or []), task.method)
     start = time.perf_counter()
     try:
@@ -136,6 +137,18 @@ def train(
     if not trainer.is_global_zero:
         return {}
     return _finish(recipe, task, run_dir, random_init, train_seconds, trainer.world_size, command, progress)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """A run's checkpoint (``weights_only``), or ``RecipeError`` naming the file if it is damaged."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises RuntimeError, EOFError, UnpicklingError, ... for damaged files
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise RecipeError(f"{path} is not a readable checkpoint ({reason[:120]})") from None
+    if not isinstance(state, dict) or "state_dict" not in state:
+        raise RecipeError(f"{path} is not a contrastkit checkpoint (no state_dict)")
+    return state
 
 
 def _drop_steps_after(run_dir: Path, global_step: int) -> None:
@@ -223,7 +236,7 @@ def evaluate_run(run_dir: str | Path, *, data_root: str | Path | None = None, pr
         raise RecipeError(f"{folder} has no checkpoint yet (checkpoints/last.ckpt)")
     recipe = validate(yaml.safe_load((folder / "recipe.yaml").read_text()))
     task = _prepare(recipe, data_root)
-    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    state = load_checkpoint(ckpt)
     task.method.load_state_dict(state["state_dict"])
     random_init = (
         json.loads((folder / "random_init.json").read_text()) if (folder / "random_init.json").exists() else None
