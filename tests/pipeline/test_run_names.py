@@ -112,3 +112,42 @@ def test_a_damaged_checkpoint_is_one_line_for_eval_and_resume(damage, tmp_path, 
         assert main(args) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "last.ckpt" in err[0] and "checkpoint" in err[0]
+
+
+def _edit_recipe(run, section, key, value):
+    import yaml
+
+    path = run / "recipe.yaml"
+    raw = yaml.safe_load(path.read_text())
+    if (section, key, value) == ("method", "name", "simclr"):
+        raw["method"] = {"name": "simclr"}  # a valid SimCLR section: only the checkpoint can object
+    else:
+        raw[section][key] = value
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+
+
+@pytest.mark.parametrize(
+    "section,key,value", [("method", "name", "mochi"), ("method", "name", "simclr"), ("method", "queue_size", 512)]
+)
+def test_resume_refuses_a_recipe_that_differs_from_the_checkpoint(section, key, value, tmp_path, capsys):
+    """Issue 22, rows 4-5: an edited recipe.yaml was accepted (mislabelled report) or crashed in load_state_dict."""
+    runs = tmp_path / "runs"
+    assert main(["train", "moco-digits", "--smoke", "--no-progress", "--runs-dir", str(runs)]) == 0
+    (run,) = (runs / "moco-digits").iterdir()
+    _edit_recipe(run, section, key, value)
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{section}.{key}" in err[0] and "checkpoint" in err[0]
+
+
+def test_resume_accepts_more_epochs_and_says_so(tmp_path):
+    import json
+
+    runs = tmp_path / "runs"
+    assert main(["train", "moco-digits", "--smoke", "--no-progress", "--runs-dir", str(runs)]) == 0
+    (run,) = (runs / "moco-digits").iterdir()
+    _edit_recipe(run, "optim", "epochs", 3)
+    assert main(["train", "--resume", str(run), "--no-progress"]) == 0
+    results = json.loads((run / "results.json").read_text())
+    assert results["changed_on_resume"] == ["optim.epochs"] and "optim.epochs" in (run / "report.md").read_text()

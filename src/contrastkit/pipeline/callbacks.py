@@ -106,3 +106,14 @@ def _append_row(path: Path, row: dict[str, Any]) -> None:
         writer.writeheader()
         writer.writerows(rows)
     os.replace(tmp, path)
+
+
+class RecipeInCheckpoint(L.Callback):
+    """Stores the run's resolved recipe in every checkpoint, so ``--resume`` can check the
+    ``recipe.yaml`` it is given against the recipe the weights were trained with."""
+
+    def __init__(self, recipe: dict[str, Any]) -> None:
+        self.recipe = recipe
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        checkpoint["contrastkit_recipe"] = self.recipe

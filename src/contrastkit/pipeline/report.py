@@ -142,7 +142,12 @@ def write_report(run_dir: Path, results: dict[str, Any], plots: list[tuple[str, 
             if r.get("images_per_second")
             else ""
         ),
-        f"- Reproduce: `{r['command']}`"
+        (
+            f"- Resumed with changed settings: {', '.join(r['changed_on_resume'])}\n"
+            if r.get("changed_on_resume")
+            else ""
+        )
+        + f"- Reproduce: `{r['command']}`"
         + (f"; re-evaluated with `{r['evaluated_with']}`" if r.get("evaluated_with") else ""),
         "",
         f"| encoder | {header} |",

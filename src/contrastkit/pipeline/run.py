@@ -14,7 +14,7 @@ import torch
 import yaml
 
 from contrastkit.config import Recipe, RecipeError, validate
-from contrastkit.pipeline.callbacks import AtomicCheckpoint, MetricsWriter
+from contrastkit.pipeline.callbacks import AtomicCheckpoint, MetricsWriter, RecipeInCheckpoint
 from contrastkit.pipeline.report import plot_loss, write_report
 from contrastkit.pipeline.tasks import Task, build_task
 
@@ -73,7 +73,12 @@ def _trainer(
         strategy=_strategy(recipe, method),
         precision=t.precision,  # type: ignore[arg-type]
         logger=False,
-        callbacks=[MetricsWriter(run_dir), *extra, AtomicCheckpoint(run_dir / "checkpoints")],
+        callbacks=[
+            MetricsWriter(run_dir),
+            *extra,
+            RecipeInCheckpoint(recipe.to_dict()),
+            AtomicCheckpoint(run_dir / "checkpoints"),
+        ],
         use_distributed_sampler=False,
         check_val_every_n_epoch=recipe.eval.monitor_every,
         num_sanity_val_steps=0,
@@ -106,9 +111,12 @@ def train(
         if not (run_dir / "recipe.yaml").is_file() or not ckpt.is_file():
             raise RecipeError(f"cannot resume {run_dir}: it needs recipe.yaml and checkpoints/last.ckpt")
         raw = yaml.safe_load((run_dir / "recipe.yaml").read_text())
-        load_checkpoint(ckpt)  # a damaged file stops here, before any data is loaded
+        stored = load_checkpoint(ckpt).get("contrastkit_recipe")  # a damaged file stops here, before any data
         ckpt_path = str(ckpt)
     recipe = validate(raw)
+    changed: list[str] = []
+    if resume is not None and stored is not None:
+        changed = resume_changes(stored, recipe.to_dict(), ckpt)
     if resume is None:
         run_dir = _new_run_dir(Path(runs_dir), recipe.name)
     os.environ[RUN_DIR_ENV] = str(run_dir)
@@ -136,7 +144,46 @@ def train(
     train_seconds = time.perf_counter() - start
     if not trainer.is_global_zero:
         return {}
-    return _finish(recipe, task, run_dir, random_init, train_seconds, trainer.world_size, command, progress)
+    results = _finish(
+        recipe,
+        task,
+        run_dir,
+        random_init,
+        train_seconds,
+        trainer.world_size,
+        command,
+        progress,
+        changed_on_resume=changed,
+    )
+    return results
+
+
+RESUMABLE = ("optim.epochs", "trainer.devices", "trainer.num_nodes", "trainer.strategy", "trainer.accelerator")
+"""Recipe keys a resumed run may change (and the sections ``eval.*`` and ``description``)."""
+
+
+def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(tree, dict):
+        out: dict[str, Any] = {}
+        for key, value in tree.items():
+            out.update(_flat(value, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: tree}
+
+
+def resume_changes(stored: dict[str, Any], current: dict[str, Any], ckpt: Path) -> list[str]:
+    """Keys where ``current`` differs from the checkpoint's ``stored`` recipe; ``RecipeError``
+    listing them unless every one may change on resume (``RESUMABLE``, ``eval.*``, ``description``)."""
+    old, new = _flat(stored), _flat(current)
+    differing = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    refused = [k for k in differing if k not in RESUMABLE and not k.startswith("eval.") and k != "description"]
+    if refused:
+        shown = ", ".join(f"{k} ({old.get(k)!r} -> {new.get(k)!r})" for k in refused[:4])
+        raise RecipeError(
+            f"recipe.yaml differs from the recipe stored in {ckpt}: {shown}; a resumed run may change only "
+            "optim.epochs, trainer devices/nodes/strategy/accelerator and eval settings"
+        )
+    return differing
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
@@ -185,6 +232,7 @@ def _finish(
     command: str,
     progress: bool,
     evaluated_with: str | None = None,
+    changed_on_resume: list[str] | None = None,
 ) -> dict[str, Any]:
     task.method.cpu()
     final = task.evaluate("trained", progress)
@@ -211,6 +259,8 @@ def _finish(
     }
     if evaluated_with:
         results["evaluated_with"] = evaluated_with
+    if changed_on_resume:
+        results["changed_on_resume"] = changed_on_resume
     write_report(run_dir, results, [(p.file, p.caption) for p in plots])
     return results
 
