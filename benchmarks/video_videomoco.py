@@ -89,6 +89,34 @@ def run_accuracy() -> dict[str, Any]:
     return runs
 
 
+def collect_runs(folder: Path) -> dict[str, Any]:
+    """The arms of ``ARGS.seeds`` from finished run folders under ``folder`` (each run's
+    ``results.json`` records its command), for runs whose benchmark process did not get to write
+    its report; only seeds with every arm finished are kept."""
+    runs: dict[str, list[dict[str, Any]]] = {}
+    expected = validate(_recipe([], 0))
+    size = f"{expected.data.train_subset or 2000} train"
+    for results_file in sorted(folder.glob("*/results.json")):
+        results = json.loads(results_file.read_text())
+        command = results.get("command", "")
+        same_size = results.get("epochs") == expected.optim.epochs and size in results.get("data", "")
+        if f"data.dataset={ARGS.dataset}" not in command or not same_size:  # e.g. smoke passes
+            continue
+        seed = next((int(w.split("=")[1]) for w in command.split() if w.startswith("trainer.seed=")), None)
+        label = next((name for name, arm in ARMS.items() if all(f"--set {a}" in command for a in arm)), None)
+        if seed in ARGS.seeds and label is not None:
+            runs.setdefault(label, []).append(
+                {
+                    "seed": seed,
+                    "final": results["final"],
+                    "random_init": results["random_init"],
+                    "run": results["run_dir"],
+                }
+            )
+    complete = [s for s in ARGS.seeds if all(any(r["seed"] == s for r in runs.get(label, [])) for label in ARMS)]
+    return {label: [r for r in rs if r["seed"] in complete] for label, rs in runs.items() if complete}
+
+
 def _median_times(contenders: dict[str, Any], repeats: int) -> dict[str, float]:
     for fn in contenders.values():
         fn()
@@ -317,6 +345,9 @@ def main() -> None:
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--merge", type=Path, nargs="+", default=[], help="earlier result files whose seeds to add")
     parser.add_argument(
+        "--collect", type=Path, default=None, help="read the seeds' arms from finished run folders here"
+    )
+    parser.add_argument(
         "--dataset",
         default="moving_objects_shared",
         help="moving_objects_shared (backgrounds and textures from a pool of 8) or moving_objects (one per video)",
@@ -332,6 +363,7 @@ def main() -> None:
     command += " --skip-speed" if ARGS.skip_speed else ""
     command += f" --dataset {ARGS.dataset}" if ARGS.dataset != "moving_objects_shared" else ""
     command += f" --merge {' '.join(map(str, ARGS.merge))}" if ARGS.merge else ""
+    command += f" --collect {ARGS.collect}" if ARGS.collect else ""
     report: dict[str, Any] = {
         "command": command,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -341,7 +373,16 @@ def main() -> None:
     if not ARGS.skip_speed:
         report["speed"] = run_speed()
         print(json.dumps(report["speed"], indent=2), flush=True)
-    if not ARGS.skip_accuracy:
+    if ARGS.collect is not None:
+        report["accuracy"] = collect_runs(ARGS.collect)
+        report["seeds"] = sorted({r["seed"] for rs in report["accuracy"].values() for r in rs})
+        report["collected_from"] = str(ARGS.collect)
+        start -= sum(
+            json.loads(Path(r["run"], "results.json").read_text())["train_seconds"]
+            for rs in report["accuracy"].values()
+            for r in rs
+        )
+    elif not ARGS.skip_accuracy:
         report["accuracy"] = run_accuracy()
     report["wall_minutes"] = (time.time() - start) / 60
     if ARGS.merge:
