@@ -101,13 +101,19 @@ def crossclr_rows(
         raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     compute = torch.promote_types(anchor.dtype, torch.float32)
     a, o = F.normalize(anchor.to(compute), dim=1), F.normalize(other.to(compute), dim=1)
-    b = a.shape[0]
-    eye = torch.eye(b, dtype=torch.bool, device=a.device)
-    cross = a @ o.t() / temperature
-    intra = a @ a.t() / temperature
+    return _rows(
+        a @ o.t() / temperature, a @ a.t() / temperature, normalized_connectivity, intra_weight, prune_threshold, mode
+    )
+
+
+def _rows(cross: Tensor, intra: Tensor, cn: Tensor, intra_weight: float, prune_threshold: float, mode: str) -> Tensor:
+    """Row losses from the anchors' cross logits ``[B, B]`` (positives on the diagonal) and their
+    intra logits ``[B, B]``, both already divided by the temperature."""
+    b, compute, device = cross.shape[0], cross.dtype, cross.device
+    eye = torch.eye(b, dtype=torch.bool, device=device)
     positive = cross.diagonal()
-    cn = normalized_connectivity.to(a.device)
-    minus_inf = torch.tensor(float("-inf"), dtype=compute, device=a.device)
+    cn = cn.to(device)
+    minus_inf = torch.tensor(float("-inf"), dtype=compute, device=device)
     if mode == "paper":
         pruned = (cn > prune_threshold)[None, :] & ~eye
         cross = cross.masked_fill(pruned, float("-inf"))
@@ -170,11 +176,15 @@ def crossclr(
         raise ValueError("the connectivity inputs need one row per pair")
     if video.shape[0] < 2:
         raise ValueError("CrossCLR needs at least 2 pairs")
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     c_v, cn_v = connectivity(video_inputs, connectivity_kind)
     c_t, cn_t = connectivity(text_inputs, connectivity_kind)
-    options = dict(temperature=temperature, intra_weight=intra_weight, prune_threshold=prune_threshold, mode=mode)
-    rows_v = crossclr_rows(video, text, cn_v, **options)  # type: ignore[arg-type]
-    rows_t = crossclr_rows(text, video, cn_t, **options)  # type: ignore[arg-type]
+    compute = torch.promote_types(video.dtype, torch.float32)
+    v, t = F.normalize(video.to(compute), dim=1), F.normalize(text.to(compute), dim=1)
+    cross = v @ t.t() / temperature  # one product serves both directions (text anchors: its transpose)
+    rows_v = _rows(cross, v @ v.t() / temperature, cn_v, intra_weight, prune_threshold, mode)
+    rows_t = _rows(cross.t(), t @ t.t() / temperature, cn_t, intra_weight, prune_threshold, mode)
     if reduction == "none":
         return torch.stack([rows_v, rows_t])
     if reduction != "mean":
