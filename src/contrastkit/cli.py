@@ -166,11 +166,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (RecipeError, DataError, ValueError, FileNotFoundError, TextExtraMissing) as err:
         print(f"contrastkit: error: {err}".splitlines()[0], file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(
-            "contrastkit: interrupted; the last complete checkpoint is intact (resume with --resume RUN_DIR)",
-            file=sys.stderr,
-        )
+    except KeyboardInterrupt as err:
+        hint = getattr(err, "hint", "no run had started training")
+        print(f"contrastkit: interrupted; {hint}", file=sys.stderr)
         return 130
     return 0
 

@@ -151,3 +151,34 @@ def test_resume_accepts_more_epochs_and_says_so(tmp_path):
     assert main(["train", "--resume", str(run), "--no-progress"]) == 0
     results = json.loads((run / "results.json").read_text())
     assert results["changed_on_resume"] == ["optim.epochs"] and "optim.epochs" in (run / "report.md").read_text()
+
+
+@pytest.mark.parametrize("when", ["before the first checkpoint", "after the first checkpoint"])
+def test_ctrl_c_exits_130_with_a_true_hint(when, tmp_path):
+    """Issue 22, rows 2-3: Ctrl-C gave Lightning's exit 1, or promised a checkpoint that did not exist."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    runs = tmp_path / "runs"
+    args = [sys.executable, "-m", "contrastkit.cli", "train", "moco-digits", "--no-progress", "--runs-dir", str(runs)]
+    args += ["--set", "optim.epochs=200", "--set", "data.train_subset=256", "--set", "eval.linear_probe=false"]
+    proc = subprocess.Popen(args, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    deadline = time.time() + 240
+
+    def found(pattern):
+        return list(runs.glob(pattern)) if runs.exists() else []
+
+    target = "*/*/recipe.yaml" if when.startswith("before") else "*/*/checkpoints/last.ckpt"
+    while not found(target) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert found(target), "the run never got there"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    last = err.strip().splitlines()[-1]
+    assert proc.returncode == 130, err[-2000:]
+    if when.startswith("before"):
+        assert "no checkpoint was written yet" in last
+    else:
+        assert "--resume" in last and "intact" in last

@@ -61,6 +61,20 @@ def _strategy(recipe: Recipe, method: L.LightningModule) -> Any:
     return strategy
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a run; ``run_dir`` says where (and whether a checkpoint exists to resume)."""
+
+    def __init__(self, run_dir: Path) -> None:
+        super().__init__(str(run_dir))
+        self.run_dir = run_dir
+
+    @property
+    def hint(self) -> str:
+        if (self.run_dir / "checkpoints" / "last.ckpt").is_file():
+            return f"the last complete checkpoint is intact (resume with --resume {self.run_dir})"
+        return f"no checkpoint was written yet ({self.run_dir}); start the run again"
+
+
 def _trainer(
     recipe: Recipe, run_dir: Path, progress: bool, extra: list[L.Callback], method: L.LightningModule
 ) -> L.Trainer:
@@ -130,7 +144,10 @@ def train(
         if init_file.exists():
             random_init = json.loads(init_file.read_text())
         else:
-            random_init = task.evaluate("random init", progress).numbers
+            try:
+                random_init = task.evaluate("random init", progress).numbers
+            except KeyboardInterrupt:
+                raise Interrupted(run_dir) from None
             init_file.write_text(json.dumps(random_init, indent=2))
         if ckpt_path is not None:
             _drop_steps_after(run_dir, load_checkpoint(Path(ckpt_path))["global_step"])
@@ -138,24 +155,32 @@ def train(
     start = time.perf_counter()
     try:
         trainer.fit(task.method, datamodule=task.datamodule, ckpt_path=ckpt_path)
+    except SystemExit:
+        if trainer.interrupted:  # Lightning turns Ctrl-C into sys.exit(1); report it as an interruption
+            raise Interrupted(run_dir) from None
+        raise
+    except KeyboardInterrupt:
+        raise Interrupted(run_dir) from None
     finally:
         if "LOCAL_RANK" not in os.environ:
             os.environ.pop(RUN_DIR_ENV, None)
     train_seconds = time.perf_counter() - start
     if not trainer.is_global_zero:
         return {}
-    results = _finish(
-        recipe,
-        task,
-        run_dir,
-        random_init,
-        train_seconds,
-        trainer.world_size,
-        command,
-        progress,
-        changed_on_resume=changed,
-    )
-    return results
+    try:
+        return _finish(
+            recipe,
+            task,
+            run_dir,
+            random_init,
+            train_seconds,
+            trainer.world_size,
+            command,
+            progress,
+            changed_on_resume=changed,
+        )
+    except KeyboardInterrupt:
+        raise Interrupted(run_dir) from None
 
 
 RESUMABLE = ("optim.epochs", "trainer.devices", "trainer.num_nodes", "trainer.strategy", "trainer.accelerator")
