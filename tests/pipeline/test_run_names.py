@@ -182,3 +182,15 @@ def test_ctrl_c_exits_130_with_a_true_hint(when, tmp_path):
         assert "no checkpoint was written yet" in last
     else:
         assert "--resume" in last and "intact" in last
+
+
+@pytest.mark.parametrize("flags", [["--devices", "0"], ["--accelerator", "gpu"], ["--strategy", "no-such-strategy"]])
+def test_a_bad_hardware_request_is_one_line_and_leaves_no_run_folder(flags, tmp_path, capsys):
+    """Issue 22, rows 7-8: a traceback, exit 1 and a half-made run folder."""
+    if flags[-1] == "gpu" and __import__("torch").cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    runs = tmp_path / "runs"
+    code = main(["train", "moco-digits", "--smoke", "--no-progress", "--runs-dir", str(runs), *flags])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("contrastkit: error:"), err
+    assert not runs.exists() or not any(runs.rglob("recipe.yaml"))

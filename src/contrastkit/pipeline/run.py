@@ -104,6 +104,21 @@ def _trainer(
     )
 
 
+def _checked_trainer(
+    recipe: Recipe, run_dir: Path, progress: bool, extra: list[L.Callback], method: L.LightningModule
+) -> L.Trainer:
+    """The trainer, or ``RecipeError`` for a hardware request Lightning refuses (devices 0, a GPU
+    on a machine without one, an unknown strategy): raised before the run folder exists."""
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    try:
+        return _trainer(recipe, run_dir, progress, extra, method)
+    except (MisconfigurationException, ValueError, RuntimeError) as err:
+        t = recipe.trainer
+        asked = f"accelerator {t.accelerator!r}, devices {t.devices!r}, strategy {t.strategy!r}"
+        raise RecipeError(f"cannot set up training with {asked}: {str(err).splitlines()[0]}") from None
+
+
 def train(
     raw: dict[str, Any],
     *,
@@ -135,6 +150,7 @@ def train(
         run_dir = _new_run_dir(Path(runs_dir), recipe.name)
     os.environ[RUN_DIR_ENV] = str(run_dir)
     task = _prepare(recipe, data_root)
+    trainer = _checked_trainer(recipe, run_dir, progress, list(callbacks or []), task.method)  # before any file
     rank_zero = _is_rank_zero()
     random_init: dict[str, Any] | None = None
     if rank_zero:
@@ -151,7 +167,6 @@ def train(
             init_file.write_text(json.dumps(random_init, indent=2))
         if ckpt_path is not None:
             _drop_steps_after(run_dir, load_checkpoint(Path(ckpt_path))["global_step"])
-    trainer = _trainer(recipe, run_dir, progress, list(callbacks or []), task.method)
     start = time.perf_counter()
     try:
         trainer.fit(task.method, datamodule=task.datamodule, ckpt_path=ckpt_path)
