@@ -36,6 +36,8 @@ def check_hyperparameters(temperature: float, beta: float, tau_plus: float) -> N
         raise ValueError(f"temperature must be > 0, got {temperature}")
     if not beta >= 0:
         raise ValueError(f"beta must be >= 0, got {beta}")
+    if temperature == float("inf") or beta == float("inf"):
+        raise ValueError(f"temperature and beta must be finite, got temperature {temperature}, beta {beta}")
     if not 0 <= tau_plus < 1:
         raise ValueError(f"tau_plus must lie in [0, 1), got {tau_plus}")
 

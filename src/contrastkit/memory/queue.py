@@ -6,6 +6,8 @@ CVPR 2020 (``shared/methods/moco.md`` §2, §4, §8).
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
@@ -80,6 +82,11 @@ class Queue(nn.Module):
             raise ValueError(f"keys must have shape [n, {self.dim}], got {tuple(keys.shape)}")
         if keys.shape[0] == 0:
             raise ValueError("keys is empty (shape [0, dim]); enqueue at least one key")
+        if not bool(torch.isfinite(keys).all()):
+            bad = int((~torch.isfinite(keys)).any(1).sum())
+            raise ValueError(
+                f"keys has non-finite values (NaN or inf) in {bad} of {keys.shape[0]} row(s); nothing enqueued"
+            )
         if sample_ids is not None and sample_ids.shape != (keys.shape[0],):
             raise ValueError(f"sample_ids must have shape [{keys.shape[0]}] like keys, got {tuple(sample_ids.shape)}")
         new = all_gather_no_grad(keys).to(self.keys.dtype)
@@ -97,6 +104,18 @@ class Queue(nn.Module):
         self.enqueued_at[slots] = self.step
         self.ptr.copy_((self.ptr + total) % self.size)
         self.step.add_(1)
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
+        """Check every buffer's shape before any is copied, so a queue of another size is
+        refused whole instead of half-loaded."""
+        for name, buffer in self._buffers.items():
+            saved = state_dict.get(prefix + name)
+            if saved is not None and buffer is not None and saved.shape != buffer.shape:
+                raise ValueError(
+                    f"queue state {prefix + name} has shape {tuple(saved.shape)}, this queue {tuple(buffer.shape)} "
+                    f"(size {self.size}, dim {self.dim}); build the queue with the saved size"
+                )
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def age(self) -> Tensor:
         """``[size]`` slot ages as VideoMoCo's code counts them (``videomoco.md`` §2): every
