@@ -87,7 +87,7 @@ def _train(args: argparse.Namespace, command: str) -> None:
                 raw.setdefault("trainer", {})[key] = int(value) if flag == "devices" and str(value).isdigit() else value
         raw = apply_overrides(raw, args.overrides)
         if args.smoke:
-            raw = smoke(raw)
+            raw = smoke(raw, keep=[o.split("=", 1)[0].strip() for o in args.overrides])
         validate(raw)  # fail fast, before any data is loaded
 
         from contrastkit.pipeline.run import train

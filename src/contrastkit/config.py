@@ -11,6 +11,7 @@ no method or dataset names: they live in ``contrastkit.registry``.
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -291,8 +292,11 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return out
 
 
-def smoke(raw: dict[str, Any]) -> dict[str, Any]:
+def smoke(raw: dict[str, Any], keep: Sequence[str] = ()) -> dict[str, Any]:
     """Shrink a recipe to a seconds-long run that still exercises every stage.
+
+    ``keep`` lists dotted keys the user set on the command line (``--set optim.epochs=3``):
+    those keep the user's value.
 
     The common sizes are set here; the recipe's task and method then shrink their own
     settings (``Task.smoke``, ``MethodParams.smoke``). The recipe is validated first, so a bad
@@ -319,6 +323,21 @@ def smoke(raw: dict[str, Any]) -> dict[str, Any]:
     except ValidationError:
         return out
     TASKS.get(task).smoke(out)
+    return _restore(out, raw, keep)
+
+
+def _restore(out: dict[str, Any], raw: dict[str, Any], keys: Sequence[str]) -> dict[str, Any]:
+    for key in keys:
+        source, target = raw, out
+        *path, last = key.split(".")
+        for part in path:
+            if not isinstance(source.get(part), dict):
+                break
+            source = source[part]
+            target = target.setdefault(part, {})
+        else:
+            if last in source:
+                target[last] = copy.deepcopy(source[last])
     return out
 
 

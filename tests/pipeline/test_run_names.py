@@ -194,3 +194,15 @@ def test_a_bad_hardware_request_is_one_line_and_leaves_no_run_folder(flags, tmp_
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith("contrastkit: error:"), err
     assert not runs.exists() or not any(runs.rglob("recipe.yaml"))
+
+
+def test_smoke_keeps_what_the_user_set_on_the_command_line(tmp_path):
+    """Issue 22, row 10: ``--smoke`` silently replaced the user's epochs."""
+    import json
+
+    runs = tmp_path / "runs"
+    args = ["train", "moco-digits", "--smoke", "--no-progress", "--runs-dir", str(runs)]
+    assert main([*args, "--set", "optim.epochs=3", "--set", "data.batch_size=16"]) == 0
+    (run,) = (runs / "moco-digits").iterdir()
+    results = json.loads((run / "results.json").read_text())
+    assert results["epochs"] == 3 and results["batch_size"] == 16
