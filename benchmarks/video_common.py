@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -147,3 +148,16 @@ def real_content_lines(check: dict[str, dict[str, Any]]) -> list[str]:
             f"{'yes' if c['same_closer_for_every_video'] else 'no'} | {'yes' if c['carphone_nearest_neighbours'] else 'no'} |"
         )
     return lines
+
+
+class RealContent(L.Callback):
+    """Runs ``real_content_check`` on the trained encoder when fitting ends (the method's
+    ``clip_encoder`` where it has one, e.g. VCLR's frame encoder averaged over time)."""
+
+    def __init__(self, data_root: str) -> None:
+        self.data_root = data_root
+        self.result: dict[str, Any] | None = None
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: Any) -> None:
+        encoder = getattr(pl_module, "clip_encoder", pl_module.backbone)
+        self.result = real_content_check(encoder, pl_module.preprocess, self.data_root)

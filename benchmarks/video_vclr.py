@@ -39,12 +39,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import torch
 
 from contrastkit.config import apply_overrides, load_recipe, validate
 from contrastkit.pipeline.run import train
-from video_common import mean_std, median_times, merge_runs, peak_mib, real_content_check, real_content_lines
+from video_common import RealContent, mean_std, median_times, merge_runs, peak_mib, real_content_lines
 
 RESULTS = Path(__file__).parent / "results"
 RUNS = "runs/bench-vclr"
@@ -67,16 +66,6 @@ def _recipe(arm: list[str], seed: int) -> dict[str, Any]:
     if ARGS.train_subset:
         raw = apply_overrides(raw, [f"data.train_subset={ARGS.train_subset}", f"data.test_subset={ARGS.test_subset}"])
     return raw
-
-
-class RealContent(L.Callback):
-    def __init__(self, data_root: str) -> None:
-        self.data_root = data_root
-        self.result: dict[str, Any] | None = None
-
-    def on_fit_end(self, trainer: L.Trainer, pl_module: Any) -> None:
-        encoder = getattr(pl_module, "clip_encoder", pl_module.backbone)
-        self.result = real_content_check(encoder, pl_module.preprocess, self.data_root)
 
 
 def run_accuracy() -> tuple[dict[str, Any], dict[str, Any]]:

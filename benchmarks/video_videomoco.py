@@ -44,6 +44,7 @@ import torch
 
 from contrastkit.config import apply_overrides, load_recipe, validate
 from contrastkit.pipeline.run import train
+from video_common import mean_std, median_times, merge_runs, peak_mib
 
 RESULTS = Path(__file__).parent / "results"
 RUNS = "runs/bench-video"
@@ -117,29 +118,6 @@ def collect_runs(folder: Path) -> dict[str, Any]:
     return {label: [r for r in rs if r["seed"] in complete] for label, rs in runs.items() if complete}
 
 
-def _median_times(contenders: dict[str, Any], repeats: int) -> dict[str, float]:
-    for fn in contenders.values():
-        fn()
-    times: dict[str, list[float]] = {k: [] for k in contenders}
-    for _ in range(repeats):
-        for name, fn in contenders.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {k: statistics.median(v) for k, v in times.items()}
-
-
-def _peak_mib(fn: Any) -> float:
-    with torch.profiler.profile(profile_memory=True) as prof:
-        fn()
-    events = sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events() if e.name() == "[memory]")
-    level = peak = 0
-    for _, nbytes in events:
-        level += nbytes
-        peak = max(peak, level)
-    return peak / 2**20
-
-
 def run_speed() -> dict[str, Any]:
     """Steps on one batch of the recipe's size, outside Lightning, with manual optimisers."""
     from contrastkit.data.videos import decode_videos, default_decode_workers
@@ -195,7 +173,7 @@ def run_speed() -> dict[str, Any]:
         loss.backward()
         opt_d.step()
 
-    medians = _median_times(
+    medians = median_times(
         {"MoCo step": moco_step, "VideoMoCo step": videomoco_step, "G's part alone": generator_part}, ARGS.speed_repeats
     )
     step_clips_per_s = batch_size / medians["VideoMoCo step"]
@@ -220,9 +198,9 @@ def run_speed() -> dict[str, Any]:
         "median_s": medians,
         "videomoco_over_moco": medians["VideoMoCo step"] / medians["MoCo step"],
         "peak_mib": {
-            "MoCo step": _peak_mib(moco_step),
-            "VideoMoCo step": _peak_mib(videomoco_step),
-            "G's part alone": _peak_mib(generator_part),
+            "MoCo step": peak_mib(moco_step),
+            "VideoMoCo step": peak_mib(videomoco_step),
+            "G's part alone": peak_mib(generator_part),
         },
         "step_clips_per_s": step_clips_per_s,
         "loader_videos": len(files),
@@ -234,12 +212,6 @@ def run_speed() -> dict[str, Any]:
         "cache_over_step": len(files) / cached_s / step_clips_per_s,
         "decoded_array_mib": array_mib,
     }
-
-
-def _mean_std(values: list[float]) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.2f}"
-    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -259,10 +231,10 @@ def markdown(report: dict[str, Any]) -> str:
         ]
         first = next(iter(runs.values()))
         lines.append(
-            "| random init | " + " | ".join(_mean_std([r["random_init"][k] for r in first]) for k in KEYS) + " |"
+            "| random init | " + " | ".join(mean_std([r["random_init"][k] for r in first]) for k in KEYS) + " |"
         )
         for label, rs in runs.items():
-            lines.append(f"| {label} | " + " | ".join(_mean_std([r["final"][k] for r in rs]) for k in KEYS) + " |")
+            lines.append(f"| {label} | " + " | ".join(mean_std([r["final"][k] for r in rs]) for k in KEYS) + " |")
         a, d = runs.get("(a) MoCo"), runs.get("(d) VideoMoCo (G + decay)")
         if a and d:
             loss_a = statistics.mean(r["final"]["linear_probe_top1"] - r["final"]["linear_probe_drop25"] for r in a)
@@ -311,24 +283,6 @@ def markdown(report: dict[str, Any]) -> str:
             "and trains every epoch from the array.",
         ]
     return "\n".join(lines) + "\n"
-
-
-def merge(report: dict[str, Any], earlier: list[dict[str, Any]]) -> None:
-    """Add the seeds of earlier result files to ``report`` (speed: this run's, else the first earlier one's)."""
-    report["merged_from"] = [e["command"] for e in earlier] + [report["command"]]
-    runs = report.setdefault("accuracy", {})
-    for e in earlier:
-        for label, rs in e.get("accuracy", {}).items():
-            runs.setdefault(label, []).extend(rs)
-        report["seeds"] = sorted({*report["seeds"], *e["seeds"]})
-        report["wall_minutes"] += e["wall_minutes"]
-        if "speed" not in report and "speed" in e:
-            report["speed"] = e["speed"]
-    for label, rs in runs.items():
-        seeds = [r["seed"] for r in rs]
-        if len(seeds) != len(set(seeds)):
-            raise SystemExit(f"seed listed twice for {label}: {seeds}")
-        rs.sort(key=lambda r: r["seed"])
 
 
 def main() -> None:
@@ -386,7 +340,7 @@ def main() -> None:
         report["accuracy"] = run_accuracy()
     report["wall_minutes"] = (time.time() - start) / 60
     if ARGS.merge:
-        merge(report, [json.loads(f.read_text()) for f in ARGS.merge])
+        merge_runs(report, [json.loads(f.read_text()) for f in ARGS.merge])
     stem = "video_videomoco" if not (ARGS.epochs or ARGS.train_subset) else "video_videomoco_smoke"
     stem += "_unique" if ARGS.dataset == "moving_objects" else ""
     ARGS.out.mkdir(parents=True, exist_ok=True)
