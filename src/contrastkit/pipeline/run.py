@@ -134,13 +134,16 @@ def train(
     ``callbacks`` are extra Lightning callbacks (run before the checkpoint is written).
     """
     ckpt_path = None
+    resumed_step: int | None = None
     if resume is not None:
         run_dir = Path(resume)
         ckpt = run_dir / "checkpoints" / "last.ckpt"
         if not (run_dir / "recipe.yaml").is_file() or not ckpt.is_file():
             raise RecipeError(f"cannot resume {run_dir}: it needs recipe.yaml and checkpoints/last.ckpt")
         raw = yaml.safe_load((run_dir / "recipe.yaml").read_text())
-        stored = load_checkpoint(ckpt).get("contrastkit_recipe")  # a damaged file stops here, before any data
+        state = load_checkpoint(ckpt)  # a damaged file stops here, before any data
+        stored, resumed_step = state.get("contrastkit_recipe"), int(state["global_step"])
+        del state
         ckpt_path = str(ckpt)
     recipe = validate(raw)
     changed: list[str] = []
@@ -165,8 +168,8 @@ def train(
             except KeyboardInterrupt:
                 raise Interrupted(run_dir) from None
             init_file.write_text(json.dumps(random_init, indent=2))
-        if ckpt_path is not None:
-            _drop_steps_after(run_dir, load_checkpoint(Path(ckpt_path))["global_step"])
+        if resumed_step is not None:
+            _drop_steps_after(run_dir, resumed_step)
     start = time.perf_counter()
     try:
         trainer.fit(task.method, datamodule=task.datamodule, ckpt_path=ckpt_path)
