@@ -251,6 +251,7 @@ _BUILTIN_MODULES = (
     "contrastkit.data.motion_phases",
     "contrastkit.data.pairs",
     "contrastkit.data.distill",
+    "contrastkit.data.dehaze",
     "contrastkit.methods",
     "contrastkit.pipeline.tasks",
 )

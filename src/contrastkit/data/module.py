@@ -92,7 +92,8 @@ class ArrayDataModule(L.LightningDataModule):
     ``"input"`` and ``"label"``) it also serves validation loaders for an online kNN monitor.
 
     Args:
-        train: training arrays, e.g. ``{"input": images, "label": labels}``.
+        train: training arrays, e.g. ``{"input": images, "label": labels}``, or a dataset whose
+            ``__getitems__`` returns such a dictionary batch (files read lazily).
         batch_size: per-process batch (the global batch is ``batch_size * world_size``).
         num_workers: DataLoader workers (0 is fastest for in-memory tensors on small CPUs).
         seed: sampler seed.
@@ -102,22 +103,22 @@ class ArrayDataModule(L.LightningDataModule):
 
     def __init__(
         self,
-        train: dict[str, Tensor],
+        train: dict[str, Tensor] | Dataset[dict[str, Any]],
         batch_size: int = 256,
         num_workers: int = 0,
         seed: int = 0,
-        monitor: tuple[dict[str, Tensor], dict[str, Tensor]] | None = None,
+        monitor: tuple[dict[str, Tensor], ...] | None = None,
         drop_last: bool = True,
     ) -> None:
         super().__init__()
-        self.train = ArrayDataset(train)
+        self.train: Any = ArrayDataset(train) if isinstance(train, dict) else train
         self.monitor = tuple(ArrayDataset(m) for m in monitor) if monitor else None
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.seed = seed
         self.drop_last = drop_last
 
-    def _loader(self, dataset: ArrayDataset, shuffle: bool, drop_last: bool) -> DataLoader:
+    def _loader(self, dataset: Any, shuffle: bool, drop_last: bool) -> DataLoader:
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
