@@ -136,6 +136,7 @@ class Recipe(_Strict):
     @classmethod
     def _one_component(cls, name: str) -> str:
         return check_run_name(name)
+
     description: str = ""
     plugins: list[str] = []
     method: SerializeAsAny[MethodParams]

@@ -4,6 +4,7 @@ Each method registers itself (``contrastkit.registry.register_method``) next to 
 its recipe options, so importing this package makes every shipped method known to recipes.
 """
 
+from contrastkit.methods.aecr import AECR, AECRParams
 from contrastkit.methods.base import Batch, ContrastiveMethod, OptimizerSettings, StepOutput
 from contrastkit.methods.ccl import CCL, CCLParams
 from contrastkit.methods.crossclr import CrossCLR, CrossCLRParams
@@ -18,7 +19,9 @@ from contrastkit.methods.vclr import VCLR, VCLRParams
 from contrastkit.methods.videomoco import VideoMoCo, VideoMoCoParams
 
 __all__ = [
+    "AECR",
     "MVGRL",
+    "AECRParams",
     "CCL",
     "CCLParams",
     "Batch",

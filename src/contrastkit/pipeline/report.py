@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from torch import Tensor  # noqa: E402
 
-__all__ = ["embedding_map", "plot_loss", "plot_monitor", "plot_similarities", "write_report"]
+__all__ = ["embedding_map", "plot_loss", "plot_monitor", "plot_similarities", "restoration_grid", "write_report"]
 
 
 def _read_csv(path: Path) -> list[dict[str, str]]:
@@ -114,6 +114,33 @@ def embedding_map(
     return "embedding.png"
 
 
+def restoration_grid(
+    path: Path,
+    hazy: list[Tensor],
+    restored: list[Tensor],
+    clear: list[Tensor],
+    names: list[str],
+    psnr: Tensor,
+    ssim: Tensor,
+) -> None:
+    """A PNG with one row per image: hazy | restored (titled with its PSNR / SSIM) | clear (uint8 ``[3, H, W]``)."""
+    fig, axes = plt.subplots(len(hazy), 3, figsize=(7.5, 2.5 * len(hazy)), squeeze=False)
+    for i in range(len(hazy)):
+        for j, (image, title) in enumerate(
+            (
+                (hazy[i], f"hazy {names[i]}"),
+                (restored[i], f"restored {psnr[i]:.2f} dB / {ssim[i]:.3f}"),
+                (clear[i], "clear"),
+            )
+        ):
+            axes[i, j].imshow(image.permute(1, 2, 0).numpy())
+            axes[i, j].set_title(title, fontsize=8)
+            axes[i, j].axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def write_report(run_dir: Path, results: dict[str, Any], plots: list[tuple[str, str]]) -> Path:
     """``report.md`` and ``results.json`` from the run's numbers; ``plots`` are (file, caption)."""
     (run_dir / "results.json").write_text(json.dumps(results, indent=2))
@@ -125,7 +152,8 @@ def write_report(run_dir: Path, results: dict[str, Any], plots: list[tuple[str, 
         if value is None:
             return "—"
         std = numbers.get(f"{key}_std")
-        return f"{value:.2f}" + (f" ± {std:.2f}" if std is not None else "")
+        digits = 3 if key.endswith("ssim") else 2
+        return f"{value:.{digits}f}" + (f" ± {std:.{digits}f}" if std is not None else "")
 
     header = " | ".join(m["label"] for m in r["metrics"])
     lines = [
@@ -134,7 +162,9 @@ def write_report(run_dir: Path, results: dict[str, Any], plots: list[tuple[str, 
         r.get("description", ""),
         "",
         f"- Data: {r['data']}",
-        f"- Model: {r['model']} ({final.get('feature_dim', '?')}-d embeddings); up to {r['epochs']} epochs, "
+        f"- Model: {r['model']}"
+        + (f" ({final['feature_dim']}-d embeddings)" if final.get("feature_dim") else "")
+        + f"; up to {r['epochs']} epochs, "
         f"batch {r['batch_size']} x {r['world_size']} process(es), seed {r['seed']}",
         f"- Training time: {r['train_seconds']:.0f} s"
         + (
@@ -154,6 +184,10 @@ def write_report(run_dir: Path, results: dict[str, Any], plots: list[tuple[str, 
         "|---|" + "---:|" * len(r["metrics"]),
         "| trained | " + " | ".join(cell(final, m["key"]) for m in r["metrics"]) + " |",
         "| same architecture, random init | " + " | ".join(cell(init, m["key"]) for m in r["metrics"]) + " |",
+        *(
+            f"| {label} | " + " | ".join(cell(row, m["key"]) for m in r["metrics"]) + " |"
+            for label, row in (r.get("references") or {}).items()
+        ),
         "",
         r["protocol"],
         "",

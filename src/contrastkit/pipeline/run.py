@@ -300,6 +300,9 @@ def _finish(
         "random_init": random_init,
         "run_dir": str(run_dir),
     }
+    references = task.reference_rows()
+    if references:
+        results["references"] = references
     if evaluated_with:
         results["evaluated_with"] = evaluated_with
     if changed_on_resume:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from contrastkit.pipeline.tasks import clips, distill, graphs, images, pairs
+from contrastkit.pipeline.tasks import clips, dehaze, distill, graphs, images, pairs
 from contrastkit.pipeline.tasks.base import Evaluation, Plot, Task, build_method, load_dataset
 from contrastkit.registry import TASKS
 
@@ -22,6 +22,7 @@ __all__ = [
     "build_method",
     "build_task",
     "clips",
+    "dehaze",
     "distill",
     "graphs",
     "images",

@@ -81,6 +81,11 @@ class Task:
         file = embedding_map(run_dir, final.embeddings, final.labels, self.classes, e.embedding_map_points, t.seed)
         return [Plot(file, "2-D map (t-SNE) of test embeddings")]
 
+    def reference_rows(self) -> dict[str, dict[str, float]]:
+        """Extra report rows ``{label: numbers}`` beside trained / random init (e.g. a classical
+        baseline on the same evaluation); none by default."""
+        return {}
+
     def model_line(self) -> str:
         """How the report names the trained model."""
         m = self.recipe.model
