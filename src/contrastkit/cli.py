@@ -1,4 +1,4 @@
-"""``contrastkit`` command line: train, eval, recipes.
+"""``contrastkit`` command line: train, eval, federate, dehaze, recipes.
 
 User errors (unknown recipe or key, missing data, bad value) print one line and exit 2.
 """
@@ -54,6 +54,17 @@ def _parser() -> argparse.ArgumentParser:
     federate.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     federate.add_argument("--smoke", action="store_true", help="2 parties x 2 rounds on a small subset")
     federate.add_argument("--runs-dir", default="runs")
+
+    dehaze = sub.add_parser("dehaze", help="restore hazy photos with a trained dehazing run (any size, tiled)")
+    dehaze.add_argument("inputs", nargs="+", metavar="IMAGE_OR_FOLDER")
+    source = dehaze.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run", metavar="RUN_DIR", help="a run folder of a dehazing recipe (e.g. aecr-synthetic)")
+    source.add_argument("--dark-channel", action="store_true", help="the dark channel prior instead of a trained run")
+    dehaze.add_argument("--out", required=True, metavar="DIR", help="output folder (same file names and formats)")
+    dehaze.add_argument("--tile", type=int, default=512, help="tile side for large images (default 512)")
+    dehaze.add_argument("--overlap", type=int, default=32, help="pixels shared by neighbouring tiles (default 32)")
+    dehaze.add_argument("--max-pixels", type=int, default=1024 * 1024, help="restore whole up to this many pixels")
+    dehaze.add_argument("--no-progress", action="store_true")
 
     sub.add_parser("recipes", help="list shipped recipes")
     return parser
@@ -121,6 +132,31 @@ def _federate(args: argparse.Namespace, command: str) -> None:
     print(f"  report: {results['run_dir']}/report.md")
 
 
+def _dehaze(args: argparse.Namespace) -> int:
+    from contrastkit.pipeline.dehaze import dehaze_files, load_restorer
+
+    if args.tile < 16 or args.overlap < 0 or 2 * args.overlap >= args.tile:
+        raise ValueError(f"--tile must be >= 16 and --overlap in [0, tile / 2), got {args.tile} and {args.overlap}")
+    if args.dark_channel:
+        from contrastkit.nn.dark_channel import DarkChannelPrior
+
+        model = DarkChannelPrior()
+    else:
+        model = load_restorer(args.run)
+    report = dehaze_files(
+        args.inputs,
+        model,
+        args.out,
+        tile=args.tile,
+        overlap=args.overlap,
+        max_pixels=args.max_pixels,
+        progress=not args.no_progress,
+        warn=lambda line: print(f"contrastkit: {line}", file=sys.stderr),
+    )
+    print(f"restored {len(report.written)} image(s) into {args.out}; skipped {len(report.skipped)}")
+    return 0 if report.written or not report.skipped else 2
+
+
 def _print_summary(results: dict) -> None:
     if not results:
         return
@@ -131,14 +167,18 @@ def _print_summary(results: dict) -> None:
         if value is None:
             return "n/a"
         std = numbers.get(f"{key}_std")
-        unit = "" if "rank" in label or "cosine" in label else "%"  # ranks and cosines are not percentages
-        return f"{value:.1f}{unit}" + (f" ± {std:.1f}" if std is not None else "")
+        unit = "" if any(w in label for w in ("rank", "cosine", "dB", "SSIM")) else "%"  # not percentages
+        digits = 3 if "SSIM" in label else 2 if "dB" in label else 1
+        return f"{value:.{digits}f}{unit}" + (f" ± {std:.{digits}f}" if std is not None else "")
 
     print(f"\n{results['recipe']} ({results['method']}) on {results['data']}")
     for metric in results["metrics"]:
         key = metric["key"]
         label = metric["label"]
         print(f"  {label:32s} trained {pct(final, key, label):16s} random init {pct(init, key, label)}")
+    for name, row in (results.get("references") or {}).items():
+        cells = ", ".join(f"{m['label']} {pct(row, m['key'], m['label'])}" for m in results["metrics"])
+        print(f"  reference: {name}: {cells}")
     print(f"  report: {results['run_dir']}/report.md")
 
 
@@ -159,6 +199,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _train(args, command)
         elif args.command == "federate":
             _federate(args, command)
+        elif args.command == "dehaze":
+            return _dehaze(args)
         elif args.command == "eval":
             from contrastkit.pipeline.run import evaluate_run
 
