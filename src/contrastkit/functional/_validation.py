@@ -113,3 +113,34 @@ def check_row_weights(weights: Tensor | None, mask: Tensor | None, rows: int) ->
     if mask is not None and (not isinstance(mask, Tensor) or mask.dtype != torch.bool or mask.shape != (rows,)):
         got = f"{tuple(mask.shape)} {mask.dtype}" if isinstance(mask, Tensor) else type(mask).__name__
         raise ValueError(f"mask must be a bool tensor of shape [{rows}], got {got}")
+
+
+_FINITE_CHECKS = [False]
+
+
+def set_finite_checks(enabled: bool) -> bool:
+    """Turn the objectives' non-finite input checks on or off for calls that leave ``check_finite``
+    at None; returns the previous setting. Off by default (each check is a device sync); the
+    command line's runs turn it on."""
+    previous = _FINITE_CHECKS[0]
+    _FINITE_CHECKS[0] = bool(enabled)
+    return previous
+
+
+def check_finite(check: bool | None, **inputs: Tensor | Sequence[Tensor] | None) -> None:
+    """Raise ``ValueError`` naming the first input with NaN or inf values (``check`` None: the
+    ``set_finite_checks`` setting)."""
+    if not (_FINITE_CHECKS[0] if check is None else check):
+        return
+    for name, value in inputs.items():
+        items = [] if value is None else [value] if isinstance(value, Tensor) else list(value)
+        for i, x in enumerate(items):
+            if torch.isfinite(x).all():
+                continue
+            rows = x.reshape(x.shape[0], -1) if x.dim() > 1 else x.reshape(-1, 1)
+            bad = int((~torch.isfinite(rows)).any(1).sum())
+            where = name if len(items) == 1 else f"{name}[{i}]"
+            raise ValueError(
+                f"{where} has non-finite values (NaN or inf) in {bad} of {rows.shape[0]} row(s) of shape "
+                f"{tuple(x.shape)}; training diverged or the data holds NaN/inf (try a lower learning rate)"
+            )

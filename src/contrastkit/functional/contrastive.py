@@ -21,6 +21,9 @@ from contrastkit.functional._validation import (
     as_negative_list,
     check_embeddings,
     check_hyperparameters,
+)
+from contrastkit.functional._validation import check_finite as check_finite_inputs
+from contrastkit.functional._validation import (
     check_negative_factors,
     check_reduction,
     check_row_weights,
@@ -193,6 +196,7 @@ def info_nce(
     normalize: bool = True,
     reduction: str = "mean",
     fused: bool | None = None,
+    check_finite: bool | None = None,
 ) -> Tensor:
     """InfoNCE with optional HCL hard-negative weighting and debiasing.
 
@@ -226,6 +230,8 @@ def info_nce(
             for weights and masks).
         fused: ``None`` (auto), ``False`` (always the readable reference path) or ``True``;
             see ``estimator_loss``.
+        check_finite: raise ``ValueError`` naming an input with NaN/inf values (None: the
+            ``set_finite_checks`` setting, off unless the command line runs).
 
     Returns:
         The loss, float32 (float64 for float64 inputs) whatever the input dtype, computed
@@ -249,6 +255,7 @@ def info_nce(
         >>> decayed = info_nce(q, k, queue, negative_factors=0.99 ** ages, temperature=0.2)
     """
     cfg, q, k, pos_logits = prepare_pairs(query, positive, temperature, beta, tau_plus, normalize, reduction)
+    check_finite_inputs(check_finite, query=query, positive=positive, negatives=negatives)
     use_batch = negatives is None if in_batch is None else in_batch
     if negatives is None and not use_batch:
         raise ValueError("in_batch=False needs negatives; there is nothing to contrast against")
@@ -312,6 +319,7 @@ def nt_xent(
     tau_plus: float = 0.0,
     normalize: bool = True,
     reduction: str = "mean",
+    check_finite: bool | None = None,
 ) -> Tensor:
     """SimCLR's NT-Xent over 2B anchors, each with the other 2B - 2 views as negatives.
 
@@ -321,7 +329,7 @@ def nt_xent(
     Args:
         z1: ``[B, D]`` first view; row ``i`` and ``z2[i]`` are a positive pair.
         z2: ``[B, D]`` second view.
-        temperature, beta, tau_plus, normalize, reduction: as in ``info_nce``.
+        temperature, beta, tau_plus, normalize, reduction, check_finite: as in ``info_nce``.
 
     Returns:
         The mean over the 2B anchors (or ``[2B]`` with ``reduction="none"``: ``z1`` rows first).
@@ -335,6 +343,7 @@ def nt_xent(
     check_embeddings("z1", z1)
     check_embeddings("z2", z2)
     check_same_shape("z1", z1, "z2", z2)
+    check_finite_inputs(check_finite, z1=z1, z2=z2)
     check_hyperparameters(temperature, beta, tau_plus)
     check_reduction(reduction)
     if z1.shape[0] < 2:

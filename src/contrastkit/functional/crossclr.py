@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from contrastkit.functional._validation import check_finite as check_finite_inputs
 from contrastkit.functional.contrastive import reduce_rows
 
 __all__ = ["MODES", "anchor_weights", "connectivity", "crossclr", "crossclr_rows"]
@@ -147,6 +148,7 @@ def crossclr(
     mode: str = "paper",
     connectivity_kind: str = "dot",
     reduction: str = "mean",
+    check_finite: bool | None = None,
 ) -> Tensor:
     """CrossCLR between ``video`` and ``text`` embeddings ``[B, d]`` (row ``i`` of each a pair).
 
@@ -170,6 +172,7 @@ def crossclr(
         >>> float(crossclr(v, t, x, y)) > 0
         True
     """
+    check_finite_inputs(check_finite, video=video, text=text, video_inputs=video_inputs, text_inputs=text_inputs)
     if video.shape != text.shape or video.dim() != 2:
         raise ValueError(f"video and text must both be [B, d], got {tuple(video.shape)} and {tuple(text.shape)}")
     if video_inputs.shape[0] != video.shape[0] or text_inputs.shape[0] != video.shape[0]:

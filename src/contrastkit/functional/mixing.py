@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from contrastkit.functional._validation import check_finite as check_finite_inputs
 from contrastkit.functional._mochi_kernel import MixedQueueLoss, draw_mixes, hardest_negatives
 from contrastkit.functional._validation import check_embeddings
 from contrastkit.functional.contrastive import info_nce, prepare_pairs, unit_rows
@@ -126,6 +127,7 @@ def mochi_info_nce(
     reduction: str = "mean",
     generator: torch.Generator | None = None,
     mask: Tensor | None = None,
+    check_finite: bool | None = None,
 ) -> Tensor:
     """MoCo's queue loss with MoCHi's synthetic hard negatives, in one call.
 
@@ -141,7 +143,7 @@ def mochi_info_nce(
         positive: ``[B, D]`` keys.
         queue: ``[K, D]`` frozen negatives (no gradient).
         num_hard, num_pair_mix, num_query_mix, generator, mask: as ``mix_hard_negatives``.
-        temperature, beta, tau_plus, reduction: as ``info_nce``.
+        temperature, beta, tau_plus, reduction, check_finite: as ``info_nce``.
 
     Returns:
         A scalar (or ``[B]`` with ``reduction="none"``).
@@ -150,6 +152,7 @@ def mochi_info_nce(
         >>> q, k, queue = torch.randn(4, 16), torch.randn(4, 16), torch.randn(128, 16)
         >>> loss = mochi_info_nce(q, k, queue, num_hard=32, num_pair_mix=8, num_query_mix=4)
     """
+    check_finite_inputs(check_finite, query=query, positive=positive, queue=queue)
     fused = reduction != "none" and not query.is_cuda and not queue.requires_grad
     if not fused or num_pair_mix + num_query_mix == 0:
         mixed = mix_hard_negatives(

@@ -17,6 +17,8 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
+from contrastkit.functional._validation import check_finite as check_finite_inputs
+
 __all__ = ["AECR_LAYER_WEIGHTS", "contrastive_regularization"]
 
 AECR_LAYER_WEIGHTS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)
@@ -41,6 +43,7 @@ def contrastive_regularization(
     *,
     negatives: bool = True,
     eps: float = 1e-7,
+    check_finite: bool | None = None,
 ) -> Tensor:
     """AECR-Net's contrastive regularisation (a scalar).
 
@@ -55,6 +58,7 @@ def contrastive_regularization(
         weights: one weight per returned layer.
         negatives: False gives the ablation without negatives (a weighted perceptual L1).
         eps: the official ``1e-7`` added to the negative distance.
+        check_finite: as ``info_nce``.
 
     Returns:
         ``sum_i w_i * D_i(O, J) / (D_i(O, I) + eps)``, or ``sum_i w_i * D_i(O, J)`` without negatives.
@@ -80,6 +84,7 @@ def contrastive_regularization(
             raise ValueError(
                 f"hazy and restored must have the same shape, got {tuple(hazy.shape)} and {tuple(restored.shape)}"
             )
+    check_finite_inputs(check_finite, restored=restored, clear=clear, hazy=hazy)
     anchor = list(extractor(restored))
     with torch.no_grad():
         positive = [f.detach() for f in extractor(clear)]

@@ -44,6 +44,9 @@ def _new_run_dir(runs_dir: Path, name: str) -> Path:
 
 
 def _prepare(recipe: Recipe, data_root: str | Path | None) -> Task:
+    from contrastkit.functional import set_finite_checks
+
+    set_finite_checks(True)  # a run names the tensor that went NaN instead of training on
     if recipe.trainer.threads:
         torch.set_num_threads(recipe.trainer.threads)
     L.seed_everything(recipe.trainer.seed, workers=True, verbose=False)
