@@ -162,16 +162,38 @@ def test_ucf101_recipe_runs_on_a_tiny_tree_in_the_split_file_layout(tmp_path):
     (root / "trainlist01.txt").write_text("\n".join(line for line in lines if "g05" not in line and "g06" not in line))
     (root / "testlist01.txt").write_text("\n".join(line for line in lines if "g05" in line or "g06" in line))
     code = main(
-        ["train", "videomoco-ucf101", "--smoke", "--no-progress", "--runs-dir", str(tmp_path / "runs"),
-         "--data-root", str(tmp_path), "--set", "data.num_workers=0"]
+        [
+            "train",
+            "videomoco-ucf101",
+            "--smoke",
+            "--no-progress",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+            "--data-root",
+            str(tmp_path),
+            "--set",
+            "data.num_workers=0",
+        ]
     )
     assert code == 0
     (run,) = (tmp_path / "runs" / "videomoco-ucf101").iterdir()
     results = json.loads((run / "results.json").read_text())
     assert results["model"].startswith("r2plus1d_18") and "split files" in results["data"]
     code = main(  # VCLR's recipe for the same layout: frame-level ResNet-50, segment tuples
-        ["train", "vclr-ucf101", "--smoke", "--no-progress", "--runs-dir", str(tmp_path / "runs"),
-         "--data-root", str(tmp_path), "--set", "data.num_workers=0", "--set", "model.backbone=resnet18"]
+        [
+            "train",
+            "vclr-ucf101",
+            "--smoke",
+            "--no-progress",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+            "--data-root",
+            str(tmp_path),
+            "--set",
+            "data.num_workers=0",
+            "--set",
+            "model.backbone=resnet18",
+        ]
     )
     assert code == 0
     (run,) = (tmp_path / "runs" / "vclr-ucf101").iterdir()

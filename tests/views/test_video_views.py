@@ -42,8 +42,16 @@ def test_one_draw_per_clip_by_default_and_per_frame_as_the_official_code():
 
 def test_identity_frame_augmentation_keeps_the_clip():
     aug = build_augmentation(
-        "moco_v2", 20, (0.5,) * 3, (0.25,) * 3, crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), flip=False,
-        jitter_p=0.0, grayscale_p=0.0, blur_p=0.0,
+        "moco_v2",
+        20,
+        (0.5,) * 3,
+        (0.25,) * 3,
+        crop_scale=(1.0, 1.0),
+        crop_ratio=(1.0, 1.0),
+        flip=False,
+        jitter_p=0.0,
+        grayscale_p=0.0,
+        blur_p=0.0,
     )
     clips = _clips()
     out = ClipAugmentation(aug)(clips, torch.Generator().manual_seed(0))
@@ -63,8 +71,17 @@ def test_dropped_frames_are_their_own_mean_and_the_rest_bit_identical():
                     torch.testing.assert_close(out[b, :, t], clips[b, :, t].mean().expand_as(out[b, :, t]))
                 else:
                     assert torch.equal(out[b, :, t], clips[b, :, t])
-    drawn = [set(torch.nonzero(random_frame_drop(clips, 2, torch.Generator().manual_seed(s))[0, 0, :, 0, 0]
-                              == clips[0].mean(dim=(0, 2, 3))).flatten().tolist()) for s in range(8)]
+    drawn = [
+        set(
+            torch.nonzero(
+                random_frame_drop(clips, 2, torch.Generator().manual_seed(s))[0, 0, :, 0, 0]
+                == clips[0].mean(dim=(0, 2, 3))
+            )
+            .flatten()
+            .tolist()
+        )
+        for s in range(8)
+    ]
     assert len({frozenset(d) for d in drawn}) > 1  # drawn per call, not fixed
 
 

@@ -21,14 +21,12 @@ from contrastkit.functional._validation import (
     as_negative_list,
     check_embeddings,
     check_hyperparameters,
-)
-from contrastkit.functional._validation import check_finite as check_finite_inputs
-from contrastkit.functional._validation import (
     check_negative_factors,
     check_reduction,
     check_row_weights,
     check_same_shape,
 )
+from contrastkit.functional._validation import check_finite as check_finite_inputs
 
 __all__ = ["estimator_loss", "info_nce", "negative_logits", "nt_xent", "reduce_rows", "unit_rows"]
 

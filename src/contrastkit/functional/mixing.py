@@ -10,9 +10,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from contrastkit.functional._validation import check_finite as check_finite_inputs
 from contrastkit.functional._mochi_kernel import MixedQueueLoss, draw_mixes, hardest_negatives
 from contrastkit.functional._validation import check_embeddings
+from contrastkit.functional._validation import check_finite as check_finite_inputs
 from contrastkit.functional.contrastive import info_nce, prepare_pairs, unit_rows
 
 __all__ = ["mix_hard_negatives", "mochi_info_nce"]

@@ -146,7 +146,11 @@ class InfoNCELoss(_GatherMixin):
                 decay = torch.tensor(self.queue_decay, dtype=torch.float64, device=self.queue.keys.device)
                 factors = [(decay ** self.queue.age()).float(), *[None] * len(extra)]
             loss = info_nce(
-                query, positive, [self.queue_negatives(), *extra], negative_factors=factors, **kwargs  # type: ignore[arg-type]
+                query,
+                positive,
+                [self.queue_negatives(), *extra],
+                negative_factors=factors,
+                **kwargs,  # type: ignore[arg-type]
             )
             if enqueue:
                 self._enqueue(positive, sample_ids)
