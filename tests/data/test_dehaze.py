@@ -8,8 +8,7 @@ import torch
 from PIL import Image
 
 from contrastkit.data.dehaze import (
-    TEST_PHOTOS,
-    TRAIN_PHOTOS,
+    PHOTOS,
     PairedCrops,
     haze,
     paired_folder,
@@ -40,10 +39,20 @@ def test_synthetic_haze_is_seeded_with_disjoint_photos() -> None:
     a, b = synthetic_haze(0, train=20, test=6), synthetic_haze(0, train=20, test=6)
     assert torch.equal(a.train["hazy"], b.train["hazy"]) and torch.equal(a.test_hazy[0], b.test_hazy[0])
     assert a.train["hazy"].shape == (20, 3, 64, 64) and a.train["hazy"].dtype == torch.uint8
-    assert not set(TRAIN_PHOTOS) & set(TEST_PHOTOS)
-    assert "motorcycle_left" in TEST_PHOTOS and "real stereo disparity" in a.source
+    assert "motorcycle_left" in PHOTOS and "real stereo disparity" in a.source
     assert not torch.equal(synthetic_haze(1, train=20, test=6).train["hazy"], a.train["hazy"])
     assert (a.train["hazy"].float().mean() > a.train["clear"].float().mean()).item()  # haze brightens
+
+
+def test_training_and_test_crops_come_from_disjoint_columns(monkeypatch) -> None:
+    from contrastkit.data import dehaze
+
+    image = torch.zeros(3, 80, 256)
+    image[:, :, 192:] = 1.0  # the right quarter of the width is white
+    monkeypatch.setattr(dehaze, "_photo_tensor", lambda name, scale, min_width=0: (image, None))
+    data = dehaze.synthetic_haze(0, train=30, test=10, size=32)
+    assert (data.train["clear"] == 0).all()
+    assert all((c == 255).all() for c in data.test_clear)
 
 
 def _png(path, array) -> None:

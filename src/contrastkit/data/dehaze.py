@@ -5,7 +5,9 @@
   scikit-image (``skimage.data``: five colour photos and five grayscale ones, replicated to RGB,
   for texture variety) and scikit-learn (``load_sample_images``), hazed with a smooth depth field
   (vertical ramp + blurred noise); crops of ``stereo_motorcycle`` use its real disparity as depth.
-  Training and test crops come from different photos.
+  Training crops come from the left 3/4 of every photo, test crops from the right 1/4: disjoint
+  pixels, the same kinds of scene. (Held-out *photos* made a test set of brighter scenes with
+  lighter haze than any training photo: 17.9 dB hazy PSNR against 12.9 dB in training.)
 - ``paired_folder``: a RESIDE-style folder ``hazy/`` + ``clear/`` (or ``gt/``) where several hazy
   images share one clear image by the SOTS/ITS naming ``<scene>_<k>[_<beta>].png`` -> ``<scene>.png``.
 - ``PairedCrops``: random crops of file pairs, read lazily (a RESIDE ITS folder does not fit in
@@ -48,8 +50,21 @@ __all__ = [
 
 DEHAZE_TASK = "dehaze"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
-TRAIN_PHOTOS = ("astronaut", "coffee", "rocket", "chelsea", "flower.jpg", "camera", "grass", "gravel", "brick", "coins")
-TEST_PHOTOS = ("motorcycle_left", "china.jpg")
+PHOTOS = (
+    "astronaut",
+    "coffee",
+    "rocket",
+    "chelsea",
+    "motorcycle_left",
+    "china.jpg",
+    "flower.jpg",
+    "camera",
+    "grass",
+    "gravel",
+    "brick",
+    "coins",
+)
+TRAIN_FRACTION = 0.75
 
 
 @dataclass
@@ -123,9 +138,11 @@ def _motorcycle_depth() -> np.ndarray:
     return np.nan_to_num(depth, nan=1.0).astype(np.float32)
 
 
-def _photo_tensor(name: str, scale: float) -> tuple[Tensor, Tensor | None]:
+def _photo_tensor(name: str, scale: float, min_width: int = 0) -> tuple[Tensor, Tensor | None]:
+    """The photo in [0, 1], downscaled by ``scale`` but kept at least ``min_width`` px wide; its depth if real."""
     image = torch.from_numpy(np.array(_photo(name))).permute(2, 0, 1).float()[None] / 255
     depth = torch.from_numpy(_motorcycle_depth())[None, None] if name == "motorcycle_left" else None
+    scale = min(1.0, max(scale, min_width / image.shape[3]))
     size = (round(image.shape[2] * scale), round(image.shape[3] * scale))
     image = F.interpolate(image, size=size, mode="bilinear", antialias=True, align_corners=False)
     if depth is not None:
@@ -133,14 +150,21 @@ def _photo_tensor(name: str, scale: float) -> tuple[Tensor, Tensor | None]:
     return image[0], None if depth is None else depth[0]
 
 
-def _hazy_crops(photos: tuple[str, ...], n: int, size: int, scale: float, g: torch.Generator) -> tuple[Tensor, Tensor]:
-    loaded = [_photo_tensor(p, scale) for p in photos]
+def _hazy_crops(
+    photos: tuple[str, ...], n: int, size: int, scale: float, region: tuple[float, float], g: torch.Generator
+) -> tuple[Tensor, Tensor]:
+    """``n`` hazy/clear crops, photo after photo, each inside the columns ``region`` (fractions of the width)."""
+    narrowest = min(TRAIN_FRACTION, 1 - TRAIN_FRACTION)  # both regions of a photo fit a crop at one scale
+    loaded = [_photo_tensor(p, scale, int(np.ceil(size / narrowest)) + 1) for p in photos]
     clear = torch.empty(n, 3, size, size)
     depth = smooth_depth(n, size, g)
     for i in range(n):
         image, real_depth = loaded[i % len(loaded)]
+        lo, hi = int(region[0] * image.shape[2]), int(region[1] * image.shape[2])
+        if hi - lo < size or image.shape[1] < size:
+            raise DataError(f"photo {photos[i % len(loaded)]} is too small for {size}px crops in columns {lo}-{hi}")
         top = int(torch.randint(image.shape[1] - size + 1, (1,), generator=g))
-        left = int(torch.randint(image.shape[2] - size + 1, (1,), generator=g))
+        left = lo + int(torch.randint(hi - lo - size + 1, (1,), generator=g))
         clear[i] = image[:, top : top + size, left : left + size]
         if real_depth is not None:
             depth[i] = real_depth[:, top : top + size, left : left + size]
@@ -158,22 +182,23 @@ def synthetic_haze(
     seed: int = 0, *, train: int = 2000, test: int = 200, size: int = 64, scale: float = 0.5
 ) -> DehazeSet:
     """The card's §6 protocol on real photos (see the module docstring): ``train`` and ``test``
-    crops of ``size`` px from photos downscaled by ``scale``; b ~ U[0.6, 1.8], A ~ U[0.7, 1] +/- 0.05
-    per channel."""
+    crops of ``size`` px from photos downscaled by ``scale``, training crops from the left
+    ``TRAIN_FRACTION`` of each photo's width and test crops from the rest (disjoint pixels, the same
+    kinds of scene); b ~ U[0.6, 1.8], A ~ U[0.7, 1] +/- 0.05 per channel."""
     g = torch.Generator().manual_seed(seed)
-    train_hazy, train_clear = _hazy_crops(TRAIN_PHOTOS, train, size, scale, g)
+    train_hazy, train_clear = _hazy_crops(PHOTOS, train, size, scale, (0.0, TRAIN_FRACTION), g)
     g_test = torch.Generator().manual_seed(10_000 + seed)
-    test_hazy, test_clear = _hazy_crops(TEST_PHOTOS, test, size, scale, g_test)
-    names = [f"{TEST_PHOTOS[i % len(TEST_PHOTOS)].split('.')[0]}#{i}" for i in range(test)]
+    test_hazy, test_clear = _hazy_crops(PHOTOS, test, size, scale, (TRAIN_FRACTION, 1.0), g_test)
+    names = [f"{PHOTOS[i % len(PHOTOS)].split('.')[0]}#{i}" for i in range(test)]
     return DehazeSet(
         "synthetic_haze",
         {"hazy": train_hazy, "clear": train_clear},
         list(test_hazy),
         list(test_clear),
         names,
-        f"synthetic haze I = J t + A (1 - t) on {size}px crops of real photos (train: {', '.join(TRAIN_PHOTOS)}; "
-        f"test: {', '.join(TEST_PHOTOS)}, motorcycle with its real stereo disparity as depth), {train} train / "
-        f"{test} test pairs, seed {seed}",
+        f"synthetic haze I = J t + A (1 - t) on {size}px crops of {len(PHOTOS)} real photos ({', '.join(PHOTOS)}; "
+        f"motorcycle with its real stereo disparity as depth), training crops from the left {TRAIN_FRACTION:.0%} of "
+        f"each photo, test crops from the rest; {train} train / {test} test pairs, seed {seed}",
     )
 
 
