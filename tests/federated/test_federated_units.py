@@ -303,3 +303,16 @@ def test_dirichlet_capacity_cap_stops_filling_full_parties():
     for seed in range(5):
         parts = dirichlet_partition(labels, parties, beta=0.05, seed=seed, min_size=1)
         assert max(len(p) for p in parts) <= n / parties + 100, [len(p) for p in parts]
+
+
+def test_a_submitted_results_file_is_a_name_inside_the_operators_folder(tmp_path, monkeypatch):
+    from contrastkit.federated.apps import RESULTS_DIR_ENV, results_path
+
+    monkeypatch.setenv(RESULTS_DIR_ENV, str(tmp_path))
+    assert results_path(None, {"results-file": "rounds.json"}) == tmp_path / "rounds.json"
+    assert results_path(None, {"results-file": ""}) is None
+    for bad in ("../escape.json", "/etc/passwd", "a/b.json", ".."):
+        with pytest.raises(ValueError, match="must be a plain file name"):
+            results_path(None, {"results-file": bad})
+    bound = {"results-file": str(tmp_path / "run" / "rounds_moon.json")}  # contrastkit federate's own run folder
+    assert results_path(bound, {"results-file": "/elsewhere"}) == tmp_path / "run" / "rounds_moon.json"

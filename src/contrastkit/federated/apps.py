@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -243,8 +244,33 @@ def build_client_app(bound: Mapping[str, Any] | None = None) -> ClientApp:
 # --- server ---------------------------------------------------------------------------------------
 
 
+RESULTS_DIR_ENV = "CONTRASTKIT_FL_RESULTS_DIR"
+
+
+def results_path(bound: Mapping[str, Any] | None, s: Mapping[str, Any]) -> Path | None:
+    """Where the ServerApp writes its round history.
+
+    ``contrastkit federate`` binds an absolute path inside its run folder. A ``results-file``
+    that arrives in a submitted run config is only a file name: it lands in the folder the
+    SuperLink's operator chose (``$CONTRASTKIT_FL_RESULTS_DIR``, default ``./contrastkit-results``),
+    so whoever submits a run cannot choose where the server writes.
+    """
+    if bound and bound.get("results-file"):
+        return Path(str(bound["results-file"]))
+    name = str(s.get("results-file") or "")
+    if not name:
+        return None
+    if name != Path(name).name or name in (".", "..") or "\\" in name:
+        raise ValueError(
+            f"results-file {name!r} must be a plain file name; the ServerApp writes it into "
+            f"${RESULTS_DIR_ENV} (set by whoever runs the SuperLink)"
+        )
+    return Path(os.environ.get(RESULTS_DIR_ENV, "contrastkit-results")) / name
+
+
 def _server_main(grid: Grid, context: Context, bound: Mapping[str, Any] | None) -> None:
     s = settings_of(bound, context)
+    results = results_path(bound, s)
     torch.set_num_threads(max(1, int(s["threads"])))
     data = load_data(s)
     torch.manual_seed(int(s["seed"]))
@@ -278,7 +304,7 @@ def _server_main(grid: Grid, context: Context, bound: Mapping[str, Any] | None) 
             + (f"  rejected {entry['rejected']}" if entry.get("rejected") else ""),
             flush=True,
         )
-        _write(s, history)
+        _write(results, history)
         return MetricRecord({"accuracy": result["accuracy"], "loss": result["loss"]})
 
     strategy.start(
@@ -289,12 +315,11 @@ def _server_main(grid: Grid, context: Context, bound: Mapping[str, Any] | None) 
         train_config=ConfigRecord({}),
         evaluate_fn=evaluate_fn,
     )
-    _write(s, history)
+    _write(results, history)
 
 
-def _write(s: Mapping[str, Any], history: list[dict[str, Any]]) -> None:
-    if s["results-file"]:
-        path = Path(str(s["results-file"]))
+def _write(path: Path | None, history: list[dict[str, Any]]) -> None:
+    if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(history, indent=2))
