@@ -25,6 +25,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import yaml  # noqa: E402
 from pydantic import Field, ValidationError, field_validator, model_validator  # noqa: E402
 
+from contrastkit._files import write_atomic
 from contrastkit.config import RecipeError, _explain, _Strict, check_run_name  # noqa: E402
 from contrastkit.federated.partition import label_histograms  # noqa: E402
 
@@ -175,7 +176,7 @@ def federate(
     recipe = validate_federated(raw)
     run_dir = Path(runs_dir) / recipe.name / datetime.now().strftime("%Y%m%d-%H%M%S")
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "recipe.yaml").write_text(yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False))
+    write_atomic(run_dir / "recipe.yaml", yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False))
     base = settings_for(recipe, "fedavg", data_root, None)
     data = load_data(base)
     hist = label_histograms(data.splits.train_labels, data.parts, data.splits.num_classes)
@@ -211,7 +212,7 @@ def federate(
         "party_sizes": hist.sum(1).tolist(),
         "run_dir": str(run_dir),
     }
-    (run_dir / "results.json").write_text(json.dumps(results, indent=2))
+    write_atomic(run_dir / "results.json", json.dumps(results, indent=2))
     _write_report(run_dir, results, hist)
     return results
 
@@ -310,4 +311,4 @@ def _write_report(run_dir: Path, r: dict[str, Any], hist: Any) -> None:
         "![clients.png](clients.png)",
         "",
     ]
-    (run_dir / "report.md").write_text("\n".join(lines))
+    write_atomic(run_dir / "report.md", "\n".join(lines))

@@ -14,6 +14,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from torch import Tensor  # noqa: E402
 
+from contrastkit._files import write_atomic  # noqa: E402
+
 __all__ = ["embedding_map", "plot_loss", "plot_monitor", "plot_similarities", "restoration_grid", "write_report"]
 
 
@@ -143,7 +145,7 @@ def restoration_grid(
 
 def write_report(run_dir: Path, results: dict[str, Any], plots: list[tuple[str, str]]) -> Path:
     """``report.md`` and ``results.json`` from the run's numbers; ``plots`` are (file, caption)."""
-    (run_dir / "results.json").write_text(json.dumps(results, indent=2))
+    write_atomic(run_dir / "results.json", json.dumps(results, indent=2))
     r = results
     final, init = r["final"], r.get("random_init") or {}
 
@@ -195,5 +197,5 @@ def write_report(run_dir: Path, results: dict[str, Any], plots: list[tuple[str, 
     for file, caption in plots:
         lines += [f"## {caption}", "", f"![{file}]({file})", ""]
     path = run_dir / "report.md"
-    path.write_text("\n".join(lines))
+    write_atomic(path, "\n".join(lines))
     return path

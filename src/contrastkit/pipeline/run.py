@@ -13,6 +13,7 @@ import lightning as L
 import torch
 import yaml
 
+from contrastkit._files import write_atomic
 from contrastkit.config import Recipe, RecipeError, validate
 from contrastkit.pipeline.callbacks import AtomicCheckpoint, MetricsWriter, RecipeInCheckpoint
 from contrastkit.pipeline.report import plot_loss, write_report
@@ -161,7 +162,7 @@ def train(
     random_init: dict[str, Any] | None = None
     if rank_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "recipe.yaml").write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False))
+        write_atomic(run_dir / "recipe.yaml", yaml.safe_dump(recipe.to_dict(), sort_keys=False))
         init_file = run_dir / "random_init.json"
         if init_file.exists():
             random_init = json.loads(init_file.read_text())
@@ -170,7 +171,7 @@ def train(
                 random_init = task.evaluate("random init", progress).numbers
             except KeyboardInterrupt:
                 raise Interrupted(run_dir) from None
-            init_file.write_text(json.dumps(random_init, indent=2))
+            write_atomic(init_file, json.dumps(random_init, indent=2))
         if resumed_step is not None:
             _drop_steps_after(run_dir, resumed_step)
     start = time.perf_counter()
@@ -265,7 +266,7 @@ def _drop_steps_after(run_dir: Path, global_step: int) -> None:
             return False
 
     kept = [lines[0]] + [line for line in lines[1:] if complete_and_kept(line)]
-    path.write_text("\n".join(kept) + "\n")
+    write_atomic(path, "\n".join(kept) + "\n")
 
 
 def _finish(
