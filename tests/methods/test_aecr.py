@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -105,6 +106,9 @@ def test_synthetic_recipe_smoke_writes_report_with_reference_rows(tmp_path, caps
     assert "| dark channel prior |" in report and "| hazy input (no restoration) |" in report
     assert "random VGG-19 (seed 0, channels / 4; not ImageNet features)" in report
     assert (run / "test_examples.png").is_file() and (run / "psnr.png").is_file()
+    env = json.loads((run / "results.json").read_text())["environment"]  # runs can be compared
+    assert env["torch"] == torch.__version__ and env["torch_threads"] >= 1 and env["contrastkit"]
+    assert f"- Environment: contrastkit {env['contrastkit']}" in report
     if (SHARED_DATA / "dehaze").is_dir():
         assert "SOTS-5 PSNR" in report and (run / "sots_examples.png").is_file()
     assert "PSNR (dB)" in capsys.readouterr().out

@@ -28,6 +28,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator  #
 from contrastkit._files import write_atomic
 from contrastkit.config import RecipeError, _explain, _Strict, check_run_name  # noqa: E402
 from contrastkit.federated.partition import label_histograms  # noqa: E402
+from contrastkit.pipeline.environment import environment
 
 __all__ = ["FederatedRecipe", "federate", "settings_for", "validate_federated"]
 
@@ -212,6 +213,7 @@ def federate(
         "party_sizes": hist.sum(1).tolist(),
         "run_dir": str(run_dir),
     }
+    results["environment"] = environment()
     write_atomic(run_dir / "results.json", json.dumps(results, indent=2))
     _write_report(run_dir, results, hist)
     return results

@@ -15,6 +15,7 @@ import numpy as np  # noqa: E402
 from torch import Tensor  # noqa: E402
 
 from contrastkit._files import write_atomic  # noqa: E402
+from contrastkit.pipeline.environment import environment_line  # noqa: E402
 
 __all__ = ["embedding_map", "plot_loss", "plot_monitor", "plot_similarities", "restoration_grid", "write_report"]
 
@@ -179,6 +180,7 @@ def write_report(run_dir: Path, results: dict[str, Any], plots: list[tuple[str, 
             if r.get("changed_on_resume")
             else ""
         )
+        + (f"- Environment: {environment_line(r['environment'])}\n" if r.get("environment") else "")
         + f"- Reproduce: `{r['command']}`"
         + (f"; re-evaluated with `{r['evaluated_with']}`" if r.get("evaluated_with") else ""),
         "",

@@ -16,6 +16,7 @@ import yaml
 from contrastkit._files import write_atomic
 from contrastkit.config import Recipe, RecipeError, validate
 from contrastkit.pipeline.callbacks import AtomicCheckpoint, MetricsWriter, RecipeInCheckpoint
+from contrastkit.pipeline.environment import environment
 from contrastkit.pipeline.report import plot_loss, write_report
 from contrastkit.pipeline.tasks import Task, build_task
 
@@ -304,6 +305,7 @@ def _finish(
         "random_init": random_init,
         "run_dir": str(run_dir),
     }
+    results["environment"] = environment()
     references = task.reference_rows()
     if references:
         results["references"] = references
