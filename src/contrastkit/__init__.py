@@ -1,3 +1,3 @@
 """contrastkit: contrastive representation learning, one method per paper on one shared core."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
