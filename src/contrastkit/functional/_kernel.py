@@ -33,8 +33,10 @@ This module is private: the public entry points are ``info_nce`` and ``nt_xent``
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +47,19 @@ _BLOCK_ELEMENTS = 1 << 18
 """Target size (elements) of one ``[B, block]`` logit tile of a streamed shared group:
 about 1 MiB, which keeps the tile in cache between the matmul, the exp and the second matmul
 (measured best on 2-core x86 at B = 64..512)."""
+
+
+def without_autocast(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Run an ``autograd.Function`` step with autocast off: the kernels compute in float32 (or
+    float64) themselves, and autocast would turn their matrix products back into bf16/fp16."""
+
+    @functools.wraps(fn)
+    def wrapper(ctx: Any, *args: Any) -> Any:
+        device = next((a.device.type for a in args if isinstance(a, Tensor)), "cpu")
+        with torch.autocast(device_type=device, enabled=False):
+            return fn(ctx, *args)
+
+    return wrapper
 
 
 @dataclass(frozen=True)
@@ -289,6 +304,7 @@ class FusedContrastiveLoss(torch.autograd.Function):
     """Reduced (mean or sum) estimator loss; gradient computed in the forward pass."""
 
     @staticmethod
+    @without_autocast
     def forward(
         ctx: Any,
         query: Tensor,
@@ -354,6 +370,7 @@ class FusedContrastiveLoss(torch.autograd.Function):
         return out
 
     @staticmethod
+    @without_autocast
     def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
         grad_q, dpos, *grad_negs = ctx.saved_tensors
         g = grad_out.to(dpos.dtype)

@@ -31,6 +31,7 @@ from contrastkit.functional._kernel import (
     _RowStats,
     _scale_coefficients,
     row_estimator,
+    without_autocast,
 )
 
 
@@ -135,6 +136,7 @@ class MixedQueueLoss(torch.autograd.Function):
     """Scalar estimator loss over a frozen queue plus MoCHi's mixes of it; d/dquery and d/dpos."""
 
     @staticmethod
+    @without_autocast
     def forward(
         ctx: Any,
         query: Tensor,
@@ -175,6 +177,7 @@ class MixedQueueLoss(torch.autograd.Function):
         return out
 
     @staticmethod
+    @without_autocast
     def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
         grad_q, dpos = ctx.saved_tensors
         g = grad_out.to(dpos.dtype)

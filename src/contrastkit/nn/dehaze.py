@@ -72,6 +72,10 @@ class FastDeconv(nn.Conv2d):
         self.register_buffer("running_deconv", torch.eye(self.num_features))
 
     def forward(self, x: Tensor) -> Tensor:
+        with torch.autocast(device_type=x.device.type, enabled=False):  # whitening needs float32
+            return self._whitened_conv(x.float() if x.dtype in (torch.float16, torch.bfloat16) else x)
+
+    def _whitened_conv(self, x: Tensor) -> Tensor:
         c = x.shape[1]
         if self.training:
             cols = F.unfold(x, self.kernel_size, self.dilation, self.pad, self.sampling_stride).transpose(1, 2)

@@ -14,9 +14,12 @@ def propagate(matrix: Tensor | tuple[Tensor, Tensor, int], h: Tensor) -> Tensor:
     ``(index [2, E] (row, col), weight [E], n)`` meaning ``M[row, col] = weight``."""
     if isinstance(matrix, tuple):
         index, weight, n = matrix
-        out = h.new_zeros(n, h.shape[-1])
-        return out.index_add_(0, index[0], weight[:, None] * h[index[1]])
+        messages = weight[:, None] * h[index[1]]  # in the wider of the two dtypes (float32 under autocast)
+        return messages.new_zeros(n, h.shape[-1]).index_add_(0, index[0], messages)
     if matrix.is_sparse:
+        if torch.is_autocast_enabled(h.device.type):  # torch.sparse.mm's backward fails on bf16 gradients
+            coalesced = matrix.coalesce()
+            return propagate((coalesced.indices(), coalesced.values(), matrix.shape[0]), h)
         return torch.sparse.mm(matrix, h)
     return matrix @ h
 

@@ -48,6 +48,12 @@ class TinyClipCNN(Backbone):
         self.feature_dim = channels
 
     def forward_map(self, x: Tensor) -> Tensor:
+        if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+            # torch 2.14's CPU bf16 Conv3d returns NaN weight gradients for 2-frame inputs (seen with
+            # long/short views' short clips): on CPU the 3D convs run in float32 under autocast
+            with torch.autocast("cpu", enabled=False):
+                out: Tensor = self.body(x.float())
+                return out
         return self.body(x)
 
 
