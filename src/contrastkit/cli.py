@@ -182,8 +182,23 @@ def _print_summary(results: dict) -> None:
     print(f"  report: {results['run_dir']}/report.md")
 
 
+def _quiet_libraries() -> None:
+    """Lightning's device lines and tips and known third-party deprecation notices stay off the
+    console; warnings from contrastkit itself are fixed at the source, not filtered here."""
+    import logging
+    import warnings
+
+    import lightning.pytorch  # noqa: F401  (it sets its loggers to INFO when imported)
+
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command in ("train", "eval"):
+        _quiet_libraries()
     command = "contrastkit " + shlex.join(list(argv) if argv is not None else sys.argv[1:])
     from contrastkit.config import RecipeError
     from contrastkit.data.images import DataError

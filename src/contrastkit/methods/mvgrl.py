@@ -160,7 +160,7 @@ class MVGRL(GraphMethod):
         rows, cols = self.a_index
         keep = (rows >= start) & (rows < stop) & (cols >= start) & (cols < stop)
         n = stop - start
-        return torch.sparse_coo_tensor(self.a_index[:, keep] - start, self.a_weight[keep], (n, n)).coalesce()
+        return torch.sparse_coo_tensor(self.a_index[:, keep] - start, self.a_weight[keep], (n, n), check_invariants=False).coalesce()
 
     def _diffusion_window(self, start: int, stop: int) -> Tensor:
         if not self.s.is_sparse:
@@ -168,7 +168,7 @@ class MVGRL(GraphMethod):
         idx, val = self.s.indices(), self.s.values()
         keep = (idx[0] >= start) & (idx[0] < stop) & (idx[1] >= start) & (idx[1] < stop)
         n = stop - start
-        return torch.sparse_coo_tensor(idx[:, keep] - start, val[keep], (n, n)).coalesce()
+        return torch.sparse_coo_tensor(idx[:, keep] - start, val[keep], (n, n), check_invariants=False).coalesce()
 
     @staticmethod
     def _view(
