@@ -160,7 +160,9 @@ class MVGRL(GraphMethod):
         rows, cols = self.a_index
         keep = (rows >= start) & (rows < stop) & (cols >= start) & (cols < stop)
         n = stop - start
-        return torch.sparse_coo_tensor(self.a_index[:, keep] - start, self.a_weight[keep], (n, n), check_invariants=False).coalesce()
+        return torch.sparse_coo_tensor(
+            self.a_index[:, keep] - start, self.a_weight[keep], (n, n), check_invariants=False
+        ).coalesce()
 
     def _diffusion_window(self, start: int, stop: int) -> Tensor:
         if not self.s.is_sparse:

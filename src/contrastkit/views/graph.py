@@ -92,7 +92,9 @@ def sparse_ppr(edge_index: Tensor, num_nodes: int, alpha: float = 0.2, k: int = 
     cols = index[1, order]
     starts = torch.searchsorted(cols, cols, right=False)
     keep = order[(torch.arange(len(cols)) - starts) < k]
-    return torch.sparse_coo_tensor(index[:, keep], value[keep], (num_nodes, num_nodes), check_invariants=False).coalesce()
+    return torch.sparse_coo_tensor(
+        index[:, keep], value[keep], (num_nodes, num_nodes), check_invariants=False
+    ).coalesce()
 
 
 def sparsify_eps(s: Tensor, adj: Tensor, candidates: tuple[float, ...] = (1e-5, 1e-4, 1e-3, 1e-2)) -> Tensor:
