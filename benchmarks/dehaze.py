@@ -106,8 +106,9 @@ def run_speed() -> dict[str, Any]:
     for h, w in ((512, 512), (3000, 4000)):
         image = torch.rand(3, h, w, generator=g)
         start = time.perf_counter()
+        restore_image(model, image)
+        seconds = time.perf_counter() - start  # timed without the profiler, which peak_mib runs
         peak = peak_mib(lambda image=image: restore_image(model, image))
-        seconds = time.perf_counter() - start
         dehaze[f"{w}x{h}"] = {"megapixels_per_second": h * w / 1e6 / seconds, "peak_mib": peak}
     out["dehaze"] = dehaze
     return out
