@@ -12,6 +12,7 @@ from PIL import Image
 
 from contrastkit.cli import main
 from contrastkit.data.dehaze import synthetic_haze
+from contrastkit.functional import contrastive_regularization
 from contrastkit.methods.aecr import AECR, build_extractor, layer_weights, paired_flips
 
 SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
@@ -145,3 +146,24 @@ def test_reside_recipe_on_a_user_folder_and_one_line_errors(tmp_path, capsys) ->
     assert main([*base, *small, *weights, "--set", f"data.path={tmp_path / 'ok'}"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "missing keys" in err and "wrong shapes for 0.weight" in err
+
+
+@pytest.mark.parametrize("channels", [3, 1])
+def test_the_extractor_can_be_the_backbone_of_a_run(tmp_path, channels) -> None:
+    import yaml
+
+    from contrastkit.nn.backbones import build_backbone
+
+    backbone = build_backbone("convnet_small", channels, 8, 32)
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump({"model": {"backbone": "convnet_small", "width": 8}}))
+    state = {f"backbone.{k}": v for k, v in backbone.state_dict().items()} | {"head.weight": torch.zeros(2)}
+    torch.save({"state_dict": state}, tmp_path / "checkpoints" / "last.ckpt")
+    extractor = build_extractor(f"run:{tmp_path}", None)
+    assert len(extractor.stages) == 4 and not any(p.requires_grad for p in extractor.parameters())
+    features = extractor(torch.rand(2, 3, 32, 32))
+    assert [f.shape[1] for f in features] == [8, 16, 32, 64]
+    first = extractor.stages[0] if channels == 3 else extractor.stages[0][1]
+    torch.testing.assert_close(first[0].weight, backbone.body[0].weight)
+    restored, clear, hazy = torch.rand(3, 2, 3, 32, 32).unbind(0)
+    assert contrastive_regularization(restored, clear, hazy, extractor, layer_weights(4)) > 0

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 import yaml
 from pydantic import Field, field_validator
-from torch import Tensor
+from torch import Tensor, nn
 
 from contrastkit.functional.restoration import AECR_LAYER_WEIGHTS, contrastive_regularization
 from contrastkit.methods.base import Batch, OptimizerSettings, build_optimizer, warmup_cosine
@@ -77,18 +77,29 @@ def extractor_from_run(run_dir: str | Path) -> FrozenExtractor:
         raise FileNotFoundError(f"extractor run {folder} needs recipe.yaml and checkpoints/last.ckpt")
     recipe = yaml.safe_load((folder / "recipe.yaml").read_text())
     model, data = recipe.get("model", {}), recipe.get("data", {})
-    backbone = build_backbone(model.get("backbone", "convnet_small"), 3, model.get("width"), data.get("image_size", 32))
     state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
     weights = {k.removeprefix("backbone."): v for k, v in state.items() if k.startswith("backbone.")}
     if not weights:
         raise ValueError(f"{ckpt} holds no backbone.* weights (is it an image-encoder run?)")
+    first = next(v for v in weights.values() if v.dim() == 4)  # the first conv: [out, in_channels, k, k]
+    channels = int(first.shape[1])
+    name, size = model.get("backbone", "convnet_small"), data.get("image_size", 32)
+    backbone = build_backbone(name, channels, model.get("width"), size)
     try:
         backbone.load_state_dict(weights)
     except RuntimeError as err:
         raise ValueError(
             f"{ckpt}: backbone weights do not fit {model.get('backbone')}: {str(err).splitlines()[1][:160]}"
         ) from None
-    return backbone_stages(backbone, f"{model.get('backbone')} backbone of run {folder}")
+    extractor = backbone_stages(backbone, f"{model.get('backbone')} backbone of run {folder}")
+    if channels == 1:  # a grayscale encoder (e.g. digits) sees the mean of the RGB channels
+        extractor.stages[0] = nn.Sequential(_ChannelMean(), extractor.stages[0])
+    return extractor
+
+
+class _ChannelMean(nn.Module):
+    def forward(self, x: Tensor) -> Tensor:
+        return x.mean(dim=1, keepdim=True)
 
 
 def build_extractor(name: str, vgg_weights: str | None, seed: int = 0, width_divisor: int = 1) -> FrozenExtractor:

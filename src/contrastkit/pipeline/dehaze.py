@@ -174,7 +174,13 @@ def dehaze_files(
             bar.update(1)
             continue
         x = rgb.float() / 255
-        restored = restore_image(model, x, tile=tile, overlap=overlap, max_pixels=max_pixels)
+        h, w = x.shape[1:]
+        tiles = 1 if h * w <= max_pixels else len(tile_starts(h, tile, overlap)) * len(tile_starts(w, tile, overlap))
+        inner = tqdm(
+            total=tiles, desc=f"  {path.name[-24:]}", unit="tile", leave=False, disable=not progress or tiles == 1
+        )
+        restored = restore_image(model, x, tile=tile, overlap=overlap, max_pixels=max_pixels, progress=inner)
+        inner.close()
         result = Image.fromarray((restored * 255).round().byte().permute(1, 2, 0).numpy(), "RGB")
         if mode in ("L", "LA", "I", "I;16", "F", "1"):
             result = result.convert("L")
