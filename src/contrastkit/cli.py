@@ -1,4 +1,4 @@
-"""``contrastkit`` command line: train, eval, federate, dehaze, recipes.
+"""``contrastkit`` command line: train, eval, federate, dehaze, export, recipes.
 
 User errors (unknown recipe or key, missing data, bad value) print one line and exit 2.
 """
@@ -65,6 +65,13 @@ def _parser() -> argparse.ArgumentParser:
     dehaze.add_argument("--overlap", type=int, default=32, help="pixels shared by neighbouring tiles (default 32)")
     dehaze.add_argument("--max-pixels", type=int, default=1024 * 1024, help="restore whole up to this many pixels")
     dehaze.add_argument("--no-progress", action="store_true")
+
+    export = sub.add_parser(
+        "export", help="write a run's trained backbone as a state dict, torchvision weights or ONNX"
+    )
+    export.add_argument("run_dir")
+    export.add_argument("--format", default="state_dict", choices=["state_dict", "torchvision", "onnx"])
+    export.add_argument("--out", required=True, metavar="FILE")
 
     sub.add_parser("recipes", help="list shipped recipes")
     return parser
@@ -214,6 +221,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             _train(args, command)
         elif args.command == "federate":
             _federate(args, command)
+        elif args.command == "export":
+            from contrastkit.pipeline.export import export_run
+
+            print(f"wrote {export_run(args.run_dir, args.format, args.out)} ({args.format})")
         elif args.command == "dehaze":
             return _dehaze(args)
         elif args.command == "eval":

@@ -79,8 +79,11 @@ class ModelSettings(_Strict):
     @field_validator("backbone")
     @classmethod
     def _registered(cls, name: str) -> str:
-        if name not in BACKBONES:
-            raise ValueError(f"unknown backbone {name!r}; registered: {', '.join(BACKBONES.names())}")
+        if name not in BACKBONES and not name.startswith(("torchvision/", "timm/")):
+            raise ValueError(
+                f"unknown backbone {name!r}; registered: {', '.join(BACKBONES.names())}, "
+                "or torchvision/<name>, timm/<name>"
+            )
         return name
 
 

@@ -182,7 +182,12 @@ def _moon_cnn(in_channels: int, width: int | None, image_size: int) -> Backbone:
 
 
 def build_backbone(name: str, in_channels: int = 3, width: int | None = None, image_size: int = 32) -> Backbone:
-    """A registered backbone by name (``convnet_small``, ``resnet18/34/50``, ``moon_cnn``, plugins')."""
+    """A registered backbone by name (``convnet_small``, ``resnet18/34/50``, ``moon_cnn``, plugins'),
+    or ``torchvision/<name>`` / ``timm/<name>`` (``contrastkit.nn.external``)."""
+    if name.startswith(("torchvision/", "timm/")):
+        from contrastkit.nn.external import build_external
+
+        return build_external(name, in_channels)
     try:
         entry = BACKBONES.get(name)
     except RegistryError as err:

@@ -1,0 +1,88 @@
+"""``contrastkit export``: the trained backbone of a run folder as a file other code can load.
+
+- ``state_dict``: the backbone's weights (``torch.load(FILE, weights_only=True)``), which load into
+  ``contrastkit.nn.build_backbone(name, channels, width, image_size)``;
+- ``torchvision``: for ``torchvision/<name>`` backbones, torchvision's own keys, which load into
+  ``torchvision.models.get_model(name)`` once its classifier is ``nn.Identity()``;
+- ``onnx``: the backbone as an ONNX graph (images ``[batch, C, H, W]`` or clips
+  ``[batch, C, T, H, W]`` -> features ``[batch, D]``, dynamic batch), through ``torch.onnx``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from torch import nn
+
+__all__ = ["FORMATS", "backbone_of_run", "export_run"]
+
+FORMATS = ("state_dict", "torchvision", "onnx")
+
+
+def backbone_of_run(run_dir: str | os.PathLike[str]) -> tuple[nn.Module, dict[str, Any], int]:
+    """The run's backbone with its trained weights (eval mode), its recipe and its input channels."""
+    from contrastkit.config import RecipeError
+    from contrastkit.nn.backbones import build_backbone
+    from contrastkit.pipeline.run import load_checkpoint
+
+    folder = Path(run_dir)
+    ckpt = folder / "checkpoints" / "last.ckpt"
+    if not (folder / "recipe.yaml").is_file() or not ckpt.is_file():
+        raise RecipeError(f"{folder} is not a finished run folder (needs recipe.yaml and checkpoints/last.ckpt)")
+    recipe = yaml.safe_load((folder / "recipe.yaml").read_text())
+    state = load_checkpoint(ckpt)["state_dict"]
+    weights = {k.removeprefix("backbone."): v for k, v in state.items() if k.startswith("backbone.")}
+    if not weights:
+        raise RecipeError(f"{folder} ({recipe.get('method', {}).get('name')}) has no backbone to export")
+    first = next(v for v in weights.values() if v.dim() >= 4)  # the first conv: [out, in_channels, ...]
+    channels = int(first.shape[1])
+    model, data = recipe.get("model", {}), recipe.get("data", {})
+    backbone = build_backbone(
+        model.get("backbone", "convnet_small"), channels, model.get("width"), data.get("image_size", 32)
+    )
+    backbone.load_state_dict(weights)
+    return backbone.eval(), recipe, channels
+
+
+def export_run(run_dir: str | os.PathLike[str], fmt: str, out: str | os.PathLike[str]) -> Path:
+    """Write the backbone of ``run_dir`` to ``out`` in ``fmt`` (see the module docstring)."""
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    backbone, recipe, channels = backbone_of_run(run_dir)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    name = recipe.get("model", {}).get("backbone", "")
+    if fmt == "state_dict":
+        torch.save(backbone.state_dict(), out)
+    elif fmt == "torchvision":
+        if not name.startswith("torchvision/"):
+            raise ValueError(
+                f"--format torchvision needs a torchvision/<name> backbone (ImageNet stem); this run trained {name!r} "
+                "(use --format state_dict, or train with --set model.backbone=torchvision/resnet18)"
+            )
+        weights = {k.removeprefix("model."): v for k, v in backbone.state_dict().items()}
+        torch.save(weights, out)
+    else:
+        data = recipe.get("data", {})
+        size = int(data.get("image_size", 32))
+        is_clip = any(v.dim() == 5 for v in backbone.state_dict().values())
+        shape = (2, channels, int(data.get("clip_length", 16)), size, size) if is_clip else (2, channels, size, size)
+        example = torch.zeros(shape)
+        try:
+            import onnxscript  # noqa: F401  (torch.onnx's exporter needs it)
+        except ImportError:
+            raise ValueError("--format onnx needs onnx and onnxscript: pip install 'contrastkit[export]'") from None
+        torch.onnx.export(
+            backbone,
+            (example,),
+            str(out),
+            dynamo=True,
+            input_names=["inputs"],
+            output_names=["features"],
+            dynamic_shapes={"x": {0: torch.export.Dim("batch", min=1)}},
+        )
+    return out
