@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
-EXTRAS ?= dev,graph,federated,video,audio,text,restoration,export
+EXTRAS ?= dev,graph,federated,video,audio,text,restoration,export,tensorboard
 
 .PHONY: demo test test-slow venv lint typecheck bench clean
 

@@ -120,6 +120,7 @@ class TrainerSettings(_Strict):
     threads: int | None = Field(None, gt=0)
     limit_train_batches: int | float | None = None
     limit_val_batches: int | float | None = None
+    logger: Literal["csv", "tensorboard", "wandb", "mlflow"] = "csv"
 
 
 def check_run_name(name: str) -> str:

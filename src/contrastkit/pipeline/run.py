@@ -80,6 +80,30 @@ class Interrupted(KeyboardInterrupt):
         return f"no checkpoint was written yet ({self.run_dir}); start the run again"
 
 
+def _logger(recipe: Recipe, run_dir: Path) -> Any:
+    """The recipe's Lightning logger: ``csv`` is contrastkit's own metrics.csv (no extra logger);
+    TensorBoard writes to ``<run>/tensorboard``; W&B and MLflow log to their usual places and need
+    their package. The run folder is the same with any of them."""
+    kind = recipe.trainer.logger
+    if kind == "csv":
+        return False
+    from lightning.pytorch import loggers
+
+    try:
+        if kind == "tensorboard":
+            return loggers.TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version="")
+        if kind == "wandb":
+            return loggers.WandbLogger(
+                project="contrastkit", name=f"{recipe.name}/{run_dir.name}", save_dir=str(run_dir)
+            )
+        return loggers.MLFlowLogger(experiment_name="contrastkit", run_name=f"{recipe.name}/{run_dir.name}")
+    except ModuleNotFoundError as err:
+        package = {"tensorboard": "tensorboard (or tensorboardX)", "wandb": "wandb", "mlflow": "mlflow"}[kind]
+        raise RecipeError(
+            f"trainer.logger={kind} needs {package} installed ({str(err).splitlines()[0][:80]})"
+        ) from None
+
+
 def _trainer(
     recipe: Recipe, run_dir: Path, progress: bool, extra: list[L.Callback], method: L.LightningModule
 ) -> L.Trainer:
@@ -91,7 +115,7 @@ def _trainer(
         num_nodes=t.num_nodes,
         strategy=_strategy(recipe, method),
         precision=t.precision,  # type: ignore[arg-type]
-        logger=False,
+        logger=_logger(recipe, run_dir),
         callbacks=[
             MetricsWriter(run_dir),
             *extra,
@@ -118,6 +142,8 @@ def _checked_trainer(
 
     try:
         return _trainer(recipe, run_dir, progress, extra, method)
+    except RecipeError:
+        raise
     except (MisconfigurationException, ValueError, RuntimeError) as err:
         t = recipe.trainer
         asked = f"accelerator {t.accelerator!r}, devices {t.devices!r}, strategy {t.strategy!r}"
