@@ -34,6 +34,8 @@ class AtomicCheckpoint(ModelCheckpoint):
         tmp = filepath + ".tmp"
         trainer.save_checkpoint(tmp, self.save_weights_only)
         if trainer.is_global_zero:
+            with open(tmp, "rb") as f:  # on disk before the rename, so a power cut cannot leave it empty
+                os.fsync(f.fileno())
             os.replace(tmp, filepath)
         self._last_global_step_saved = trainer.global_step
         self._last_checkpoint_saved = filepath
@@ -105,6 +107,8 @@ def _append_row(path: Path, row: dict[str, Any]) -> None:
         writer = csv.DictWriter(f, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, path)
 
 
