@@ -136,6 +136,8 @@ def _federate(args: argparse.Namespace, command: str) -> None:
     for algorithm, final in results["final_accuracy"].items():
         seconds = results["median_round_seconds"][algorithm]
         print(f"  {algorithm:8s} final accuracy {final:.2f}%   median round {seconds or 0:.1f} s")
+    for warning in results.get("warnings", []):
+        print(f"  warning: {warning}")
     print(f"  report: {results['run_dir']}/report.md")
 
 
@@ -186,6 +188,8 @@ def _print_summary(results: dict) -> None:
     for name, row in (results.get("references") or {}).items():
         cells = ", ".join(f"{m['label']} {pct(row, m['key'], m['label'])}" for m in results["metrics"])
         print(f"  reference: {name}: {cells}")
+    for warning in results.get("warnings", []):
+        print(f"  warning: {warning}")
     print(f"  report: {results['run_dir']}/report.md")
 
 

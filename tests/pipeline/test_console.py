@@ -23,3 +23,41 @@ def test_train_smoke_prints_only_its_summary(tmp_path):
     for noise in ("Tip:", "GPU available", "TPU available", "LeafSpec", "Sparse invariant checks"):
         assert noise not in text, noise
     assert "kNN top-1" in text and "report:" in text
+
+
+def test_near_chance_accuracy_is_flagged():
+    from contrastkit.pipeline.report import near_chance_warning
+
+    assert near_chance_warning("kNN top-1", 35.0, 10) is None
+    warning = near_chance_warning("MOON final accuracy", 10.03, 10)
+    assert warning is not None and "near chance (10.0% for 10 classes)" in warning
+    assert near_chance_warning("probe", None, 10) is None
+
+
+def test_a_near_chance_warning_reaches_console_and_report(tmp_path, capsys):
+    from contrastkit.cli import _print_summary
+    from contrastkit.pipeline.report import write_report
+
+    warning = "kNN top-1 is 11.0%, near chance (10.0% for 10 classes): ..."
+    results = {
+        "recipe": "r",
+        "method": "m",
+        "data": "d",
+        "model": "convnet_small",
+        "epochs": 1,
+        "batch_size": 8,
+        "world_size": 1,
+        "seed": 0,
+        "metrics": [{"key": "knn_top1", "label": "kNN top-1"}],
+        "protocol": "",
+        "train_seconds": 1.0,
+        "command": "contrastkit train r",
+        "final": {"knn_top1": 11.0},
+        "random_init": {"knn_top1": 10.5},
+        "run_dir": str(tmp_path),
+        "warnings": [warning],
+    }
+    write_report(tmp_path, results, [])
+    assert f"> **Warning:** {warning}" in (tmp_path / "report.md").read_text()
+    _print_summary(results)
+    assert f"  warning: {warning}" in capsys.readouterr().out

@@ -29,6 +29,7 @@ from contrastkit._files import write_atomic
 from contrastkit.config import RecipeError, _explain, _Strict, check_run_name  # noqa: E402
 from contrastkit.federated.partition import label_histograms  # noqa: E402
 from contrastkit.pipeline.environment import environment
+from contrastkit.pipeline.report import near_chance_warning
 
 __all__ = ["FederatedRecipe", "federate", "settings_for", "validate_federated"]
 
@@ -214,6 +215,14 @@ def federate(
         "run_dir": str(run_dir),
     }
     results["environment"] = environment()
+    finals: dict[str, float | None] = {a: (h[-1]["accuracy"] if h else None) for a, h in histories.items()}
+    warnings = [
+        w
+        for a, final in finals.items()
+        if (w := near_chance_warning(f"{a} final accuracy", final, data.splits.num_classes))
+    ]
+    if warnings:
+        results["warnings"] = warnings
     write_atomic(run_dir / "results.json", json.dumps(results, indent=2))
     _write_report(run_dir, results, hist)
     return results
@@ -289,6 +298,7 @@ def _write_report(run_dir: Path, r: dict[str, Any], hist: Any) -> None:
         f"..{max(r['party_sizes'])}); {r['rounds']} rounds x {r['local_epochs']} local epochs; seed {r['seed']}",
         f"- Reproduce: `{r['command']}`",
         "",
+        *(f"> **Warning:** {w}\n" for w in r.get("warnings", [])),
         "| algorithm | final accuracy | best accuracy | median round from round 2 (s) | simulation wall (s) |",
         "|---|---:|---:|---:|---:|",
     ]

@@ -17,7 +17,15 @@ from torch import Tensor  # noqa: E402
 from contrastkit._files import write_atomic  # noqa: E402
 from contrastkit.pipeline.environment import environment_line  # noqa: E402
 
-__all__ = ["embedding_map", "plot_loss", "plot_monitor", "plot_similarities", "restoration_grid", "write_report"]
+__all__ = [
+    "embedding_map",
+    "near_chance_warning",
+    "plot_loss",
+    "plot_monitor",
+    "plot_similarities",
+    "restoration_grid",
+    "write_report",
+]
 
 
 def _read_csv(path: Path) -> list[dict[str, str]]:
@@ -164,6 +172,7 @@ def write_report(run_dir: Path, results: dict[str, Any], plots: list[tuple[str, 
         "",
         r.get("description", ""),
         "",
+        *(f"> **Warning:** {w}\n" for w in r.get("warnings", [])),
         f"- Data: {r['data']}",
         f"- Model: {r['model']}"
         + (f" ({final['feature_dim']}-d embeddings)" if final.get("feature_dim") else "")
@@ -201,3 +210,17 @@ def write_report(run_dir: Path, results: dict[str, Any], plots: list[tuple[str, 
     path = run_dir / "report.md"
     write_atomic(path, "\n".join(lines))
     return path
+
+
+def near_chance_warning(metric: str, value: float | None, classes: int) -> str | None:
+    """A warning line when a classification accuracy (percent) ends within 1.5x of chance
+    (``100 / classes``), the level an untrained or diverged model sits at; None otherwise."""
+    if value is None or classes < 2:
+        return None
+    chance = 100.0 / classes
+    if value >= 1.5 * chance:
+        return None
+    return (
+        f"{metric} is {value:.1f}%, near chance ({chance:.1f}% for {classes} classes): the model has not learnt "
+        "the task yet; train longer (optim.epochs / federation.rounds) or check the learning rate"
+    )

@@ -17,7 +17,7 @@ from contrastkit._files import write_atomic
 from contrastkit.config import Recipe, RecipeError, validate
 from contrastkit.pipeline.callbacks import AtomicCheckpoint, MetricsWriter, RecipeInCheckpoint
 from contrastkit.pipeline.environment import environment
-from contrastkit.pipeline.report import plot_loss, write_report
+from contrastkit.pipeline.report import near_chance_warning, plot_loss, write_report
 from contrastkit.pipeline.tasks import Task, build_task
 
 __all__ = ["evaluate_run", "train"]
@@ -332,6 +332,12 @@ def _finish(
         "run_dir": str(run_dir),
     }
     results["environment"] = environment()
+    key, label = task.metrics[0] if task.metrics else ("", "")
+    if task.classes and ("top1" in key or "accuracy" in key):  # a classification accuracy in percent
+        value = final.numbers.get(key)
+        warning = near_chance_warning(label, None if value is None else float(value), len(task.classes))
+        if warning:
+            results["warnings"] = [warning]
     references = task.reference_rows()
     if references:
         results["references"] = references
