@@ -34,6 +34,13 @@ def _app(tmp_path: Path) -> Path:
     return app
 
 
+def _submit(app: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """``flwr run`` of the app on the "local" federation of ``$FLWR_HOME/config.toml``."""
+    return subprocess.run(
+        [str(BIN / "flwr"), "run", str(app), "local", "--stream"], env=env, capture_output=True, text=True, timeout=900
+    )
+
+
 def _wait_for_rounds(results: Path, done: subprocess.CompletedProcess) -> None:
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     deadline = time.time() + 300
@@ -97,13 +104,7 @@ def test_superlink_and_two_supernodes_run_moon(tmp_path):
                 )
             )
         time.sleep(5)
-        done = subprocess.run(
-            [str(BIN / "flwr"), "run", str(app), "local", "--stream"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
+        done = _submit(app, env)
         _wait_for_rounds(results, done)
     finally:
         _stop(processes)
@@ -225,13 +226,7 @@ def test_tls_and_supernode_authentication(tmp_path):
             ]
             processes.append(_start(node, env, tmp_path / f"supernode{pid}.log"))
         time.sleep(5)
-        done = subprocess.run(
-            [str(BIN / "flwr"), "run", str(app), "local", "--stream"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
+        done = _submit(app, env)
         _wait_for_rounds(tmp_path / "results" / "results.json", done)
         refused = processes[3]  # the third SuperNode, whose key was never registered
         assert refused.poll() not in (None, 0)
