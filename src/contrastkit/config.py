@@ -280,13 +280,19 @@ def _plugin_path(plugin: Any, folder: Path) -> Any:
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply ``section.key=value`` strings (values parsed as YAML) to a raw recipe."""
+    """Apply ``section.key=value`` strings (values parsed as YAML) to a raw recipe.
+
+    A method's loss options live in its ``method:`` section; ``loss.<key>`` is accepted as the same
+    key there (``--set loss.vgg_weights=PATH`` is ``--set method.vgg_weights=PATH``).
+    """
     out = copy.deepcopy(raw)
     for item in overrides:
         if "=" not in item:
             raise RecipeError(f"--set expects key=value, got {item!r}")
         key, value = item.split("=", 1)
         parts = key.strip().split(".")
+        if parts[0] == "loss" and len(parts) > 1:
+            parts[0] = "method"
         node = out
         for part in parts[:-1]:
             child = node.setdefault(part, {})

@@ -142,7 +142,7 @@ def test_reside_recipe_on_a_user_folder_and_one_line_errors(tmp_path, capsys) ->
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "pair sizes differ" in err and "2_1.png" in err
     torch.save({"features.0.weight": torch.zeros(1)}, tmp_path / "wrong.pth")
-    weights = ["--set", f"method.vgg_weights={tmp_path / 'wrong.pth'}"]
+    weights = ["--set", f"loss.vgg_weights={tmp_path / 'wrong.pth'}"]  # loss.<key> is method.<key>
     assert main([*base, *small, *weights, "--set", f"data.path={tmp_path / 'ok'}"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "missing keys" in err and "wrong shapes for 0.weight" in err
