@@ -36,7 +36,7 @@ def _smoke_param(name: str) -> object:
 
 
 # need the user's dataset: smoke-tested on a fake tree or files the tests write
-USER_DATA_RECIPES = {"videomoco-ucf101", "vclr-ucf101", "crossclr-features"}
+USER_DATA_RECIPES = {"videomoco-ucf101", "vclr-ucf101", "crossclr-features", "aecr-reside"}
 
 
 @pytest.mark.parametrize("name", [_smoke_param(n) for n in TRAIN_RECIPES if n not in USER_DATA_RECIPES])
@@ -62,8 +62,10 @@ def test_recipe_runs_at_smoke_size(name, tmp_path):
     assert code == 0
     (run,) = (tmp_path / name).iterdir()
     expected = ["recipe.yaml", "metrics.csv", "steps.csv", "report.md", "results.json", "checkpoints/last.ckpt"]
-    expected += ["loss.png", "embedding.png"]
-    if name.startswith(("videomoco", "vclr", "longshort")):
+    expected += ["loss.png"] if name.startswith("aecr") else ["loss.png", "embedding.png"]
+    if name.startswith("aecr"):  # restoration: no embeddings; examples, PSNR per epoch, SOTS pairs
+        expected += ["test_examples.png", "psnr.png", "sots_examples.png"]
+    elif name.startswith(("videomoco", "vclr", "longshort")):
         expected += ["knn.png", "frames.png", "retrieval.png"]
         expected += ["segmentation.png"] if name.startswith("longshort") else []
     elif name.startswith("crossclr"):
