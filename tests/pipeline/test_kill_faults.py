@@ -21,7 +21,7 @@ import pytest
 import torch
 
 BIN = Path(sys.executable).parent
-EPOCHS = 4
+EPOCHS = 10
 ARGS = [
     "train",
     "moco-digits",
@@ -30,7 +30,7 @@ ARGS = [
     "--set",
     f"optim.epochs={EPOCHS}",
     "--set",
-    "trainer.limit_train_batches=4",
+    "trainer.limit_train_batches=8",
     "--set",
     "eval.linear_probe=false",
 ]
@@ -61,22 +61,29 @@ def _steps(run: Path) -> list[tuple[str, str, str]]:
 
 def run_with_kills(tmp_path: Path, kills: int, seed: int) -> None:
     start = time.perf_counter()
-    reference = subprocess.run(
+    reference = subprocess.Popen(
         [str(BIN / "contrastkit"), *ARGS, "--runs-dir", str(tmp_path / "ref")],
-        capture_output=True,
-        text=True,
-        timeout=900,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
+    first_checkpoint = None
+    while reference.poll() is None:  # when the first epoch ends: start-up = that minus one epoch
+        ref_run = _only_run(tmp_path / "ref")
+        if first_checkpoint is None and ref_run is not None and (ref_run / "checkpoints" / "last.ckpt").exists():
+            first_checkpoint = time.perf_counter() - start
+        time.sleep(0.02)
     total = time.perf_counter() - start
-    assert reference.returncode == 0, reference.stderr[-2000:]
+    assert reference.returncode == 0
     ref = _only_run(tmp_path / "ref")
     assert ref is not None
     train_seconds = json.loads((ref / "results.json").read_text())["train_seconds"]
+    startup = max(0.5, (first_checkpoint or total / 2) - train_seconds / EPOCHS)
     overhead = max(1.0, total - train_seconds)
 
     rng = random.Random(seed)
     runs = tmp_path / "killed"
     landed, attempts = 0, 0
+    where: list[int] = []  # epochs checkpointed when each kill landed
     while True:
         attempts += 1
         assert attempts < 4 * kills + 10, "the run never completed"
@@ -88,13 +95,18 @@ def run_with_kills(tmp_path: Path, kills: int, seed: int) -> None:
         log = open(tmp_path / f"attempt{attempts}.log", "w")
         proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         if landed < kills:
-            remaining = overhead + (1 - _epochs_done(run) / EPOCHS) * train_seconds
+            left = (1 - _epochs_done(run) / EPOCHS) * train_seconds
+            if (landed == 0 or rng.random() < 0.7) and left > 0:  # most kills aim inside training, the rest anywhere
+                delay = startup + rng.uniform(0, left)
+            else:
+                delay = rng.uniform(0.05, 0.95) * (overhead + left)
             try:
-                proc.wait(timeout=rng.uniform(0.05, 0.95) * remaining)
+                proc.wait(timeout=delay)
             except subprocess.TimeoutExpired:
                 proc.send_signal(signal.SIGKILL)
                 proc.wait()
                 landed += 1
+                where.append(_epochs_done(_only_run(runs)))
                 continue
         else:
             proc.wait(timeout=900)
@@ -102,6 +114,7 @@ def run_with_kills(tmp_path: Path, kills: int, seed: int) -> None:
         assert proc.returncode == 0, (tmp_path / f"attempt{attempts}.log").read_text()[-2000:]
         break
     assert landed >= min(kills, 2), f"only {landed} of {kills} kills landed before the run completed"
+    print(f"{landed} kills landed; epochs checkpointed at each: {where}")
 
     final = _only_run(runs)
     assert final is not None
