@@ -49,6 +49,14 @@ def _epochs_done(run: Path | None) -> int:
     return int(torch.load(ckpt, map_location="cpu", weights_only=True)["epoch"]) + 1
 
 
+def _metric_rows(run: Path | None) -> int:
+    """Epochs written to metrics.csv so far (cheap to poll, unlike loading the checkpoint)."""
+    try:
+        return max(0, len((run / "metrics.csv").read_text().splitlines()) - 1) if run is not None else 0
+    except FileNotFoundError:
+        return 0
+
+
 def _metrics(run: Path) -> list[dict[str, str]]:
     with open(run / "metrics.csv", newline="") as f:
         return [{k: v for k, v in row.items() if k not in TIMING} for row in csv.DictReader(f)]
@@ -61,23 +69,14 @@ def _steps(run: Path) -> list[tuple[str, str, str]]:
 
 def run_with_kills(tmp_path: Path, kills: int, seed: int) -> None:
     start = time.perf_counter()
-    reference = subprocess.Popen(
-        [str(BIN / "contrastkit"), *ARGS, "--runs-dir", str(tmp_path / "ref")],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    reference = subprocess.run(
+        [str(BIN / "contrastkit"), *ARGS, "--runs-dir", str(tmp_path / "ref")], capture_output=True, timeout=900
     )
-    first_checkpoint = None
-    while reference.poll() is None:  # when the first epoch ends: start-up = that minus one epoch
-        ref_run = _only_run(tmp_path / "ref")
-        if first_checkpoint is None and ref_run is not None and (ref_run / "checkpoints" / "last.ckpt").exists():
-            first_checkpoint = time.perf_counter() - start
-        time.sleep(0.02)
     total = time.perf_counter() - start
     assert reference.returncode == 0
     ref = _only_run(tmp_path / "ref")
     assert ref is not None
     train_seconds = json.loads((ref / "results.json").read_text())["train_seconds"]
-    startup = max(0.5, (first_checkpoint or total / 2) - train_seconds / EPOCHS)
     overhead = max(1.0, total - train_seconds)
 
     rng = random.Random(seed)
@@ -95,10 +94,16 @@ def run_with_kills(tmp_path: Path, kills: int, seed: int) -> None:
         log = open(tmp_path / f"attempt{attempts}.log", "w")
         proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         if landed < kills:
-            left = (1 - _epochs_done(run) / EPOCHS) * train_seconds
-            if (landed == 0 or rng.random() < 0.7) and left > 0:  # most kills aim inside training, the rest anywhere
-                delay = startup + rng.uniform(0, left)
-            else:
+            done = _epochs_done(run)
+            left = (1 - done / EPOCHS) * train_seconds
+            if (landed == 0 or rng.random() < 0.7) and done < EPOCHS:
+                # most kills land inside a training epoch drawn from those left: wait until the run
+                # has written the epochs before it (metrics.csv rows), then a random part of one
+                target = rng.randint(done, EPOCHS - 1)
+                while proc.poll() is None and _metric_rows(_only_run(runs)) < target:
+                    time.sleep(0.005)
+                delay = rng.uniform(0, train_seconds / EPOCHS)
+            else:  # the rest anywhere: start-up, evaluation, checkpoint and report writing
                 delay = rng.uniform(0.05, 0.95) * (overhead + left)
             try:
                 proc.wait(timeout=delay)
