@@ -61,3 +61,18 @@ def test_a_near_chance_warning_reaches_console_and_report(tmp_path, capsys):
     assert f"> **Warning:** {warning}" in (tmp_path / "report.md").read_text()
     _print_summary(results)
     assert f"  warning: {warning}" in capsys.readouterr().out
+
+
+def test_federate_smoke_keeps_flower_and_ray_logs_in_the_run_folder(tmp_path):
+    done = subprocess.run(
+        [str(BIN / "contrastkit"), "federate", "moon-digits", "--smoke", "--runs-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = (done.stdout + done.stderr).splitlines()
+    assert len(lines) < 40, lines
+    assert "[moon] round   2/2" in done.stdout and "report:" in done.stdout
+    (run,) = (tmp_path / "moon-digits").iterdir()
+    assert "Starting" in (run / "flower.log").read_text()  # Flower's own lines went to the file

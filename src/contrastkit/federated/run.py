@@ -153,20 +153,42 @@ def settings_for(
     }
 
 
-def _simulate(settings: dict[str, Any], num_parties: int, client_cpus: float) -> None:
+def _simulate(settings: dict[str, Any], num_parties: int, client_cpus: float, log_file: Path | None = None) -> None:
+    """One algorithm's Flower simulation. With ``log_file``, Flower's log lines go there instead of
+    the console and Ray does not forward its workers' output (the console keeps our round lines)."""
+    import logging
+    import warnings
+
+    from flwr.common.logger import FLOWER_LOGGER, console_handler
     from flwr.simulation import run_simulation
 
     from contrastkit.federated.apps import build_client_app, build_server_app
 
-    run_simulation(
-        server_app=build_server_app(settings),
-        client_app=build_client_app(settings),
-        num_supernodes=num_parties,
-        backend_config={
-            "client_resources": {"num_cpus": client_cpus, "num_gpus": 0.0},
-            "init_args": {"num_cpus": os.cpu_count() or 1, "include_dashboard": False},
-        },
-    )
+    init_args: dict[str, Any] = {"num_cpus": os.cpu_count() or 1, "include_dashboard": False}
+    file_handler = None
+    if log_file is not None:
+        init_args.update(log_to_driver=False, logging_level=logging.WARNING)
+        file_handler = logging.FileHandler(log_file)
+        file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        FLOWER_LOGGER.addHandler(file_handler)
+        FLOWER_LOGGER.removeHandler(console_handler)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=FutureWarning, module="ray")
+            run_simulation(
+                server_app=build_server_app(settings),
+                client_app=build_client_app(settings),
+                num_supernodes=num_parties,
+                backend_config={
+                    "client_resources": {"num_cpus": client_cpus, "num_gpus": 0.0},
+                    "init_args": init_args,
+                },
+            )
+    finally:
+        if file_handler is not None:
+            FLOWER_LOGGER.removeHandler(file_handler)
+            FLOWER_LOGGER.addHandler(console_handler)
+            file_handler.close()
 
 
 def federate(
@@ -190,7 +212,7 @@ def federate(
         settings = settings_for(recipe, algorithm, data_root, results_file)
         print(f"== {algorithm}: {recipe.federation.num_parties} parties, {recipe.federation.rounds} rounds", flush=True)
         start = time.perf_counter()
-        _simulate(settings, recipe.federation.num_parties, recipe.trainer.client_cpus)
+        _simulate(settings, recipe.federation.num_parties, recipe.trainer.client_cpus, run_dir / "flower.log")
         seconds[algorithm] = time.perf_counter() - start
         histories[algorithm] = json.loads(results_file.read_text()) if results_file.exists() else []
     _write_metrics(run_dir, histories)
