@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -45,10 +47,24 @@ def _new_run_dir(runs_dir: Path, name: str) -> Path:
     return run_dir
 
 
-def _prepare(recipe: Recipe, data_root: str | Path | None) -> Task:
-    from contrastkit.functional import set_finite_checks
+def _with_finite_checks(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Run ``fn`` with the objectives' non-finite input checks on (a run names the tensor that went
+    NaN instead of training on), then restore the caller's setting."""
 
-    set_finite_checks(True)  # a run names the tensor that went NaN instead of training on
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from contrastkit.functional import set_finite_checks
+
+        previous = set_finite_checks(True)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            set_finite_checks(previous)
+
+    return wrapper
+
+
+def _prepare(recipe: Recipe, data_root: str | Path | None) -> Task:
     if recipe.trainer.threads:
         torch.set_num_threads(recipe.trainer.threads)
     L.seed_everything(recipe.trainer.seed, workers=True, verbose=False)
@@ -150,6 +166,7 @@ def _checked_trainer(
         raise RecipeError(f"cannot set up training with {asked}: {str(err).splitlines()[0]}") from None
 
 
+@_with_finite_checks
 def train(
     raw: dict[str, Any],
     *,
@@ -360,6 +377,7 @@ def _mean_throughput(run_dir: Path) -> float:
     return sum(values) / len(values) if values else 0.0
 
 
+@_with_finite_checks
 def evaluate_run(run_dir: str | Path, *, data_root: str | Path | None = None, progress: bool = True) -> dict[str, Any]:
     """Re-evaluate a run folder's last checkpoint and rewrite its report."""
     folder = Path(run_dir)
