@@ -19,6 +19,7 @@ to VGG).
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from dataclasses import dataclass, field
@@ -138,6 +139,7 @@ def _motorcycle_depth() -> np.ndarray:
     return np.nan_to_num(depth, nan=1.0).astype(np.float32)
 
 
+@functools.cache  # training and test crops (and every seed) share one decode
 def _photo_tensor(name: str, scale: float, min_width: int = 0) -> tuple[Tensor, Tensor | None]:
     """The photo in [0, 1], downscaled by ``scale`` but kept at least ``min_width`` px wide; its depth if real."""
     image = torch.from_numpy(np.array(_photo(name))).permute(2, 0, 1).float()[None] / 255
@@ -245,20 +247,23 @@ def paired_folder(root: str | os.PathLike[str]) -> list[tuple[Path, Path]]:
     return pairs
 
 
+def _border(hazy_path: Path, hazy_wh: tuple[int, int], clear_path: Path, clear_wh: tuple[int, int]) -> tuple[int, int]:
+    """``(dh, dw)`` by which the clear image is larger: official SOTS ground truths carry a 10-px
+    white border (even margins up to 20 px are accepted); any other mismatch is a ``DataError``."""
+    dw, dh = clear_wh[0] - hazy_wh[0], clear_wh[1] - hazy_wh[1]
+    if (dh, dw) != (0, 0) and not (0 <= dh <= 20 and 0 <= dw <= 20 and dh % 2 == 0 and dw % 2 == 0):
+        raise DataError(
+            f"pair sizes differ: {hazy_path} is {hazy_wh[0]}x{hazy_wh[1]}, {clear_path} is {clear_wh[0]}x{clear_wh[1]}"
+        )
+    return dh, dw
+
+
 def read_pair(hazy_path: Path, clear_path: Path) -> tuple[Tensor, Tensor]:
-    """Both images ``uint8 [3, H, W]``; official SOTS ground truths carry a 10-px white border and
-    are centre-cropped to the hazy size (even margins up to 20 px); any other mismatch is a ``DataError``."""
+    """Both images ``uint8 [3, H, W]``, the clear one centre-cropped to the hazy size (``_border``)."""
     hazy, clear = read_image(hazy_path), read_image(clear_path)
-    dh, dw = clear.shape[1] - hazy.shape[1], clear.shape[2] - hazy.shape[2]
-    if (dh, dw) != (0, 0):
-        if 0 <= dh <= 20 and 0 <= dw <= 20 and dh % 2 == 0 and dw % 2 == 0:
-            clear = clear[:, dh // 2 : dh // 2 + hazy.shape[1], dw // 2 : dw // 2 + hazy.shape[2]]
-        else:
-            raise DataError(
-                f"pair sizes differ: {hazy_path} is {hazy.shape[2]}x{hazy.shape[1]}, "
-                f"{clear_path} is {clear.shape[2]}x{clear.shape[1]}"
-            )
-    return hazy, clear
+    h, w = hazy.shape[1:]
+    dh, dw = _border(hazy_path, (w, h), clear_path, (clear.shape[2], clear.shape[1]))
+    return hazy, clear[:, dh // 2 : dh // 2 + h, dw // 2 : dw // 2 + w]
 
 
 def check_pair_sizes(pairs: list[tuple[Path, Path]]) -> None:
@@ -268,12 +273,10 @@ def check_pair_sizes(pairs: list[tuple[Path, Path]]) -> None:
     for hazy_path, clear_path in pairs:
         try:
             with Image.open(hazy_path) as h, Image.open(clear_path) as c:
-                (hw, hh), (cw, ch) = h.size, c.size
+                hazy_wh, clear_wh = h.size, c.size
         except OSError as err:
             raise DataError(f"{hazy_path} or {clear_path} is not a readable image ({type(err).__name__})") from None
-        dh, dw = ch - hh, cw - hw
-        if (dh, dw) != (0, 0) and not (0 <= dh <= 20 and 0 <= dw <= 20 and dh % 2 == 0 and dw % 2 == 0):
-            raise DataError(f"pair sizes differ: {hazy_path} is {hw}x{hh}, {clear_path} is {cw}x{ch}")
+        _border(hazy_path, hazy_wh, clear_path, clear_wh)
 
 
 class PairedCrops(torch.utils.data.Dataset):
@@ -314,9 +317,9 @@ def sots_pairs(root: str | os.PathLike[str] | None) -> tuple[list[Tensor], list[
     folder = base / "dehaze" / "sots_indoor_d4" if base is not None else None
     if folder is None or not folder.is_dir():
         return None
-    pairs = [read_pair(h, c) for h, c in paired_folder(folder)]
-    names = [h.stem for h, _ in paired_folder(folder)]
-    return [p[0] for p in pairs], [p[1] for p in pairs], names
+    files = paired_folder(folder)
+    pairs = [read_pair(h, c) for h, c in files]
+    return [p[0] for p in pairs], [p[1] for p in pairs], [h.stem for h, _ in files]
 
 
 def _with_sots(data: DehazeSet, root: str | os.PathLike[str] | None) -> DehazeSet:
