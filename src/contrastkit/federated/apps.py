@@ -29,6 +29,7 @@ from flwr.serverapp import Grid, ServerApp
 from torch import Tensor
 
 from contrastkit._allocator import keep_heap_warm
+from contrastkit._files import write_atomic
 from contrastkit.data.images import ImageSplits, load_cifar10, load_digits
 from contrastkit.federated.local import LocalSettings, evaluate, local_train
 from contrastkit.federated.model import FederatedModel
@@ -321,9 +322,7 @@ def _server_main(grid: Grid, context: Context, bound: Mapping[str, Any] | None) 
 def _write(path: Path | None, history: list[dict[str, Any]]) -> None:
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(history, indent=2))
-        tmp.replace(path)
+        write_atomic(path, json.dumps(history, indent=2))
 
 
 def build_server_app(bound: Mapping[str, Any] | None = None) -> ServerApp:

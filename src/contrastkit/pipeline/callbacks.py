@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import os
 import time
 from pathlib import Path
@@ -11,6 +12,8 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
+
+from contrastkit._files import write_atomic
 
 __all__ = ["AtomicCheckpoint", "MetricsWriter"]
 
@@ -102,14 +105,11 @@ def _append_row(path: Path, row: dict[str, Any]) -> None:
             rows = list(csv.DictReader(f))
     rows = [r for r in rows if int(r["epoch"]) < int(row["epoch"])] + [row]  # a resumed epoch replaces itself
     columns = list(dict.fromkeys(k for r in rows for k in r))
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    write_atomic(path, text.getvalue())
 
 
 class RecipeInCheckpoint(L.Callback):
