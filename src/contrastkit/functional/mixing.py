@@ -172,6 +172,7 @@ def mochi_info_nce(
             beta=beta,
             tau_plus=tau_plus,
             reduction=reduction,
+            check_finite=False,  # checked above; the mixes are convex combinations of checked rows
         )
     _check_mixing(query, queue, num_hard, num_pair_mix, num_query_mix, mask)
     cfg, q, _, pos_logits = prepare_pairs(query, positive, temperature, beta, tau_plus, True, reduction)
