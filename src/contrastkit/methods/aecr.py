@@ -21,7 +21,6 @@ from typing import Any, Literal
 import lightning as L
 import torch
 import torch.nn.functional as F
-import yaml
 from pydantic import Field, field_validator
 from torch import Tensor, nn
 
@@ -69,29 +68,11 @@ class AECRParams(MethodParams):
 
 def extractor_from_run(run_dir: str | Path) -> FrozenExtractor:
     """The stages of the image backbone trained in a contrastkit run folder."""
-    from contrastkit.nn.backbones import build_backbone
+    from contrastkit.nn.backbones import load_run_backbone
 
-    folder = Path(run_dir)
-    ckpt = folder / "checkpoints" / "last.ckpt"
-    if not (folder / "recipe.yaml").is_file() or not ckpt.is_file():
-        raise FileNotFoundError(f"extractor run {folder} needs recipe.yaml and checkpoints/last.ckpt")
-    recipe = yaml.safe_load((folder / "recipe.yaml").read_text())
-    model, data = recipe.get("model", {}), recipe.get("data", {})
-    state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
-    weights = {k.removeprefix("backbone."): v for k, v in state.items() if k.startswith("backbone.")}
-    if not weights:
-        raise ValueError(f"{ckpt} holds no backbone.* weights (is it an image-encoder run?)")
-    first = next(v for v in weights.values() if v.dim() == 4)  # the first conv: [out, in_channels, k, k]
-    channels = int(first.shape[1])
-    name, size = model.get("backbone", "convnet_small"), data.get("image_size", 32)
-    backbone = build_backbone(name, channels, model.get("width"), size)
-    try:
-        backbone.load_state_dict(weights)
-    except RuntimeError as err:
-        raise ValueError(
-            f"{ckpt}: backbone weights do not fit {model.get('backbone')}: {str(err).splitlines()[1][:160]}"
-        ) from None
-    extractor = backbone_stages(backbone, f"{model.get('backbone')} backbone of run {folder}")
+    backbone, recipe, channels = load_run_backbone(run_dir)
+    name = recipe.get("model", {}).get("backbone")
+    extractor = backbone_stages(backbone, f"{name} backbone of run {run_dir}")
     if channels == 1:  # a grayscale encoder (e.g. digits) sees the mean of the RGB channels
         extractor.stages[0] = nn.Sequential(_ChannelMean(), extractor.stages[0])
     return extractor

@@ -8,14 +8,25 @@ map, everything else the pooled vector.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from contrastkit.registry import BACKBONES, RegistryError, register_backbone
 
-__all__ = ["Backbone", "ConvNetSmall", "MoonCNN", "build_backbone", "cifar_resnet", "global_average_pool"]
+__all__ = [
+    "Backbone",
+    "ConvNetSmall",
+    "MoonCNN",
+    "build_backbone",
+    "cifar_resnet",
+    "global_average_pool",
+    "load_run_backbone",
+]
 
 
 class Backbone(nn.Module):
@@ -194,3 +205,39 @@ def build_backbone(name: str, in_channels: int = 3, width: int | None = None, im
         raise ValueError(str(err)) from None
     backbone: Backbone = entry.build(in_channels, width, image_size)
     return backbone
+
+
+def load_run_backbone(run_dir: str | os.PathLike[str]) -> tuple[Backbone, dict[str, Any], int]:
+    """The image or clip backbone a contrastkit run trained: built from the run's ``recipe.yaml``
+    with the ``backbone.*`` weights of ``checkpoints/last.ckpt`` (input channels read from the first
+    conv), in eval mode. Returns ``(backbone, recipe, channels)``.
+
+    Raises:
+        FileNotFoundError: the folder lacks ``recipe.yaml`` or the checkpoint.
+        ValueError: an unreadable checkpoint, one without backbone weights (graph methods), or
+            weights that do not fit the recipe's backbone.
+    """
+    import yaml
+
+    folder = Path(run_dir)
+    ckpt = folder / "checkpoints" / "last.ckpt"
+    if not (folder / "recipe.yaml").is_file() or not ckpt.is_file():
+        raise FileNotFoundError(f"{folder} is not a finished run folder (needs recipe.yaml and checkpoints/last.ckpt)")
+    recipe = yaml.safe_load((folder / "recipe.yaml").read_text()) or {}
+    try:
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
+    except Exception as err:  # torch raises RuntimeError, EOFError, UnpicklingError, KeyError, ...
+        raise ValueError(f"{ckpt} is not a readable checkpoint ({str(err).splitlines()[0][:120]})") from None
+    weights = {k.removeprefix("backbone."): v for k, v in state.items() if k.startswith("backbone.")}
+    if not weights:
+        method = recipe.get("method", {}).get("name")
+        raise ValueError(f"{folder} ({method}) has no backbone to export or to use as a feature extractor")
+    channels = int(next(v for v in weights.values() if v.dim() >= 4).shape[1])  # first conv: [out, in, ...]
+    model, data = recipe.get("model", {}), recipe.get("data", {})
+    name = model.get("backbone", "convnet_small")
+    backbone = build_backbone(name, channels, model.get("width"), data.get("image_size", 32))
+    try:
+        backbone.load_state_dict(weights)
+    except RuntimeError as err:
+        raise ValueError(f"{ckpt}: backbone weights do not fit {name}: {str(err).splitlines()[1][:160]}") from None
+    return backbone.eval(), recipe, channels

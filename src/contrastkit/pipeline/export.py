@@ -12,47 +12,21 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import torch
-import yaml
-from torch import nn
 
-__all__ = ["FORMATS", "backbone_of_run", "export_run"]
+from contrastkit.nn.backbones import load_run_backbone
+
+__all__ = ["FORMATS", "export_run"]
 
 FORMATS = ("state_dict", "torchvision", "onnx")
-
-
-def backbone_of_run(run_dir: str | os.PathLike[str]) -> tuple[nn.Module, dict[str, Any], int]:
-    """The run's backbone with its trained weights (eval mode), its recipe and its input channels."""
-    from contrastkit.config import RecipeError
-    from contrastkit.nn.backbones import build_backbone
-    from contrastkit.pipeline.run import load_checkpoint
-
-    folder = Path(run_dir)
-    ckpt = folder / "checkpoints" / "last.ckpt"
-    if not (folder / "recipe.yaml").is_file() or not ckpt.is_file():
-        raise RecipeError(f"{folder} is not a finished run folder (needs recipe.yaml and checkpoints/last.ckpt)")
-    recipe = yaml.safe_load((folder / "recipe.yaml").read_text())
-    state = load_checkpoint(ckpt)["state_dict"]
-    weights = {k.removeprefix("backbone."): v for k, v in state.items() if k.startswith("backbone.")}
-    if not weights:
-        raise RecipeError(f"{folder} ({recipe.get('method', {}).get('name')}) has no backbone to export")
-    first = next(v for v in weights.values() if v.dim() >= 4)  # the first conv: [out, in_channels, ...]
-    channels = int(first.shape[1])
-    model, data = recipe.get("model", {}), recipe.get("data", {})
-    backbone = build_backbone(
-        model.get("backbone", "convnet_small"), channels, model.get("width"), data.get("image_size", 32)
-    )
-    backbone.load_state_dict(weights)
-    return backbone.eval(), recipe, channels
 
 
 def export_run(run_dir: str | os.PathLike[str], fmt: str, out: str | os.PathLike[str]) -> Path:
     """Write the backbone of ``run_dir`` to ``out`` in ``fmt`` (see the module docstring)."""
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    backbone, recipe, channels = backbone_of_run(run_dir)
+    backbone, recipe, channels = load_run_backbone(run_dir)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     name = recipe.get("model", {}).get("backbone", "")
