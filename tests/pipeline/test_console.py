@@ -9,13 +9,13 @@ from pathlib import Path
 BIN = Path(sys.executable).parent
 
 
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    """The installed ``contrastkit`` command in a fresh process (its console as a user sees it)."""
+    return subprocess.run([str(BIN / "contrastkit"), *args], capture_output=True, text=True, timeout=900)
+
+
 def test_train_smoke_prints_only_its_summary(tmp_path):
-    done = subprocess.run(
-        [str(BIN / "contrastkit"), "train", "simclr-digits", "--smoke", "--no-progress", "--runs-dir", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    done = _cli("train", "simclr-digits", "--smoke", "--no-progress", "--runs-dir", str(tmp_path))
     assert done.returncode == 0, done.stderr[-2000:]
     lines = (done.stdout + done.stderr).splitlines()
     assert len(lines) < 40, lines
@@ -64,12 +64,7 @@ def test_a_near_chance_warning_reaches_console_and_report(tmp_path, capsys):
 
 
 def test_federate_smoke_keeps_flower_and_ray_logs_in_the_run_folder(tmp_path):
-    done = subprocess.run(
-        [str(BIN / "contrastkit"), "federate", "moon-digits", "--smoke", "--runs-dir", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    done = _cli("federate", "moon-digits", "--smoke", "--runs-dir", str(tmp_path))
     assert done.returncode == 0, done.stderr[-2000:]
     lines = (done.stdout + done.stderr).splitlines()
     assert len(lines) < 40, lines
