@@ -1,4 +1,4 @@
-"""``contrastkit`` command line: train, eval, federate, dehaze, export, recipes.
+"""``contrastkit`` command line: train, eval, federate, dehaze, export, compare, recipes.
 
 User errors (unknown recipe or key, missing data, bad value) print one line and exit 2.
 """
@@ -188,6 +188,8 @@ def _print_summary(results: dict) -> None:
     for name, row in (results.get("references") or {}).items():
         cells = ", ".join(f"{m['label']} {pct(row, m['key'], m['label'])}" for m in results["metrics"])
         print(f"  reference: {name}: {cells}")
+    if results.get("headline"):
+        print(f"  {results['headline']}")
     for warning in results.get("warnings", []):
         print(f"  warning: {warning}")
     print(f"  report: {results['run_dir']}/report.md")

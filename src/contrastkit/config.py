@@ -104,6 +104,17 @@ class EvalSettings(_Strict):
     monitor_bank: int | None = Field(None, gt=0)
     linear_probe: bool = True
     probe_epochs: int = Field(100, gt=0)
+    label_fractions: list[float] = Field(default_factory=lambda: [0.01, 0.1])
+    label_draws: int = Field(10, gt=0)
+
+    @field_validator("label_fractions")
+    @classmethod
+    def _fractions(cls, value: list[float]) -> list[float]:
+        bad = [f for f in value if not 0.0 < f <= 1.0]
+        if bad:
+            raise ValueError(f"label fractions must be in (0, 1], got {bad}")
+        return value
+
     embedding_map_points: int = Field(1500, gt=0)
     node_repeats: int = Field(50, gt=0)
     clips_per_video: int = Field(4, gt=0)

@@ -12,6 +12,8 @@ from typing import Any
 
 import torch
 
+import contrastkit
+
 __all__ = ["environment", "environment_line"]
 
 
@@ -48,7 +50,7 @@ def environment() -> dict[str, Any]:
         [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
     )
     return {
-        "contrastkit": _version("contrastkit"),
+        "contrastkit": contrastkit.__version__,
         "torch": torch.__version__,
         "lightning": _version("lightning"),
         "flwr": _version("flwr"),

@@ -12,6 +12,7 @@ from contrastkit.data.images import ImageSplits
 from contrastkit.evaluation.features import extract_features
 from contrastkit.evaluation.knn import knn_accuracy
 from contrastkit.evaluation.linear_probe import linear_probe
+from contrastkit.evaluation.low_label import few_label_key, few_label_knn
 from contrastkit.methods.base import ContrastiveMethod
 
 __all__ = ["Evaluation", "evaluate_encoder", "view_similarities"]
@@ -26,11 +27,13 @@ class Evaluation:
     feature_dim: int
     test_features: Tensor = field(repr=False)
     test_labels: Tensor = field(repr=False)
+    few_label: dict[str, float] = field(default_factory=dict)
 
     def numbers(self) -> dict[str, float | int | None]:
         out = asdict(self)
         out.pop("test_features")
         out.pop("test_labels")
+        out.update(out.pop("few_label"))
         return out
 
 
@@ -43,11 +46,15 @@ def evaluate_encoder(
     knn_temperature: float,
     probe: bool,
     probe_epochs: int,
+    label_fractions: tuple[float, ...] = (),
+    label_draws: int = 10,
     seed: int = 0,
     desc: str = "",
     progress: bool = True,
 ) -> Evaluation:
-    """kNN (bank = training split) and, optionally, a linear probe on backbone features."""
+    """kNN (bank = training split), kNN with a few labels (``label_fractions`` of the training
+    labels, ``label_draws`` draws each; keys from ``few_label_key``) and, optionally, a linear probe
+    on backbone features."""
     device = next(method.parameters()).device
     train = extract_features(
         method.backbone,
@@ -66,13 +73,29 @@ def evaluate_encoder(
         progress=progress,
     )
     knn = knn_accuracy(train, splits.train_labels, test, splits.test_labels, splits.num_classes, knn_k, knn_temperature)
+    few_label: dict[str, float] = {}
+    for fraction in label_fractions:
+        mean, std = few_label_knn(
+            train,
+            splits.train_labels,
+            test,
+            splits.test_labels,
+            splits.num_classes,
+            fraction,
+            draws=label_draws,
+            k=knn_k,
+            temperature=knn_temperature,
+            seed=seed,
+        )
+        few_label[few_label_key(fraction)] = mean
+        few_label[few_label_key(fraction) + "_std"] = std
     probe_acc = None
     if probe:
         with torch.enable_grad():
             probe_acc = linear_probe(
                 train, splits.train_labels, test, splits.test_labels, splits.num_classes, epochs=probe_epochs, seed=seed
             )
-    return Evaluation(knn, probe_acc, train.shape[1], test, splits.test_labels)
+    return Evaluation(knn, probe_acc, train.shape[1], test, splits.test_labels, few_label)
 
 
 @torch.no_grad()

@@ -172,6 +172,7 @@ def write_report(run_dir: Path, results: dict[str, Any], plots: list[tuple[str, 
         "",
         r.get("description", ""),
         "",
+        *((f"**{r['headline']}**", "") if r.get("headline") else ()),
         *(f"> **Warning:** {w}\n" for w in r.get("warnings", [])),
         f"- Data: {r['data']}",
         f"- Model: {r['model']}"

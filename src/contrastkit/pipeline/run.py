@@ -355,6 +355,9 @@ def _finish(
         warning = near_chance_warning(label, None if value is None else float(value), len(task.classes))
         if warning:
             results["warnings"] = [warning]
+    headline = task.headline(final.numbers, random_init)
+    if headline:
+        results["headline"] = headline
     references = task.reference_rows()
     if references:
         results["references"] = references

@@ -86,6 +86,11 @@ class Task:
         baseline on the same evaluation); none by default."""
         return {}
 
+    def headline(self, final: dict[str, Any], random_init: dict[str, Any] | None) -> str | None:
+        """One sentence on what training bought over the same network at random init, printed
+        under the results table and at the top of the report; none by default."""
+        return None
+
     def model_line(self) -> str:
         """How the report names the trained model."""
         m = self.recipe.model

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from contrastkit.data.images import DataError, ImageSplits
 from contrastkit.data.module import ArrayDataModule
+from contrastkit.evaluation.low_label import few_label_key
 from contrastkit.methods.base import ContrastiveMethod, OptimizerSettings
 from contrastkit.nn.backbones import build_backbone
 from contrastkit.pipeline.tasks.base import Evaluation, Plot, Task, build_method, load_dataset
@@ -73,11 +74,21 @@ class ImagesTask(Task):
         )
         self.classes = s.classes
         self.source = s.source
-        self.metrics = [("knn_top1", f"kNN top-1 (k={recipe.eval.knn_k})"), ("linear_probe_top1", "linear probe top-1")]
+        self.metrics = [
+            ("knn_top1", f"kNN top-1 (k={recipe.eval.knn_k})"),
+            *[(few_label_key(f), f"kNN top-1, {100 * f:g}% of labels") for f in recipe.eval.label_fractions],
+            ("linear_probe_top1", "linear probe top-1"),
+        ]
         self.protocol = (
             "kNN: cosine similarity to the whole training split, votes weighted "
             f"exp(sim / {recipe.eval.knn_temperature})."
             " Linear probe: frozen backbone features, no augmentation, standardised, Adam with cosine decay."
+            + (
+                f" Few labels: the same kNN with only that fraction of each class labelled (at least one),"
+                f" mean ± std over {recipe.eval.label_draws} random draws of the labelled images."
+                if recipe.eval.label_fractions
+                else ""
+            )
         )
 
     def evaluate(self, desc: str, progress: bool) -> Evaluation:
@@ -91,6 +102,8 @@ class ImagesTask(Task):
             knn_temperature=e.knn_temperature,
             probe=e.linear_probe,
             probe_epochs=e.probe_epochs,
+            label_fractions=tuple(e.label_fractions),
+            label_draws=e.label_draws,
             seed=self.recipe.trainer.seed,
             desc=desc,
             progress=progress,
@@ -113,3 +126,22 @@ class ImagesTask(Task):
             )
         )
         return out + self.embedding_plot(run_dir, final)
+
+    def headline(self, final: dict[str, Any], random_init: dict[str, Any] | None) -> str | None:
+        """The pretraining gain at the smallest label fraction, with the spread over label draws."""
+        fractions = sorted(self.recipe.eval.label_fractions)
+        if not fractions or not random_init:
+            return None
+        key, fraction = few_label_key(fractions[0]), fractions[0]
+        if final.get(key) is None or random_init.get(key) is None:
+            return None
+        trained, init = float(final[key]), float(random_init[key])
+        spread = max(float(final.get(key + "_std", 0.0)), float(random_init.get(key + "_std", 0.0)))
+        gain = trained - init
+        verdict = "a clear gain" if gain > 2 * spread else "within the spread: no clear gain"
+        return (
+            f"Pretraining gain with {100 * fraction:g}% of the labels: {gain:+.1f} points of kNN top-1"
+            f" ({trained:.1f} ± {final.get(key + '_std', 0.0):.1f} trained vs {init:.1f} ± "
+            f"{random_init.get(key + '_std', 0.0):.1f} at random init; ± is the spread over "
+            f"{self.recipe.eval.label_draws} draws of the labelled images, one pretraining seed): {verdict}."
+        )
