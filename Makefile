@@ -7,7 +7,7 @@ PIP := $(VENV)/bin/pip
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 EXTRAS ?= dev,graph,federated,video,audio,text,restoration,export,tensorboard
 
-.PHONY: demo test test-slow venv lint typecheck bench clean
+.PHONY: demo test test-slow venv browser lint typecheck bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,7 +21,15 @@ venv: $(VENV)/.installed
 demo: venv
 	$(VENV)/bin/contrastkit train moco-hcl-digits
 
-test: venv
+# The HTML page of `contrastkit compare` is tested in headless Chromium: Debian's package where
+# this machine can install it (root and apt), else those tests skip and say why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  { apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && \
+	    apt-get install -y -q chromium >/dev/null 2>&1; }; }; } || \
+	  echo "note: no chromium (not root, no apt, or no package index); the browser tests of compare will skip"
+
+test: venv browser
 	$(PY) -m pytest
 
 test-slow: venv  # end-to-end checks CI does not select: every real-data smoke, Flower deployment, DDP via the CLI

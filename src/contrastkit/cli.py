@@ -73,6 +73,10 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--format", default="state_dict", choices=["state_dict", "torchvision", "onnx"])
     export.add_argument("--out", required=True, metavar="FILE")
 
+    compare = sub.add_parser("compare", help="training runs side by side on one self-contained HTML page")
+    compare.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    compare.add_argument("--out", required=True, metavar="FILE.html")
+
     sub.add_parser("recipes", help="list shipped recipes")
     return parser
 
@@ -231,6 +235,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from contrastkit.pipeline.export import export_run
 
             print(f"wrote {export_run(args.run_dir, args.format, args.out)} ({args.format})")
+        elif args.command == "compare":
+            from contrastkit.pipeline.compare import compare_runs
+
+            print(f"wrote {compare_runs(args.run_dirs, args.out, command)} ({len(args.run_dirs)} runs)")
         elif args.command == "dehaze":
             return _dehaze(args)
         elif args.command == "eval":

@@ -1,0 +1,122 @@
+"""``contrastkit compare`` (issue 21 item 7): one self-contained HTML page of several runs, and
+the page as Chromium draws it (no console errors, the curves present)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from contrastkit.cli import main
+from contrastkit.config import apply_overrides, load_recipe, smoke
+from contrastkit.pipeline.compare import recipe_differences, svg_chart
+from contrastkit.pipeline.run import train
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory) -> list[Path]:
+    runs = tmp_path_factory.mktemp("runs")
+    out = []
+    for seed in (0, 1):
+        raw = smoke(apply_overrides(load_recipe("simclr-digits"), [f"trainer.seed={seed}", "optim.epochs=2"]))
+        out.append(Path(train(raw, runs_dir=runs, progress=False)["run_dir"]))
+    return out
+
+
+def test_recipe_differences_lists_changed_and_missing_keys():
+    a = {"optim": {"lr": 0.1, "epochs": 3}, "method": {"name": "moco"}}
+    b = {"optim": {"lr": 0.2, "epochs": 3}, "method": {"name": "moco", "beta": 1.0}}
+    assert recipe_differences([a, b]) == (["method.beta", "optim.lr"], ["method.name", "optim.epochs"])
+    assert recipe_differences([a, a]) == ([], ["method.name", "optim.epochs", "optim.lr"])
+
+
+def test_chart_draws_one_polyline_per_series_and_dashed_baselines():
+    svg = svg_chart(
+        "t",
+        [("A", "#000", [1, 2, 3], [0.5, 0.4, 0.3]), ("B", "#111", [1, 2], [1, 2])],
+        [("A init", "#000", 0.2)],
+        "x",
+        "y",
+    )
+    assert svg.count('<polyline class="curve"') == 2
+    assert svg.count('class="baseline"') == 1
+    assert "no values recorded" in svg_chart("t", [], [], "x", "y")
+
+
+def test_page_holds_runs_differences_metrics_curves_and_maps(two_runs, tmp_path, capsys):
+    out = tmp_path / "compare.html"
+    assert main(["compare", *map(str, two_runs), "--out", str(out)]) == 0
+    assert "wrote" in capsys.readouterr().out
+    page = out.read_text()
+    assert "R1: simclr-digits seed 0" in page and "R2: simclr-digits seed 1" in page
+    assert re.search(r'<tr class="differs"><th>trainer\.seed</th><td>0</td><td>1</td></tr>', page)
+    assert "kNN top-1" in page and "random init" in page
+    assert page.count('<polyline class="curve"') >= 4  # loss and the kNN monitor, two runs each
+    assert 'class="baseline"' in page  # the random-init kNN of each run
+    assert page.count("data:image/png;base64,") == 2  # both embedding maps, embedded
+    assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")  # nothing to fetch
+
+
+def test_folders_that_are_not_finished_training_runs_are_one_line(tmp_path, capsys):
+    assert main(["compare", str(tmp_path), "--out", str(tmp_path / "x.html")]) == 2
+    assert "no results.json" in capsys.readouterr().err
+    (tmp_path / "results.json").write_text('{"final_accuracy": {}}')
+    assert main(["compare", str(tmp_path), "--out", str(tmp_path / "x.html")]) == 2
+    assert "not a training run" in capsys.readouterr().err
+
+
+def render(page: Path, tmp_path: Path) -> tuple[str, list[str]]:
+    """The DOM after load as headless Chromium built it, and the console lines it logged."""
+    done = subprocess.run(
+        [
+            str(CHROMIUM),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout, [line for line in done.stderr.splitlines() if ":CONSOLE" in line]
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (make test installs Debian's chromium where it can)")
+def test_chromium_draws_the_page_without_console_errors(two_runs, tmp_path):
+    out = tmp_path / "compare.html"
+    assert main(["compare", *map(str, two_runs), "--out", str(out)]) == 0
+    dom, console = render(out, tmp_path)
+    assert console == []
+    assert "data-errors" not in dom
+    drawn = re.search(r'data-drawn-curves="(\d+)"', dom)
+    assert drawn is not None and int(drawn.group(1)) >= 4, dom[:500]
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH")
+def test_the_browser_check_sees_a_broken_page(tmp_path):
+    from contrastkit.pipeline.compare import CHECK_SCRIPT
+
+    page = tmp_path / "broken.html"
+    page.write_text(
+        f"<!DOCTYPE html><html><head><script>{CHECK_SCRIPT}</script></head>"
+        "<body><script>undefinedFunction();</script></body></html>"
+    )
+    dom, console = render(page, tmp_path)
+    assert any("undefinedFunction" in line for line in console)
+    assert 'data-errors="' in dom and 'data-drawn-curves="0"' in dom
