@@ -39,7 +39,8 @@ class DataSettings(_Strict):
     root: str | None = None
     path: str | None = None
     image_size: int = Field(16, gt=0)
-    augmentation: str = "digits"
+    augmentation: str = "auto"
+    labels: Literal["auto", "folders", "none"] = "auto"
     train_subset: int | None = Field(None, gt=0)
     test_subset: int | None = Field(None, gt=0)
     batch_size: int = Field(256, gt=0)
@@ -64,8 +65,8 @@ class DataSettings(_Strict):
     def _preset(cls, name: str) -> str:
         from contrastkit.views.image import PRESETS
 
-        if name not in PRESETS:
-            raise ValueError(f"unknown augmentation {name!r}; presets: {', '.join(PRESETS)}")
+        if name != "auto" and name not in PRESETS:
+            raise ValueError(f"unknown augmentation {name!r}; presets: auto, {', '.join(PRESETS)}")
         return name
 
 

@@ -36,7 +36,7 @@ def _smoke_param(name: str) -> object:
 
 
 # need the user's dataset: smoke-tested on a fake tree or files the tests write
-USER_DATA_RECIPES = {"videomoco-ucf101", "vclr-ucf101", "crossclr-features", "aecr-reside"}
+USER_DATA_RECIPES = {"videomoco-ucf101", "vclr-ucf101", "crossclr-features", "aecr-reside", "simclr-folder"}
 
 
 @pytest.mark.parametrize("name", [_smoke_param(n) for n in TRAIN_RECIPES if n not in USER_DATA_RECIPES])

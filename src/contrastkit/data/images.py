@@ -1,7 +1,7 @@
-"""Image datasets as ``uint8`` tensors: scikit-learn digits, the CIFAR-10 copy, any ImageFolder.
+"""Image datasets as ``uint8 [N, C, H, W]`` arrays: scikit-learn digits and the CIFAR-10 copy in
+memory, your own image folder streamed from disk (``ImageFiles``, decoded when indexed).
 
-Everything is loaded into memory once as ``[N, C, H, W]`` uint8 plus ``[N]`` labels; views
-are drawn on whole batches later (``contrastkit.views``). Nothing downloads unless asked.
+Views are drawn on whole batches later (``contrastkit.views``). Nothing downloads unless asked.
 """
 
 from __future__ import annotations
@@ -10,12 +10,13 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from contrastkit.data.image_files import IMAGE_SUFFIXES, ImageFiles, find_images, folder_labels
 from contrastkit.registry import register_dataset
 
 __all__ = ["DataError", "ImageSplits", "data_root", "load_cifar10", "load_digits", "load_image_folder"]
@@ -29,7 +30,12 @@ class DataError(ValueError):
 
 @dataclass
 class ImageSplits:
-    """Train and test images (``uint8 [N, C, H, W]``), labels, class names and per-channel stats."""
+    """Train and test images (``uint8 [N, C, H, W]``), labels, class names and per-channel stats.
+
+    The images of a folder read from disk are ``ImageFiles``, typed as ``Tensor``: they support
+    what the pipeline does with the arrays (``len``, ``shape``, indexing by int, slice or index
+    tensor, which decodes those rows). ``classes == ()`` means unlabelled (labels all 0).
+    """
 
     name: str
     train_images: Tensor
@@ -75,7 +81,7 @@ def _stratified(images: Tensor, labels: Tensor, count: int | None, seed: int) ->
     per_class = max(1, count // len(classes))
     keep = torch.cat([order[labels[order] == c][:per_class] for c in classes])
     keep = keep[torch.randperm(len(keep), generator=g)]
-    return images[keep], labels[keep]
+    return (images.select(keep) if isinstance(images, ImageFiles) else images[keep]), labels[keep]
 
 
 def _channel_stats(images: Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -168,36 +174,62 @@ def _from_hwc(array: np.ndarray) -> Tensor:
 
 
 def load_image_folder(
-    path: str | os.PathLike[str], size: int, test_fraction: float = 0.2, seed: int = 0
+    path: str | os.PathLike[str],
+    size: int,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    labels: Literal["auto", "folders", "none"] = "auto",
 ) -> ImageSplits:
-    """Any ``ImageFolder`` tree (``path/<class>/<image>``), resized (shorter side) and centre-cropped
-    to ``size``; a ``train``/``test`` pair of sub-folders is used as given, else split stratified."""
-    from torchvision.datasets import ImageFolder
-    from torchvision.transforms import v2
+    """Your own images under ``path`` (any nesting, any common format), streamed from disk.
 
+    Labels come from class sub-folders (``folder_labels``); without them the splits are
+    unlabelled (``classes == ()``, labels all 0). ``train/`` and ``test/`` sub-folders are used as
+    given, else ``test_fraction`` of the files is held out (stratified when labelled, seeded).
+    The images are ``ImageFiles`` (decoded when indexed); the channel mean and std are estimated
+    on up to 256 training images.
+    """
     root = Path(path).expanduser()
     if not root.is_dir():
         raise DataError(f"image folder {root} does not exist")
-    prep = v2.Compose([v2.PILToTensor(), v2.Resize(size, antialias=True), v2.CenterCrop(size)])
 
-    def read(folder: Path) -> tuple[Tensor, Tensor, tuple[str, ...]]:
-        ds = ImageFolder(str(folder), transform=lambda im: prep(im.convert("RGB")))
-        if len(ds) == 0:
-            raise DataError(f"no images under {folder}")
-        xs, ys = zip(*[ds[i] for i in range(len(ds))])
-        return torch.stack(xs), torch.tensor(ys), tuple(ds.classes)
+    def scan(folder: Path) -> tuple[list[Path], Tensor, tuple[str, ...]]:
+        files = find_images(folder)
+        if not files:
+            raise DataError(f"no images under {folder} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+        try:
+            found = folder_labels(files, folder, labels)
+        except ValueError as err:
+            raise DataError(str(err)) from None
+        return (files, *found) if found else (files, torch.zeros(len(files), dtype=torch.long), ())
 
     if (root / "train").is_dir() and (root / "test").is_dir():
-        tr_x, tr_y, classes = read(root / "train")
-        te_x, te_y, _ = read(root / "test")
+        train_files, tr_y, classes = scan(root / "train")
+        test_files, te_y, test_classes = scan(root / "test")
+        if test_classes != classes:
+            raise DataError(f"{root}/train and {root}/test name different classes: {classes} vs {test_classes}")
     else:
-        x, y, classes = read(root)
+        files, y, classes = scan(root)
+        if len(files) < 2:
+            raise DataError(f"{root} holds one image; training needs more")
         g = torch.Generator().manual_seed(seed)
-        perm = torch.randperm(len(y), generator=g)
-        cut = int(len(y) * (1 - test_fraction))
-        tr_x, tr_y, te_x, te_y = x[perm[:cut]], y[perm[:cut]], x[perm[cut:]], y[perm[cut:]]
-    mean, std = _channel_stats(tr_x)
-    return ImageSplits(root.name, tr_x, tr_y, te_x, te_y, classes, mean, std, f"ImageFolder {root}")
+        held = torch.cat(
+            [
+                members[torch.randperm(len(members), generator=g)[: max(1, round(test_fraction * len(members)))]]
+                for members in (torch.nonzero(y == c).flatten() for c in y.unique())
+            ]
+        )
+        is_test = torch.zeros(len(files), dtype=torch.bool)
+        is_test[held] = True
+        train_files = [f for f, t in zip(files, is_test.tolist(), strict=True) if not t]
+        test_files = [f for f, t in zip(files, is_test.tolist(), strict=True) if t]
+        tr_y, te_y = y[~is_test], y[is_test]
+    train = ImageFiles(train_files, size)
+    sample = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:256]
+    mean, std = _channel_stats(train[sample])
+    kind = f"{len(classes)} classes from sub-folders" if classes else "unlabelled"
+    source = f"image folder {root} ({len(train_files)} train / {len(test_files)} test files, {kind}, read from disk)"
+    test = ImageFiles(test_files, size)
+    return ImageSplits(root.name, cast(Tensor, train), tr_y, cast(Tensor, test), te_y, classes, mean, std, source)
 
 
 # Registered datasets of the "images" task: ``load(settings, root, seed) -> ImageSplits``; the
@@ -214,12 +246,14 @@ def _cifar10_dataset(settings: Any, root: str | os.PathLike[str] | None, seed: i
     return load_cifar10(data_root(root or settings.root), download=settings.download)
 
 
-@register_dataset("image_folder", task="images", summary="an ImageFolder tree at data.path")
+@register_dataset(
+    "image_folder", task="images", summary="your images at data.path (any nesting; class sub-folders optional)"
+)
 def _image_folder_dataset(settings: Any, root: str | os.PathLike[str] | None, seed: int) -> ImageSplits:
     if not settings.path:
-        raise DataError("data.dataset=image_folder needs data.path (a folder of class sub-folders)")
+        raise DataError("data.dataset=image_folder needs data.path (a folder of images, class sub-folders optional)")
     folder = Path(settings.path)
     base = data_root(root or settings.root)
     if not folder.is_absolute() and base is not None:
         folder = base / folder
-    return load_image_folder(folder, settings.image_size, seed=seed)
+    return load_image_folder(folder, settings.image_size, seed=seed, labels=settings.labels)

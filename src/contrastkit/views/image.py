@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["ViewAugmentation", "build_augmentation", "normalize_images", "PRESETS"]
+__all__ = ["PRESETS", "ViewAugmentation", "build_augmentation", "normalize_images", "resolve_preset"]
 
 _RGB_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
 _GRAY = torch.tensor([0.299, 0.587, 0.114])
@@ -242,10 +242,22 @@ PRESETS = {
 }
 
 
+def resolve_preset(name: str, channels: int, size: int) -> str:
+    """``auto``: ``digits`` for one-channel images, else a natural-image preset — ``moco_v2``
+    (ImageNet-style crops, blur) from 64 px up, ``simclr`` (3x3 blur) below; other names as given."""
+    if name != "auto":
+        return name
+    if channels == 1:
+        return "digits"
+    return "moco_v2" if size >= 64 else "simclr"
+
+
 def build_augmentation(
     name: str, size: int, mean: tuple[float, ...], std: tuple[float, ...], **overrides: object
 ) -> ViewAugmentation:
-    """A preset by name (``moco_v2``, ``moco_cifar_demo``, ``simclr``, ``digits``, ``motion``), with overrides."""
+    """A preset by name (``moco_v2``, ``moco_cifar_demo``, ``simclr``, ``digits``, ``motion``, or
+    ``auto``: see ``resolve_preset``), with overrides."""
+    name = resolve_preset(name, len(mean), size)
     if name not in PRESETS:
         raise ValueError(f"unknown augmentation {name!r}; choose one of {', '.join(PRESETS)}")
     return replace(PRESETS[name](size, tuple(mean), tuple(std)), **overrides)  # type: ignore[arg-type]

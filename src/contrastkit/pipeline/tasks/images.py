@@ -3,9 +3,11 @@ linear probe on frozen backbone features, an online kNN monitor, similarity and 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from contrastkit.data.image_files import ImageFiles
 from contrastkit.data.images import DataError, ImageSplits
 from contrastkit.data.module import ArrayDataModule
 from contrastkit.evaluation.low_label import few_label_key
@@ -13,12 +15,14 @@ from contrastkit.methods.base import ContrastiveMethod, OptimizerSettings
 from contrastkit.nn.backbones import build_backbone
 from contrastkit.pipeline.tasks.base import Evaluation, Plot, Task, build_method, load_dataset
 from contrastkit.registry import register_task
-from contrastkit.views.image import build_augmentation
+from contrastkit.views.image import build_augmentation, resolve_preset
 
 if TYPE_CHECKING:
     from contrastkit.config import Recipe
 
 __all__ = ["ImagesTask", "image_method", "image_splits"]
+
+STREAMED_MONITOR = 1000  # images in the kNN monitor's bank and test set when they are read from disk
 
 
 def image_splits(recipe: Recipe, root: str | Path | None = None) -> ImageSplits:
@@ -60,40 +64,65 @@ class ImagesTask(Task):
         super().__init__(recipe, root)
         self.splits = image_splits(recipe, root)
         self.method: ContrastiveMethod = image_method(recipe, self.splits)
-        s, d, seed = self.splits, recipe.data, recipe.trainer.seed
-        bank = s.subset(recipe.eval.monitor_bank, None, seed) if recipe.eval.monitor_bank else s
+        s, d, e, seed = self.splits, recipe.data, recipe.eval, recipe.trainer.seed
+        self.labelled = bool(s.classes)
+        streamed = isinstance(s.train_images, ImageFiles)
+        monitor = None
+        if self.labelled:  # the online kNN monitor; files read from disk get a 1,000-image bank and test set
+            bank = s.subset(e.monitor_bank or (STREAMED_MONITOR if streamed else None), None, seed)
+            test = s.subset(None, STREAMED_MONITOR if streamed else None, seed)
+            monitor = (
+                {"input": bank.train_images, "label": bank.train_labels},
+                {"input": test.test_images, "label": test.test_labels},
+            )
         self.datamodule = ArrayDataModule(
             {"input": s.train_images, "label": s.train_labels},
             d.batch_size,
-            d.num_workers,
+            d.num_workers or (min(4, os.cpu_count() or 1) if streamed else 0),
             seed,
-            monitor=(
-                {"input": bank.train_images, "label": bank.train_labels},
-                {"input": s.test_images, "label": s.test_labels},
-            ),
+            monitor=monitor,
         )
         self.classes = s.classes
         self.source = s.source
+        preset = resolve_preset(d.augmentation, s.channels, s.image_size)
+        views = f" Views: the {preset} preset" + (" (data.augmentation=auto)." if d.augmentation == "auto" else ".")
+        if not self.labelled:
+            self.metrics = [
+                ("view_cosine_positive", "cosine, two views of one image"),
+                ("view_cosine_negative", "cosine, two different images"),
+            ]
+            self.protocol = (
+                "No labels, so no kNN or probe: mean cosine similarity of backbone features of two random"
+                " views of the same held-out image, and of two different held-out images (up to 512). Training"
+                " should pull the first above the second." + views
+            )
+            return
         self.metrics = [
-            ("knn_top1", f"kNN top-1 (k={recipe.eval.knn_k})"),
-            *[(few_label_key(f), f"kNN top-1, {100 * f:g}% of labels") for f in recipe.eval.label_fractions],
+            ("knn_top1", f"kNN top-1 (k={e.knn_k})"),
+            *[(few_label_key(f), f"kNN top-1, {100 * f:g}% of labels") for f in e.label_fractions],
             ("linear_probe_top1", "linear probe top-1"),
         ]
         self.protocol = (
             "kNN: cosine similarity to the whole training split, votes weighted "
-            f"exp(sim / {recipe.eval.knn_temperature})."
+            f"exp(sim / {e.knn_temperature})."
             " Linear probe: frozen backbone features, no augmentation, standardised, Adam with cosine decay."
             + (
                 f" Few labels: the same kNN with only that fraction of each class labelled (at least one),"
-                f" mean ± std over {recipe.eval.label_draws} random draws of the labelled images."
-                if recipe.eval.label_fractions
+                f" mean ± std over {e.label_draws} random draws of the labelled images."
+                if e.label_fractions
                 else ""
             )
+            + views
         )
 
     def evaluate(self, desc: str, progress: bool) -> Evaluation:
-        from contrastkit.pipeline.evaluate import evaluate_encoder
+        from contrastkit.pipeline.evaluate import evaluate_encoder, view_similarities
 
+        if not self.labelled:
+            positive, negative = view_similarities(self.method, self.splits.test_images[:512], self.recipe.trainer.seed)
+            return Evaluation(
+                {"view_cosine_positive": float(positive.mean()), "view_cosine_negative": float(negative.mean())}
+            )
         e = self.recipe.eval
         result = evaluate_encoder(
             self.method,
@@ -114,7 +143,7 @@ class ImagesTask(Task):
         from contrastkit.pipeline.evaluate import view_similarities
         from contrastkit.pipeline.report import plot_monitor, plot_similarities
 
-        out = []
+        out: list[Plot] = []
         baseline = (random_init or {}).get("knn_top1")
         if plot_monitor(run_dir, "val/knn_top1", "kNN top-1 (%)", "knn.png", baseline):
             out.append(Plot("knn.png", "Online kNN monitor per epoch"))
