@@ -42,11 +42,13 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--strategy", help="Lightning strategy, e.g. ddp")
     train.add_argument("--accelerator", help="cpu, gpu, cuda, mps or auto (Lightning)")
     train.add_argument("--no-progress", action="store_true", help="no progress bars")
+    train.add_argument("--quiet", action="store_true", help="only the final summary (implies --no-progress)")
 
     evaluate = sub.add_parser("eval", help="evaluate a run folder's checkpoint and rewrite its report")
     evaluate.add_argument("run_dir")
     evaluate.add_argument("--data-root")
     evaluate.add_argument("--no-progress", action="store_true")
+    evaluate.add_argument("--quiet", action="store_true", help="only the final summary")
 
     federate = sub.add_parser("federate", help="simulate FedAvg / FedProx / MOON parties with Flower")
     federate.add_argument("recipe", help="shipped federated recipe name or YAML path")
@@ -54,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     federate.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     federate.add_argument("--smoke", action="store_true", help="2 parties x 2 rounds on a small subset")
     federate.add_argument("--runs-dir", default="runs")
+    federate.add_argument("--quiet", action="store_true", help="only the final summary (no line per round)")
 
     dehaze = sub.add_parser("dehaze", help="restore hazy photos with a trained dehazing run (any size, tiled)")
     dehaze.add_argument("inputs", nargs="+", metavar="IMAGE_OR_FOLDER")
@@ -65,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     dehaze.add_argument("--overlap", type=int, default=32, help="pixels shared by neighbouring tiles (default 32)")
     dehaze.add_argument("--max-pixels", type=int, default=1024 * 1024, help="restore whole up to this many pixels")
     dehaze.add_argument("--no-progress", action="store_true")
+    dehaze.add_argument("--quiet", action="store_true", help="only the final line and problems")
 
     export = sub.add_parser(
         "export", help="write a run's trained backbone as a state dict, torchvision weights or ONNX"
@@ -90,7 +94,11 @@ def _train(args: argparse.Namespace, command: str) -> None:
         from contrastkit.pipeline.run import train
 
         results = train(
-            {}, data_root=args.data_root, resume=args.resume, command=command, progress=not args.no_progress
+            {},
+            data_root=args.data_root,
+            resume=args.resume,
+            command=command,
+            progress=not (args.no_progress or args.quiet),
         )
     else:
         if not args.recipe:
@@ -115,7 +123,11 @@ def _train(args: argparse.Namespace, command: str) -> None:
         from contrastkit.pipeline.run import train
 
         results = train(
-            raw, data_root=args.data_root, runs_dir=args.runs_dir, command=command, progress=not args.no_progress
+            raw,
+            data_root=args.data_root,
+            runs_dir=args.runs_dir,
+            command=command,
+            progress=not (args.no_progress or args.quiet),
         )
     _print_summary(results)
 
@@ -133,7 +145,7 @@ def _federate(args: argparse.Namespace, command: str) -> None:
     from contrastkit.federated.run import federate, validate_federated
 
     validate_federated(raw)
-    results = federate(raw, data_root=args.data_root, runs_dir=args.runs_dir, command=command)
+    results = federate(raw, data_root=args.data_root, runs_dir=args.runs_dir, command=command, quiet=args.quiet)
     print(
         f"\n{results['recipe']}: {results['parties']} parties, Dirichlet {results['beta']}, {results['rounds']} rounds"
     )
@@ -163,7 +175,7 @@ def _dehaze(args: argparse.Namespace) -> int:
         tile=args.tile,
         overlap=args.overlap,
         max_pixels=args.max_pixels,
-        progress=not args.no_progress,
+        progress=not (args.no_progress or args.quiet),
         warn=lambda line: print(f"contrastkit: {line}", file=sys.stderr),
     )
     print(f"restored {len(report.written)} image(s) into {args.out}; skipped {len(report.skipped)}")
@@ -244,7 +256,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "eval":
             from contrastkit.pipeline.run import evaluate_run
 
-            _print_summary(evaluate_run(args.run_dir, data_root=args.data_root, progress=not args.no_progress))
+            _print_summary(
+                evaluate_run(args.run_dir, data_root=args.data_root, progress=not (args.no_progress or args.quiet))
+            )
     except (RecipeError, DataError, ValueError, FileNotFoundError, TextExtraMissing) as err:
         print(f"contrastkit: error: {err}".splitlines()[0], file=sys.stderr)
         return 2

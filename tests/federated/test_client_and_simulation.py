@@ -48,7 +48,7 @@ def test_previous_model_is_exactly_the_last_upload_and_lives_in_context_state():
     assert all(torch.equal(newest[k], v) for k, v in second["arrays"].to_torch_state_dict().items())
 
 
-def test_simulation_survives_a_failing_and_a_corrupt_party(tmp_path):
+def test_simulation_survives_a_failing_and_a_corrupt_party(tmp_path, capsys):
     raw = {
         "name": "fed-test",
         "data": {"dataset": "digits", "image_size": 16, "train_subset": 300, "test_subset": 100},
@@ -64,6 +64,7 @@ def test_simulation_survives_a_failing_and_a_corrupt_party(tmp_path):
         "trainer": {"seed": 0},
     }
     results = federate(raw, runs_dir=tmp_path)
+    assert "[moon] round   2/2" in capsys.readouterr().out
     run = Path(results["run_dir"])
     history = json.loads((run / "rounds_moon.json").read_text())
     assert [r["round"] for r in history] == [0, 1, 2]

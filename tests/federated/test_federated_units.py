@@ -316,3 +316,15 @@ def test_a_submitted_results_file_is_a_name_inside_the_operators_folder(tmp_path
             results_path(None, {"results-file": bad})
     bound = {"results-file": str(tmp_path / "run" / "rounds_moon.json")}  # contrastkit federate's own run folder
     assert results_path(bound, {"results-file": "/elsewhere"}) == tmp_path / "run" / "rounds_moon.json"
+
+
+def test_the_round_config_names_the_algorithm_and_mu_over_bound_settings():
+    from flwr.app import Context, RecordDict
+
+    from contrastkit.federated.apps import ROUND_KEYS, settings_of
+
+    context = Context(run_id=0, node_id=0, node_config={}, state=RecordDict(), run_config={"algorithm": "fedavg"})
+    bound = {"algorithm": "fedavg", "mu": 0.0, "lr": 0.02}
+    s = settings_of(bound, context, {"algorithm": "moon", "mu": 1.0, "lr": 9.0, "server-round": 3})
+    assert (s["algorithm"], s["mu"], s["lr"]) == ("moon", 1.0, 0.02)  # only ROUND_KEYS come from the round
+    assert set(ROUND_KEYS) == {"algorithm", "mu"}

@@ -6,6 +6,11 @@ the Flower App's ``pyproject.toml`` (``[tool.flwr.app.config]``) through ``conte
 (module-level ``client_app`` / ``server_app``). Each SuperNode's ``node_config`` names its
 ``partition-id`` and ``num-partitions``.
 
+``contrastkit federate`` runs its recipe's algorithms one after another in one simulation (one
+start of the simulation's workers, not one per algorithm): the ServerApp is built with a
+``sequence`` of per-algorithm settings and names each round's algorithm and ``mu`` in the train
+config it sends (``ROUND_KEYS``), which the ClientApp applies over its own settings.
+
 MOON's previous local model lives in ``context.state`` (a ``RecordDict`` that Flower keeps per
 node across rounds), not in a module-level dict.
 """
@@ -16,7 +21,7 @@ import copy
 import json
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -37,7 +42,15 @@ from contrastkit.federated.partition import dirichlet_partition
 from contrastkit.federated.strategy import CheckedFedAvg
 from contrastkit.views.image import normalize_images
 
-__all__ = ["DEFAULTS", "build_client_app", "build_server_app", "client_app", "server_app", "train_on_party"]
+__all__ = [
+    "DEFAULTS",
+    "ROUND_KEYS",
+    "build_client_app",
+    "build_server_app",
+    "client_app",
+    "server_app",
+    "train_on_party",
+]
 
 DEFAULTS: dict[str, Any] = {
     "dataset": "digits",
@@ -70,14 +83,23 @@ DEFAULTS: dict[str, Any] = {
     "fault-round": 1,
     "threads": 1,
     "results-file": "",
+    "announce": False,  # print a header line before the rounds (contrastkit federate)
+    "quiet": False,  # no line per round on the console
 }
 
 
-def settings_of(bound: Mapping[str, Any] | None, context: Context) -> dict[str, Any]:
-    """Defaults, overridden by the run config, overridden by settings bound at build time."""
+ROUND_KEYS = ("algorithm", "mu")  # what the ServerApp's train config sets for the parties each round
+
+
+def settings_of(
+    bound: Mapping[str, Any] | None, context: Context, round_config: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Defaults, overridden by the run config, by settings bound at build time, and by the
+    ``ROUND_KEYS`` of the round's train config."""
     out = dict(DEFAULTS)
     out.update({k: v for k, v in context.run_config.items() if k in DEFAULTS})
     out.update(bound or {})
+    out.update({k: v for k, v in (round_config or {}).items() if k in ROUND_KEYS})
     return out
 
 
@@ -149,12 +171,13 @@ def _ids(text: Any) -> set[int]:
 
 def train_on_party(content: RecordDict, context: Context, bound: Mapping[str, Any] | None = None) -> RecordDict:
     """One party's round: the global ``arrays`` in, the trained ``arrays`` and ``metrics`` out."""
-    s = settings_of(bound, context)
+    config = dict(content.config_records["config"])
+    s = settings_of(bound, context, config)
     torch.set_num_threads(int(s["threads"]))
     keep_heap_warm()  # this process is a party's worker; see contrastkit._allocator
     pid = int(context.node_config.get("partition-id", 0))
     data = load_data(s, int(context.node_config.get("num-partitions", s["num-parties"])))
-    server_round = int(content.config_records["config"].get("server-round", 1))  # type: ignore[arg-type]
+    server_round = int(config.get("server-round", 1))  # type: ignore[arg-type]
     rows = data.parts[pid]
     model = build_model(s, data.splits)
     model.load_state_dict(content.array_records["arrays"].to_torch_state_dict())
@@ -272,6 +295,8 @@ def results_path(bound: Mapping[str, Any] | None, s: Mapping[str, Any]) -> Path 
 def _server_main(grid: Grid, context: Context, bound: Mapping[str, Any] | None) -> None:
     s = settings_of(bound, context)
     results = results_path(bound, s)
+    if s.get("announce"):
+        print(f"== {s['algorithm']}: {s['num-parties']} parties, {s['rounds']} rounds", flush=True)
     torch.set_num_threads(max(1, int(s["threads"])))
     data = load_data(s)
     torch.manual_seed(int(s["seed"]))
@@ -298,13 +323,14 @@ def _server_main(grid: Grid, context: Context, bound: Mapping[str, Any] | None) 
         }
         clock["last"] = now
         history.append(entry)
-        print(
-            f"[{s['algorithm']}] round {server_round:3d}/{s['rounds']}: accuracy {result['accuracy']:5.2f}%  "
-            f"loss {result['loss']:.3f}  ({entry['seconds']:.1f} s)"
-            + (f"  failed {entry['failed']}" if entry.get("failed") else "")
-            + (f"  rejected {entry['rejected']}" if entry.get("rejected") else ""),
-            flush=True,
-        )
+        if not s["quiet"]:
+            print(
+                f"[{s['algorithm']}] round {server_round:3d}/{s['rounds']}: accuracy {result['accuracy']:5.2f}%  "
+                f"loss {result['loss']:.3f}  ({entry['seconds']:.1f} s)"
+                + (f"  failed {entry['failed']}" if entry.get("failed") else "")
+                + (f"  rejected {entry['rejected']}" if entry.get("rejected") else ""),
+                flush=True,
+            )
         _write(results, history)
         return MetricRecord({"accuracy": result["accuracy"], "loss": result["loss"]})
 
@@ -313,7 +339,7 @@ def _server_main(grid: Grid, context: Context, bound: Mapping[str, Any] | None) 
         initial_arrays=ArrayRecord(model.state_dict()),
         num_rounds=int(s["rounds"]),
         timeout=float(s["round-timeout"]),
-        train_config=ConfigRecord({}),
+        train_config=ConfigRecord({k: s[k] for k in ROUND_KEYS}),
         evaluate_fn=evaluate_fn,
     )
     _write(results, history)
@@ -325,13 +351,17 @@ def _write(path: Path | None, history: list[dict[str, Any]]) -> None:
         write_atomic(path, json.dumps(history, indent=2))
 
 
-def build_server_app(bound: Mapping[str, Any] | None = None) -> ServerApp:
-    """A ServerApp whose settings are ``bound`` over the run config."""
+def build_server_app(
+    bound: Mapping[str, Any] | None = None, sequence: Sequence[Mapping[str, Any]] | None = None
+) -> ServerApp:
+    """A ServerApp whose settings are ``bound`` over the run config; with ``sequence``, it trains
+    one fresh global model per entry (each entry's settings over ``bound``), one after another."""
     app = ServerApp()
 
     @app.main()
     def main(grid: Grid, context: Context) -> None:
-        _server_main(grid, context, bound)
+        for entry in sequence or [{}]:
+            _server_main(grid, context, {**(bound or {}), **entry})
 
     return app
 
