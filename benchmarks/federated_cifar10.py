@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from contrastkit._allocator import ENV as ALLOCATOR_ENV
 from contrastkit.config import apply_overrides, load_recipe
 from contrastkit.federated.run import federate, median_round_seconds
 
@@ -48,7 +50,12 @@ def main() -> None:
         metavar="RUN_DIR",
         help="write the report of an existing run folder (runs/bench-federated/moon-cifar10/...) without training",
     )
+    parser.add_argument(
+        "--cold-heap", action="store_true", help="leave glibc's heap settings alone (the library's default)"
+    )
     args = parser.parse_args()
+    if not args.cold_heap:  # the timings in docs/federated.md were taken with the parties' heap kept warm
+        os.environ[ALLOCATOR_ENV] = "1"
     overrides = [
         f"federation.rounds={args.rounds}",
         f"federation.local_epochs={args.local_epochs}",

@@ -52,7 +52,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
-    keep_heap_warm()  # as the federated ClientApp does in each party's process
+    keep_heap_warm(force=True)  # as the federated ClientApp does with CONTRASTKIT_KEEP_HEAP_WARM=1
     images = torch.randint(0, 256, (args.steps * BATCH, 3, 32, 32), dtype=torch.uint8)
     labels = torch.randint(10, (len(images),))
     model = FederatedModel("moon_cnn", 3, 32, 10)

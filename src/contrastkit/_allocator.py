@@ -8,22 +8,34 @@ sizes every step, and it pays for those faults every time the pattern shifts. Me
 models' activations beside the trained one's, went from 1.47x a FedAvg round to 1.28x in
 ``python benchmarks/federated_cifar10.py --data-root ../shared/data``.
 
-The settings are process-wide, so only code that owns its process calls this: the federated
-ClientApp (a simulated party's worker, a SuperNode's app) and the benchmarks. The price is
-that freed memory up to the peak stays with the process instead of going back to the OS.
+The settings are process-wide and the price is that freed memory up to the peak stays with the
+process instead of going back to the OS, so they are opt-in: the federated ClientApp (a
+simulated party's worker, a SuperNode's app) applies them only when the environment sets
+``CONTRASTKIT_KEEP_HEAP_WARM=1``; the benchmarks that time steps ask for them with
+``force=True``.
 """
 
 from __future__ import annotations
 
 import ctypes
 import functools
+import os
 
-__all__ = ["keep_heap_warm"]
+__all__ = ["ENV", "keep_heap_warm"]
+
+ENV = "CONTRASTKIT_KEEP_HEAP_WARM"
+
+
+def keep_heap_warm(force: bool = False) -> bool:
+    """Serve allocations up to 32 MiB from a heap glibc never trims, when ``$CONTRASTKIT_KEEP_HEAP_WARM``
+    is ``1`` or ``force``; True when the setting is in effect (False without glibc)."""
+    if not (force or os.environ.get(ENV, "") == "1"):
+        return False
+    return _apply()
 
 
 @functools.cache
-def keep_heap_warm() -> bool:
-    """Serve allocations up to 32 MiB from a heap glibc never trims; False where there is no glibc."""
+def _apply() -> bool:
     try:
         libc = ctypes.CDLL("libc.so.6")
         m_trim_threshold, m_mmap_threshold = -1, -3

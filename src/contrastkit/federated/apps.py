@@ -174,7 +174,7 @@ def train_on_party(content: RecordDict, context: Context, bound: Mapping[str, An
     config = dict(content.config_records["config"])
     s = settings_of(bound, context, config)
     torch.set_num_threads(int(s["threads"]))
-    keep_heap_warm()  # this process is a party's worker; see contrastkit._allocator
+    keep_heap_warm()  # opt-in ($CONTRASTKIT_KEEP_HEAP_WARM=1): this process is a party's worker
     pid = int(context.node_config.get("partition-id", 0))
     data = load_data(s, int(context.node_config.get("num-partitions", s["num-parties"])))
     server_round = int(config.get("server-round", 1))  # type: ignore[arg-type]
