@@ -112,3 +112,15 @@ def test_each_coin_is_tossed_per_sample(op):
     untouched = _one_op()[0]
     kept = sum(torch.allclose(v, untouched, atol=1e-6) for v in views)
     assert 4 <= kept <= 28, kept
+
+
+def test_channel_mixing_equals_a_1x1_convolution():
+    """The colour-space maps are weighted sums of channel planes (fast on CPU); a 1x1 conv2d is
+    the reference they replace."""
+    import torch.nn.functional as F
+
+    from contrastkit.views.image import _GRAY, _RGB_TO_YIQ, _luma, _mix_channels
+
+    x = torch.rand(5, 3, 9, 7, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(_mix_channels(_RGB_TO_YIQ, x), F.conv2d(x, _RGB_TO_YIQ[:, :, None, None]))
+    torch.testing.assert_close(_luma(x), F.conv2d(x, _GRAY[None, :, None, None]))

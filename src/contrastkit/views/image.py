@@ -29,6 +29,7 @@ from torch import Tensor
 __all__ = ["PRESETS", "ViewAugmentation", "build_augmentation", "normalize_images", "resolve_preset"]
 
 _RGB_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+_YIQ_TO_RGB = torch.linalg.inv(_RGB_TO_YIQ)
 _GRAY = torch.tensor([0.299, 0.587, 0.114])
 
 
@@ -173,19 +174,26 @@ class ViewAugmentation:
         return flat.view(b, c, h, w)
 
 
+def _mix_channels(matrix: Tensor, x: Tensor) -> Tensor:
+    """``out[:, o] = sum_c matrix[o, c] * x[:, c]`` for ``x`` ``[B, C, H, W]``. A weighted sum of channel
+    planes: a 1x1 ``conv2d`` computes the same but is an order of magnitude slower on CPUs here
+    (``benchmarks/views.py``)."""
+    planes = x.unbind(1)
+    return torch.stack([sum(w * p for w, p in zip(row.tolist(), planes, strict=True)) for row in matrix], dim=1)
+
+
 def _luma(x: Tensor) -> Tensor:
     if x.shape[1] != 3:
         return x.mean(dim=1, keepdim=True)
-    return F.conv2d(x, _GRAY.to(x)[None, :, None, None])
+    return _mix_channels(_GRAY[None, :], x)
 
 
 def _rotate_hue(x: Tensor, angle: Tensor) -> Tensor:
-    to_yiq = _RGB_TO_YIQ.to(x)
-    yiq = F.conv2d(x, to_yiq[:, :, None, None])
+    yiq = _mix_channels(_RGB_TO_YIQ, x)
     cos, sin = torch.cos(angle)[:, None, None], torch.sin(angle)[:, None, None]
     i, q = yiq[:, 1], yiq[:, 2]
     yiq = torch.stack([yiq[:, 0], cos * i - sin * q, sin * i + cos * q], dim=1)
-    return F.conv2d(yiq, torch.linalg.inv(to_yiq)[:, :, None, None]).clamp_(0, 1)
+    return _mix_channels(_YIQ_TO_RGB, yiq).clamp_(0, 1)
 
 
 def normalize_images(x: Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> Tensor:
