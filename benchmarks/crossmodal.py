@@ -4,6 +4,8 @@ objective's speed against the released loss and symmetric InfoNCE.
 Run:  python benchmarks/crossmodal.py                       (arms x 5 seeds, then speed)
       python benchmarks/crossmodal.py --seeds 0 --epochs 5 (a smoke pass)
       python benchmarks/crossmodal.py --skip-accuracy      (speed only)
+      python benchmarks/crossmodal.py --protocol captions --data-root ../shared/data --skip-speed
+                                                           (the real-text protocol, recipe crossclr-captions)
 
 Protocol (``crossclr.md`` §6, recipe ``crossclr-synthetic``): 60 clusters (6 hubs of 40
 near-duplicates), ~516 train / 516 test pairs drawn per seed, MLP encoders 64-128-32, Adam 1e-3,
@@ -22,7 +24,9 @@ different-cluster embeddings, mean ± std over seeds; the card's expected orderi
 Speed (same process, round-robin, median): forward + backward of ``functional.crossclr``
 (paper and official modes) at B in {256, 1024}, d = 256, against a line-by-line transcription
 of the released ``CrossCLR_noq`` (CPU, no logger) and against symmetric InfoNCE.
-Results: ``benchmarks/results/crossmodal.{json,md}``.
+Results: ``benchmarks/results/crossmodal.{json,md}`` (``crossmodal_captions.*`` for the captions
+protocol: moving CIFAR-10 objects with written captions encoded by MiniLM, 80 class x direction
+clusters, 4,000 train / 400 test pairs, 150 epochs; ``contrastkit.data.captions``).
 """
 
 from __future__ import annotations
@@ -54,8 +58,11 @@ KEYS = ("t2v_r1", "t2v_r5", "t2v_medr", "t2v_cluster_r1", "t2v_hub_r1", "v2t_r1"
 HEADER = "t→v R@1 | t→v R@5 | t→v MedR | cluster R@1 | hub R@1 | v→t R@1 | video cos across clusters"
 
 
+RECIPES = {"clustered": "crossclr-synthetic", "captions": "crossclr-captions"}
+
+
 def _recipe(arm: list[str], seed: int) -> dict[str, Any]:
-    raw = apply_overrides(load_recipe("crossclr-synthetic"), [*arm, f"trainer.seed={seed}"])
+    raw = apply_overrides(load_recipe(RECIPES[ARGS.protocol]), [*arm, f"trainer.seed={seed}"])
     if ARGS.epochs:
         raw = apply_overrides(raw, [f"optim.epochs={ARGS.epochs}"])
     return raw
@@ -66,10 +73,12 @@ def run_accuracy() -> dict[str, Any]:
     for seed in ARGS.seeds:
         for label, arm in ARMS.items():
             print(f"== {label} seed {seed}", flush=True)
-            command = "contrastkit train crossclr-synthetic " + " ".join(
+            command = f"contrastkit train {RECIPES[ARGS.protocol]} " + " ".join(
                 f"--set {a}" for a in [*arm, f"trainer.seed={seed}"]
             )
-            results = train(_recipe(arm, seed), runs_dir=RUNS, command=command, progress=False)
+            results = train(
+                _recipe(arm, seed), data_root=ARGS.data_root, runs_dir=RUNS, command=command, progress=False
+            )
             runs.setdefault(label, []).append(
                 {
                     "seed": seed,
@@ -168,8 +177,12 @@ def run_speed() -> dict[str, Any]:
 
 
 def markdown(report: dict[str, Any]) -> str:
+    title = {
+        "clustered": "clustered video-text feature pairs (crossclr.md §6)",
+        "captions": "moving CIFAR-10 objects with written captions (real MiniLM text features)",
+    }[report.get("protocol", "clustered")]
     lines = [
-        "# CrossCLR on clustered video-text feature pairs (crossclr.md §6)",
+        f"# CrossCLR on {title}",
         "",
         f"Command: `{report['command']}`  ",
         f"Date: {report['date']}; seeds {report['seeds']}; wall time {report['wall_minutes']:.0f} min; "
@@ -178,13 +191,15 @@ def markdown(report: dict[str, Any]) -> str:
     ]
     runs = report.get("accuracy")
     if runs:
-        lines += [f"| arm | {HEADER} |", "|---|" + "---:|" * len(KEYS)]
         first = next(iter(runs.values()))
+        keys = [k for k in KEYS if k in first[0]["final"]]  # no hub queries in the captions protocol
+        header = " | ".join(h for k, h in zip(KEYS, HEADER.split(" | "), strict=True) if k in keys)
+        lines += [f"| arm | {header} |", "|---|" + "---:|" * len(keys)]
         lines.append(
-            "| random init | " + " | ".join(mean_std([r["random_init"][k] for r in first]) for k in KEYS) + " |"
+            "| random init | " + " | ".join(mean_std([r["random_init"][k] for r in first]) for k in keys) + " |"
         )
         for label, rs in runs.items():
-            lines.append(f"| {label} | " + " | ".join(mean_std([r["final"][k] for r in rs]) for k in KEYS) + " |")
+            lines.append(f"| {label} | " + " | ".join(mean_std([r["final"][k] for r in rs]) for k in keys) + " |")
 
         def avg(label: str, key: str) -> float:
             return statistics.mean(r["final"][key] for r in runs[label])
@@ -196,6 +211,8 @@ def markdown(report: dict[str, Any]) -> str:
             ("t2v_cluster_r1", "cluster R@1"),
             ("t2v_hub_r1", "hub-query R@1"),
         ):
+            if key not in keys:
+                continue
             va, vb, vc = avg(a, key), avg(b, key), avg(c, key)
             holds = "holds" if vc >= vb >= va else "does not hold"
             lines.append(f"- {name}: (C) {vc:.2f}, (B) {vb:.2f}, (A) {va:.2f} — {holds}")
@@ -236,6 +253,8 @@ def main() -> None:
     parser.add_argument("--skip-accuracy", action="store_true")
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--protocol", choices=sorted(RECIPES), default="clustered")
+    parser.add_argument("--data-root", help="a folder with cifar10/ (the captions protocol)")
     ARGS = parser.parse_args()
     start = time.time()
     command = "python benchmarks/crossmodal.py"
@@ -243,7 +262,9 @@ def main() -> None:
     command += f" --epochs {ARGS.epochs}" if ARGS.epochs else ""
     command += " --skip-accuracy" if ARGS.skip_accuracy else ""
     command += " --skip-speed" if ARGS.skip_speed else ""
+    command += f" --protocol {ARGS.protocol} --data-root {ARGS.data_root}" if ARGS.protocol != "clustered" else ""
     report: dict[str, Any] = {
+        "protocol": ARGS.protocol,
         "command": command,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": f"{torch.get_num_threads()} threads, torch {torch.__version__}",
@@ -254,7 +275,8 @@ def main() -> None:
     if not ARGS.skip_speed:
         report["speed"] = run_speed()
     report["wall_minutes"] = (time.time() - start) / 60
-    stem = "crossmodal" if not ARGS.epochs else "crossmodal_smoke"
+    stem = "crossmodal" + ("" if ARGS.protocol == "clustered" else f"_{ARGS.protocol}")
+    stem += "_smoke" if ARGS.epochs else ""
     stem += "_speed" if ARGS.skip_accuracy else ""
     ARGS.out.mkdir(parents=True, exist_ok=True)
     (ARGS.out / f"{stem}.json").write_text(json.dumps(report, indent=2, default=str))

@@ -52,6 +52,7 @@ class DataSettings(_Strict):
     clip_stride: int = Field(1, gt=0)
     per_frame_views: bool = False
     cache_dir: str | None = None
+    text_encoder: Literal["minilm", "hashing"] = "minilm"
 
     @field_validator("dataset")
     @classmethod

@@ -250,6 +250,7 @@ _BUILTIN_MODULES = (
     "contrastkit.data.global_context",
     "contrastkit.data.motion_phases",
     "contrastkit.data.pairs",
+    "contrastkit.data.captions",
     "contrastkit.data.distill",
     "contrastkit.data.dehaze",
     "contrastkit.methods",

@@ -45,6 +45,8 @@ class PairSet:
     test_clusters: Tensor | None
     source: str
     hub_clusters: tuple[int, ...] = ()
+    test_captions: list[str] | None = None  # the sentences behind test_text, where there are any
+    test_thumbnails: Tensor | None = None  # uint8 [N, 3, H, W], a frame of each test video
 
 
 def _cluster_sizes(g: torch.Generator, hubs: int, hub_size: int, small: int) -> list[int]:

@@ -111,14 +111,17 @@ def embedding_map(
     xy = tsne.fit_transform(x)
     y = labels[idx].numpy()
     fig, ax = plt.subplots(figsize=(5.5, 5))
-    cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
-    for c, name in enumerate(classes):
-        sel = y == c
-        ax.scatter(xy[sel, 0], xy[sel, 1], s=5, color=cmap(c % cmap.N), label=name)
+    if classes:
+        cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
+        for c, name in enumerate(classes):
+            sel = y == c
+            ax.scatter(xy[sel, 0], xy[sel, 1], s=5, color=cmap(c % cmap.N), label=name)
+        ax.legend(markerscale=3, fontsize=7, loc="best", ncol=2)
+    else:  # ids without names (e.g. 80 clusters): one colour per id from a cyclic map, no legend
+        ax.scatter(xy[:, 0], xy[:, 1], s=5, c=y % 20, cmap="tab20")
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_title("t-SNE of test embeddings")
-    ax.legend(markerscale=3, fontsize=7, loc="best", ncol=2)
     fig.tight_layout()
     fig.savefig(run_dir / "embedding.png", dpi=120)
     plt.close(fig)

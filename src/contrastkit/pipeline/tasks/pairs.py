@@ -131,4 +131,42 @@ class PairsTask(Task):
         plot = Plot(
             "similarity_matrix.png", f"Text-video cosine similarity of the first {n} test pairs (pairs on the diagonal)"
         )
-        return [plot, *self.embedding_plot(run_dir, final)]
+        examples = self._retrieval_examples(run_dir, video, text)
+        return [plot, *examples, *self.embedding_plot(run_dir, final)]
+
+    def _retrieval_examples(
+        self, run_dir: Path, video: torch.Tensor, text: torch.Tensor, queries: int = 4
+    ) -> list[Plot]:
+        """Caption queries and their top-5 test videos (a frame each): green = the query's own
+        video, orange = another video of the query's cluster."""
+        import matplotlib.pyplot as plt
+        import torch.nn.functional as F
+
+        captions, frames, clusters = self.pairs.test_captions, self.pairs.test_thumbnails, self.pairs.test_clusters
+        if not captions or frames is None:
+            return []
+        top = (F.normalize(text[:queries], dim=1) @ F.normalize(video, dim=1).t()).topk(5, dim=1).indices
+        fig, axes = plt.subplots(len(top), 5, figsize=(7.5, 1.9 * len(top)), squeeze=False)
+        for q, row in enumerate(top.tolist()):
+            for rank, v in enumerate(row):
+                ax = axes[q][rank]
+                ax.imshow(frames[v].permute(1, 2, 0).numpy())
+                same_cluster = clusters is not None and int(clusters[v]) == int(clusters[q])
+                color = "tab:green" if v == q else "tab:orange" if same_cluster else "0.7"
+                for spine in ax.spines.values():
+                    spine.set_edgecolor(color)
+                    spine.set_linewidth(3)
+                ax.set_xticks([])
+                ax.set_yticks([])
+                ax.set_xlabel(f"#{rank + 1}", fontsize=7)
+            axes[q][0].set_title(f'"{captions[q]}"', fontsize=8, loc="left")
+        fig.tight_layout()
+        fig.savefig(run_dir / "retrieval_examples.png", dpi=110)
+        plt.close(fig)
+        return [
+            Plot(
+                "retrieval_examples.png",
+                "Text→video examples: test captions and their top-5 test videos (green: its own video, orange: same "
+                "class and direction)",
+            )
+        ]

@@ -1,0 +1,157 @@
+"""Real sentences for the video–text protocol: moving CIFAR-10 objects with written captions.
+
+Each pair is a clip from Video I's generator (``moving_object_frames``: a CIFAR-10 image in a
+disc moving in one of 8 compass directions over a smooth random background; training clips
+take their texture from CIFAR-10's training split, test clips from its test split) and a caption
+written from the object's class, its direction and its speed by one of several paraphrase
+templates ("a cat moving to the left", "the cat drifts leftwards slowly", ...). Captions of the
+same class and direction are near-duplicate real sentences — the case CrossCLR's pruning and
+weighting are for — and their (class, direction) pair is the cluster id (80 clusters).
+
+- text features: the real all-MiniLM-L6-v2 sentence encoder (``nn.text.MiniLMEncoder``,
+  offline, extra ``text``), 384-d, cached per dataset; ``data.text_encoder=hashing`` uses the
+  dependency-free hashing encoder instead (tests, quick runs);
+- video features: a fixed descriptor of the clip, no learning: its first, middle and last frames
+  average-pooled to 8x8 and concatenated (576-d), standardised with the training split's
+  statistics. It keeps appearance and, through the three positions, motion; the learned
+  encoders of the method map it into the joint space. [design] The paper uses pretrained
+  video-expert features, which do not exist offline here.
+
+The clips are rendered in memory (the same generator ``generate_moving_objects`` writes to mp4);
+no files are written except the text-feature cache.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from contrastkit.data.images import DataError, data_root, load_cifar10
+from contrastkit.data.moving_objects import DIRECTIONS, moving_object_frames
+from contrastkit.data.pairs import PAIRS_TASK, PairSet
+from contrastkit.registry import register_dataset
+
+__all__ = ["CAPTION_TEMPLATES", "caption", "caption_pairs"]
+
+DIRECTION_WORDS = {
+    "E": ("to the right", "rightwards", "towards the right edge"),
+    "NE": ("up and to the right", "diagonally up and right", "towards the top right corner"),
+    "N": ("upwards", "up", "towards the top"),
+    "NW": ("up and to the left", "diagonally up and left", "towards the top left corner"),
+    "W": ("to the left", "leftwards", "towards the left edge"),
+    "SW": ("down and to the left", "diagonally down and left", "towards the bottom left corner"),
+    "S": ("downwards", "down", "towards the bottom"),
+    "SE": ("down and to the right", "diagonally down and right", "towards the bottom right corner"),
+}
+CAPTION_TEMPLATES = (
+    "{a} {cls} moving {dir}",
+    "the {cls} drifts {dir} {speed}",
+    "a picture of {a} {cls} sliding {dir}",
+    "{a} {cls} travels {speed} {dir} across the frame",
+    "something that looks like {a} {cls} goes {dir}",
+    "watch the {cls} move {dir}",
+)
+
+
+def caption(name: str, direction: int, speed: float, template: int, wording: int) -> str:
+    """One caption of an object of class ``name`` moving in compass ``direction`` (0 = east)."""
+    article = "an" if name[0] in "aeiou" else "a"
+    words = DIRECTION_WORDS[DIRECTIONS[direction]]
+    pace = "slowly" if speed < 1.5 else "quickly"
+    text = CAPTION_TEMPLATES[template % len(CAPTION_TEMPLATES)]
+    return text.format(a=article, cls=name, dir=words[wording % len(words)], speed=pace)
+
+
+def _clips(
+    images: Tensor, labels: Tensor, count: int, frames: int, size: int, g: torch.Generator, classes: tuple[str, ...]
+) -> tuple[Tensor, Tensor, list[str], Tensor]:
+    """``count`` clips: descriptors ``[count, 576]``, clusters, captions, middle frames ``uint8 [count, 3, S, S]``."""
+    descriptors, clusters, captions, thumbnails = [], [], [], []
+    positions = (0, frames // 2, frames - 1)
+    for _ in range(count):
+        pick = int(torch.randint(len(labels), (1,), generator=g))
+        direction = int(torch.randint(len(DIRECTIONS), (1,), generator=g))
+        speed = 1.0 + float(torch.rand(1, generator=g))
+        start = (float(torch.rand(1, generator=g)) * size, float(torch.rand(1, generator=g)) * size)
+        coarse = torch.rand(1, 3, 4, 4, generator=g)
+        smooth = F.interpolate(coarse, size=(size, size), mode="bicubic", align_corners=False)[0]
+        background = (0.2 + 0.6 * smooth).clamp(0, 1)
+        texture = images[pick].float() / 255
+        clip = moving_object_frames(direction, texture, background, frames, start, speed, radius=size / 4)
+        chosen = clip[list(positions)].permute(0, 3, 1, 2).float() / 255  # [3 frames, 3, S, S]
+        descriptors.append(F.adaptive_avg_pool2d(chosen, 8).flatten())
+        cls = int(labels[pick])
+        clusters.append(cls * len(DIRECTIONS) + direction)
+        template = int(torch.randint(len(CAPTION_TEMPLATES), (1,), generator=g))
+        wording = int(torch.randint(3, (1,), generator=g))
+        captions.append(caption(classes[cls], direction, speed, template, wording))
+        thumbnails.append(clip[frames // 2].permute(2, 0, 1))
+    return torch.stack(descriptors), torch.tensor(clusters), captions, torch.stack(thumbnails)
+
+
+def caption_pairs(
+    root: str | os.PathLike[str] | None,
+    seed: int = 0,
+    *,
+    train: int = 1000,
+    test: int = 400,
+    frames: int = 8,
+    size: int = 32,
+    text_encoder: str = "minilm",
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> PairSet:
+    """The captions protocol (module docstring); needs CIFAR-10 under ``root`` (``cifar10/``)."""
+    from contrastkit.data.videos import cache_root
+    from contrastkit.nn.text import HashingTextEncoder, MiniLMEncoder, encode_texts
+
+    base = data_root(root)
+    if base is None or not ((base / "cifar10" / "train.npz").is_file() or (base / "train.npz").is_file()):
+        raise DataError(
+            "the captions protocol writes captions about real CIFAR-10 objects: point --data-root at a folder "
+            "holding cifar10/train.npz and cifar10/test.npz"
+        )
+    cifar = load_cifar10(base)
+    g = torch.Generator().manual_seed(seed)
+    tr_v, tr_c, tr_text, _ = _clips(cifar.train_images, cifar.train_labels, train, frames, size, g, cifar.classes)
+    te_v, te_c, te_text, thumbs = _clips(cifar.test_images, cifar.test_labels, test, frames, size, g, cifar.classes)
+    mean, std = tr_v.mean(0), tr_v.std(0).clamp_min(1e-6)
+    tr_v, te_v = (tr_v - mean) / std, (te_v - mean) / std
+    encoder: Any = MiniLMEncoder() if text_encoder == "minilm" else HashingTextEncoder()
+    cache = cache_root(cache_dir) / "text-features"
+    tr_t = encode_texts(tr_text, encoder, cache_dir=cache)
+    te_t = encode_texts(te_text, encoder, cache_dir=cache)
+    pairs = PairSet(
+        "captions",
+        tr_v,
+        tr_t,
+        te_v,
+        te_t,
+        tr_c,
+        te_c,
+        f"moving CIFAR-10 objects with written captions ({train} train / {test} test pairs, {frames} frames of "
+        f"{size}px, {len(CAPTION_TEMPLATES)} templates; text: {encoder.name}; video: 3 frames pooled to 8x8; "
+        f"seed {seed})",
+    )
+    pairs.test_captions = te_text
+    pairs.test_thumbnails = thumbs
+    return pairs
+
+
+@register_dataset(
+    "caption_pairs",
+    task=PAIRS_TASK,
+    summary="moving CIFAR-10 objects with written captions, MiniLM text features (needs the CIFAR-10 data root)",
+)
+def _caption_pairs_dataset(settings: Any, root: str | os.PathLike[str] | None, seed: int) -> PairSet:
+    return caption_pairs(
+        root or settings.root,
+        seed,
+        train=settings.train_subset or 1000,
+        test=settings.test_subset or 400,
+        text_encoder=settings.text_encoder,
+        cache_dir=settings.cache_dir,
+    )
