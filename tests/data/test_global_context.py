@@ -44,3 +44,14 @@ def test_the_glyph_is_static_and_the_background_ignores_the_class():
     assert torch.equal(a[0], a[5])  # no drift, no ramp, one background: every frame the same
     differs = (a[0] - b[0]).abs().sum(-1) > 0
     assert differs[:4].sum() == 0 and differs[4:13, 4:13].any() and differs[13:].sum() == 0  # only the glyph
+
+
+def test_glyph_contrast_sets_how_far_the_glyph_stands_out(tmp_path):
+    """The ``contrast`` option reaches the written videos: the same seed at 0.7 differs from 0.35
+    strongly where the glyph is and hardly elsewhere (the backgrounds are the same draws)."""
+    _, low = _decoded(tmp_path / "low")
+    _, high = _decoded(tmp_path / "high", contrast=0.7)
+    difference = (high - low).abs().amax(1)  # [videos, frames, H, W], uint8 scale
+    assert difference.amax(dim=(2, 3)).mean() > 30  # every frame's glyph moved by a large step
+    assert float((difference > 20).float().mean()) < 0.1  # the glyph covers a few pixels of each frame
+    assert generate_global_context(tmp_path / "low", train=8, test=8, frames=12, size=32, seed=2) == tmp_path / "low"

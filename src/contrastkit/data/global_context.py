@@ -113,6 +113,7 @@ def generate_global_context(
     scenes: int = 3,
     ramp: bool = True,
     seed: int = 0,
+    contrast: float = 0.35,
 ) -> Path:
     """Write (or reuse) the global-context video set under ``root``; returns ``root``.
 
@@ -123,14 +124,17 @@ def generate_global_context(
         scenes: scenes per video (hard cuts between them).
         ramp: the brightness ramp that makes the natural order learnable.
         seed: everything random follows it.
+        contrast: the glyph's blend weight (``global_context_frames``).
     """
     if size % 2:
         raise ValueError(f"size must be even for yuv420p, got {size}")
     if frames < 2 * scenes:
         raise ValueError(f"{frames} frames cannot hold {scenes} scenes of at least 2 frames")
     folder = Path(root)
-    settings = {"version": _VERSION, "train": train, "test": test, "frames": frames, "size": size}
+    settings: dict[str, Any] = {"version": _VERSION, "train": train, "test": test, "frames": frames, "size": size}
     settings.update({"scenes": scenes, "ramp": ramp, "seed": seed})
+    if contrast != 0.35:  # folders written before the option existed stay valid
+        settings["contrast"] = contrast
     marker = folder / "settings.json"
     if marker.is_file() and json.loads(marker.read_text()) == settings:
         return folder
@@ -143,7 +147,15 @@ def generate_global_context(
             backgrounds = [_stripes(size, g) for _ in range(scenes)]
             start = (int(torch.randint(size - 9, (1,), generator=g)), int(torch.randint(size - 9, (1,), generator=g)))
             drift = tuple(float(v) for v in (torch.rand(2, generator=g) * 2 - 1) * 0.5)
-            clip = global_context_frames(glyph, backgrounds, frames, start, drift, ramp=ramp)  # type: ignore[arg-type]
+            clip = global_context_frames(
+                glyph,
+                backgrounds,
+                frames,
+                start,
+                drift,  # type: ignore[arg-type]
+                ramp=ramp,
+                contrast=contrast,
+            )
             name = f"{split}/{GLYPHS[glyph]}/{i:05d}.mp4"
             _write_mp4(folder / name, clip)
             rows.append((name, GLYPHS[glyph]))
@@ -159,14 +171,17 @@ def _global_context(settings: Any, seed: int, ramp: bool) -> Any:
     from contrastkit.data.videos import cache_root, load_video_folder
 
     train, test = settings.train_subset or 1600, settings.test_subset or 400
-    frames, size = settings.video_frames, settings.image_size
+    frames, size, contrast = settings.video_frames, settings.image_size, settings.glyph_contrast
     name = f"global_context-{train}-{test}-{frames}f-{size}px-seed{seed}" + ("" if ramp else "-noramp")
+    name += f"-contrast{contrast:g}" if contrast != 0.35 else ""
     folder = cache_root(settings.cache_dir) / name
-    generate_global_context(folder, train=train, test=test, frames=frames, size=size, ramp=ramp, seed=seed)
+    generate_global_context(
+        folder, train=train, test=test, frames=frames, size=size, ramp=ramp, seed=seed, contrast=contrast
+    )
     videos = load_video_folder(folder)
     videos.source = (
         f"generated global-context videos ({train} train / {test} test, {frames} frames of {size}px, 3 scenes, "
-        f"8 glyph classes, brightness ramp {'on' if ramp else 'off'}, seed {seed}) in {folder}"
+        f"8 glyph classes at contrast {contrast:g}, brightness ramp {'on' if ramp else 'off'}, seed {seed}) in {folder}"
     )
     return videos
 
