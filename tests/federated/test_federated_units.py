@@ -256,15 +256,15 @@ def test_aggregation_is_the_same_whatever_order_the_replies_arrive_in():
         assert all(torch.equal(results[0][k], other[k]) for k in results[0])
 
 
-def test_the_client_keeps_the_heap_warm_once_per_process():
+def test_the_heap_setting_applies_once_per_process_when_asked():
     import platform
 
-    from contrastkit._allocator import keep_heap_warm
+    from contrastkit._allocator import _apply, keep_heap_warm
 
-    first = keep_heap_warm()
-    misses = keep_heap_warm.cache_info().misses
-    assert keep_heap_warm() == first
-    assert keep_heap_warm.cache_info().misses == misses == 1  # mallopt runs once per process
+    first = keep_heap_warm(force=True)
+    misses = _apply.cache_info().misses
+    assert keep_heap_warm(force=True) == first
+    assert _apply.cache_info().misses == misses == 1  # mallopt runs once per process
     if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
         assert first is True
 
@@ -328,3 +328,38 @@ def test_the_round_config_names_the_algorithm_and_mu_over_bound_settings():
     s = settings_of(bound, context, {"algorithm": "moon", "mu": 1.0, "lr": 9.0, "server-round": 3})
     assert (s["algorithm"], s["mu"], s["lr"]) == ("moon", 1.0, 0.02)  # only ROUND_KEYS come from the round
     assert set(ROUND_KEYS) == {"algorithm", "mu"}
+
+
+def test_the_run_config_written_for_flwr_run_reads_back_exactly(tmp_path):
+    import tomllib
+
+    from contrastkit.federated.apps import DEFAULTS
+    from contrastkit.federated.simulation import write_flower_app
+
+    settings = {
+        **DEFAULTS,
+        "data-root": 'C:\\data "x"',
+        "weight-decay": 1e-5,
+        "quiet": True,
+        "algorithms": "fedavg,moon",
+    }
+    app = write_flower_app(tmp_path / "app", settings)
+    parsed = tomllib.loads((app / "pyproject.toml").read_text())
+    assert parsed["tool"]["flwr"]["app"]["config"] == settings
+    assert parsed["tool"]["flwr"]["app"]["components"]["serverapp"] == "contrastkit.federated.apps:server_app"
+
+
+def test_a_run_lists_its_algorithms_with_their_mu():
+    from contrastkit.federated.apps import DEFAULTS, _each_algorithm, results_path
+
+    s = {**DEFAULTS, "algorithms": "fedavg, fedprox,moon", "mus": "0.0,0.01,1.0"}
+    assert _each_algorithm(s) == [
+        {"algorithm": "fedavg", "mu": 0.0},
+        {"algorithm": "fedprox", "mu": 0.01},
+        {"algorithm": "moon", "mu": 1.0},
+    ]
+    assert _each_algorithm({**DEFAULTS, "algorithms": ""}) == [{}]  # the one "algorithm" of the run config
+    with pytest.raises(ValueError, match="one value for each"):
+        _each_algorithm({**s, "mus": "0.0,1.0"})
+    path = results_path(None, {"results-file": "rounds_{algorithm}.json", "algorithm": "moon"})
+    assert path is not None and path.name == "rounds_moon.json"

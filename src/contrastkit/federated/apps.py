@@ -1,15 +1,17 @@
 """Flower ``ClientApp`` and ``ServerApp`` for FedAvg, FedProx and MOON.
 
-Settings travel as a flat mapping (Flower's run config): the simulation binds them when it
-builds the apps (``build_client_app`` / ``build_server_app``); a deployment reads them from
-the Flower App's ``pyproject.toml`` (``[tool.flwr.app.config]``) through ``context.run_config``
-(module-level ``client_app`` / ``server_app``). Each SuperNode's ``node_config`` names its
-``partition-id`` and ``num-partitions``.
+Settings travel as a flat mapping of scalars, Flower's run config: the Flower App's
+``pyproject.toml`` (``[tool.flwr.app.config]``) as ``contrastkit federate`` writes it, or as a
+deployment's operator edits it, read through ``context.run_config`` by the module-level
+``client_app`` / ``server_app``. ``build_client_app`` / ``build_server_app`` bind settings over
+it for use from Python. Each SuperNode's ``node_config`` names its ``partition-id`` and
+``num-partitions``.
 
-``contrastkit federate`` runs its recipe's algorithms one after another in one simulation (one
-start of the simulation's workers, not one per algorithm): the ServerApp is built with a
-``sequence`` of per-algorithm settings and names each round's algorithm and ``mu`` in the train
-config it sends (``ROUND_KEYS``), which the ClientApp applies over its own settings.
+``algorithms`` (a comma list, with ``mus`` beside it) runs several algorithms one after another
+in one run, so a simulation's workers start once: the ServerApp trains a fresh global model per
+algorithm and names each round's algorithm and ``mu`` in the train config it sends
+(``ROUND_KEYS``), which the ClientApp applies over its own settings. A ``results-file`` may hold
+``{algorithm}``, replaced by each algorithm's name.
 
 MOON's previous local model lives in ``context.state`` (a ``RecordDict`` that Flower keeps per
 node across rounds), not in a module-level dict.
@@ -21,7 +23,7 @@ import copy
 import json
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -83,6 +85,8 @@ DEFAULTS: dict[str, Any] = {
     "fault-round": 1,
     "threads": 1,
     "results-file": "",
+    "algorithms": "",  # comma list run one after another; empty: just "algorithm"
+    "mus": "",  # the mu of each of "algorithms" (comma list); empty: "mu" for all
     "announce": False,  # print a header line before the rounds (contrastkit federate)
     "quiet": False,  # no line per round on the console
 }
@@ -280,8 +284,8 @@ def results_path(bound: Mapping[str, Any] | None, s: Mapping[str, Any]) -> Path 
     so whoever submits a run cannot choose where the server writes.
     """
     if bound and bound.get("results-file"):
-        return Path(str(bound["results-file"]))
-    name = str(s.get("results-file") or "")
+        return Path(str(bound["results-file"]).replace("{algorithm}", str(s.get("algorithm", ""))))
+    name = str(s.get("results-file") or "").replace("{algorithm}", str(s.get("algorithm", "")))
     if not name:
         return None
     if name != Path(name).name or name in (".", "..") or "\\" in name:
@@ -351,16 +355,25 @@ def _write(path: Path | None, history: list[dict[str, Any]]) -> None:
         write_atomic(path, json.dumps(history, indent=2))
 
 
-def build_server_app(
-    bound: Mapping[str, Any] | None = None, sequence: Sequence[Mapping[str, Any]] | None = None
-) -> ServerApp:
-    """A ServerApp whose settings are ``bound`` over the run config; with ``sequence``, it trains
-    one fresh global model per entry (each entry's settings over ``bound``), one after another."""
+def _each_algorithm(s: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The settings of every algorithm of a run: ``algorithms`` / ``mus``, else the one ``algorithm``."""
+    names = [a.strip() for a in str(s["algorithms"]).split(",") if a.strip()]
+    if not names:
+        return [{}]
+    mus = [float(m) for m in str(s["mus"]).split(",") if m.strip()] or [float(s["mu"])] * len(names)
+    if len(mus) != len(names):
+        raise ValueError(f"mus {s['mus']!r} must give one value for each of algorithms {s['algorithms']!r}")
+    return [{"algorithm": a, "mu": mu} for a, mu in zip(names, mus, strict=True)]
+
+
+def build_server_app(bound: Mapping[str, Any] | None = None) -> ServerApp:
+    """A ServerApp whose settings are ``bound`` over the run config; it trains one fresh global
+    model for each of the run's algorithms (``_each_algorithm``), one after another."""
     app = ServerApp()
 
     @app.main()
     def main(grid: Grid, context: Context) -> None:
-        for entry in sequence or [{}]:
+        for entry in _each_algorithm(settings_of(bound, context)):
             _server_main(grid, context, {**(bound or {}), **entry})
 
     return app

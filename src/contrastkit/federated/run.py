@@ -1,4 +1,5 @@
-"""``contrastkit federate``: a Flower simulation per algorithm, one run folder for all of them.
+"""``contrastkit federate``: one Flower simulation that trains every algorithm of a recipe in turn
+(``federated.simulation``), one run folder for all of them.
 
 Every algorithm starts from the same seed, initial weights and Dirichlet partition. The run
 folder holds the resolved recipe, ``metrics.csv`` (algorithm, round, accuracy, loss, seconds,
@@ -28,6 +29,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator  #
 from contrastkit._files import write_atomic
 from contrastkit.config import RecipeError, _explain, _Strict, check_run_name  # noqa: E402
 from contrastkit.federated.partition import label_histograms  # noqa: E402
+from contrastkit.federated.simulation import simulate
 from contrastkit.pipeline.environment import environment
 from contrastkit.pipeline.report import near_chance_warning
 
@@ -153,47 +155,6 @@ def settings_for(
     }
 
 
-def _simulate(
-    sequence: list[dict[str, Any]], num_parties: int, client_cpus: float, log_file: Path | None = None
-) -> None:
-    """One Flower simulation that trains ``sequence``'s algorithms one after another (the workers
-    start once). With ``log_file``, Flower's log lines go there instead of
-    the console and Ray does not forward its workers' output (the console keeps our round lines)."""
-    import logging
-    import warnings
-
-    from flwr.common.logger import FLOWER_LOGGER, console_handler
-    from flwr.simulation import run_simulation
-
-    from contrastkit.federated.apps import build_client_app, build_server_app
-
-    init_args: dict[str, Any] = {"num_cpus": os.cpu_count() or 1, "include_dashboard": False}
-    file_handler = None
-    if log_file is not None:
-        init_args.update(log_to_driver=False, logging_level=logging.WARNING)
-        file_handler = logging.FileHandler(log_file)
-        file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-        FLOWER_LOGGER.addHandler(file_handler)
-        FLOWER_LOGGER.removeHandler(console_handler)
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", category=FutureWarning, module="ray")
-            run_simulation(
-                server_app=build_server_app(sequence[0], sequence),
-                client_app=build_client_app(sequence[0]),
-                num_supernodes=num_parties,
-                backend_config={
-                    "client_resources": {"num_cpus": client_cpus, "num_gpus": 0.0},
-                    "init_args": init_args,
-                },
-            )
-    finally:
-        if file_handler is not None:
-            FLOWER_LOGGER.removeHandler(file_handler)
-            FLOWER_LOGGER.addHandler(console_handler)
-            file_handler.close()
-
-
 def federate(
     raw: dict[str, Any],
     *,
@@ -214,13 +175,23 @@ def federate(
     data = load_data(base)
     hist = label_histograms(data.splits.train_labels, data.parts, data.splits.num_classes)
     _write_clients(run_dir, hist)
-    files: dict[str, Path] = {a: run_dir / f"rounds_{a}.json" for a in recipe.federation.algorithms}
-    sequence = [
-        {**settings_for(recipe, a, data_root, f), "announce": not quiet, "quiet": quiet} for a, f in files.items()
-    ]
+    algorithms = recipe.federation.algorithms
+    files: dict[str, Path] = {a: run_dir / f"rounds_{a}.json" for a in algorithms}
+    settings = settings_for(recipe, algorithms[0], data_root, None)
+    settings.update(
+        {
+            "algorithms": ",".join(algorithms),
+            "mus": ",".join(str(settings_for(recipe, a, data_root, None)["mu"]) for a in algorithms),
+            "results-file": "rounds_{algorithm}.json",  # inside the run folder: see federated.simulation
+            "announce": not quiet,
+            "quiet": quiet,
+        }
+    )
     start = time.perf_counter()
-    _simulate(sequence, recipe.federation.num_parties, recipe.trainer.client_cpus, run_dir / "flower.log")
+    simulate(run_dir, settings, recipe.federation.num_parties, recipe.trainer.client_cpus, quiet)
     simulation_seconds = time.perf_counter() - start
+    if not any(f.exists() for f in files.values()):
+        raise RuntimeError(f"the Flower simulation recorded no round; see {run_dir / 'flower.log'}")
     histories: dict[str, list[dict[str, Any]]] = {
         a: json.loads(f.read_text()) if f.exists() else [] for a, f in files.items()
     }
