@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationErr
 
 from contrastkit.registry import BACKBONES, DATASETS, METHODS, TASKS, MethodParams, RegistryError, load_plugins
 
-__all__ = ["Recipe", "RecipeError", "apply_overrides", "list_recipes", "load_recipe", "smoke"]
+__all__ = ["Recipe", "RecipeError", "apply_overrides", "flatten_keys", "list_recipes", "load_recipe", "smoke"]
 
 
 class RecipeError(ValueError):
@@ -135,6 +135,16 @@ class TrainerSettings(_Strict):
     limit_train_batches: int | float | None = None
     limit_val_batches: int | float | None = None
     logger: Literal["csv", "tensorboard", "wandb", "mlflow"] = "csv"
+
+
+def flatten_keys(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"optim": {"lr": 0.1}}`` -> ``{"optim.lr": 0.1}`` (a recipe's dotted keys, as ``--set`` names them)."""
+    if isinstance(tree, dict):
+        out: dict[str, Any] = {}
+        for key, value in tree.items():
+            out.update(flatten_keys(value, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: tree}
 
 
 def check_run_name(name: str) -> str:

@@ -10,7 +10,6 @@ monitor curves overlaid (random-init baselines dashed), and each run's embedding
 from __future__ import annotations
 
 import base64
-import csv
 import html
 import json
 import math
@@ -22,7 +21,9 @@ from typing import Any
 import yaml
 
 from contrastkit._files import write_atomic
+from contrastkit.config import flatten_keys
 from contrastkit.pipeline.environment import environment_line
+from contrastkit.pipeline.report import read_csv_rows
 
 __all__ = ["RunRecord", "compare_runs", "load_run", "recipe_differences"]
 
@@ -41,13 +42,6 @@ class RunRecord:
     color: str = PALETTE[0]
 
 
-def _read_csv(path: Path) -> list[dict[str, str]]:
-    if not path.exists():
-        return []
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
 def load_run(folder: str | Path, label: str, color: str = PALETTE[0]) -> RunRecord:
     """One finished training run folder (``results.json`` and ``recipe.yaml``)."""
     path = Path(folder)
@@ -61,22 +55,13 @@ def load_run(folder: str | Path, label: str, color: str = PALETTE[0]) -> RunReco
         raise ValueError(f"{path} is not a training run (compare reads folders written by contrastkit train)")
     recipe_file = path / "recipe.yaml"
     recipe = yaml.safe_load(recipe_file.read_text()) if recipe_file.is_file() else {}
-    return RunRecord(path, label, results, recipe or {}, _read_csv(path / "metrics.csv"), color)
-
-
-def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(tree, dict):
-        out: dict[str, Any] = {}
-        for key, value in tree.items():
-            out.update(_flatten(value, f"{prefix}{key}."))
-        return out
-    return {prefix[:-1]: tree}
+    return RunRecord(path, label, results, recipe or {}, read_csv_rows(path / "metrics.csv"), color)
 
 
 def recipe_differences(recipes: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
     """(keys whose values differ between the recipes, keys equal in all), each sorted; a key
     missing from a recipe counts as a difference."""
-    flat = [_flatten(r) for r in recipes]
+    flat = [flatten_keys(r) for r in recipes]
     keys = sorted(set().union(*flat)) if flat else []
     sentinel = object()
     differ = [k for k in keys if len({json.dumps(f.get(k, sentinel), default=str) for f in flat}) > 1]
@@ -262,7 +247,7 @@ def _runs_table(runs: list[RunRecord]) -> str:
 
 def _recipe_table(runs: list[RunRecord]) -> str:
     differ, same = recipe_differences([r.recipe for r in runs])
-    flat = [_flatten(r.recipe) for r in runs]
+    flat = [flatten_keys(r.recipe) for r in runs]
 
     def row(key: str, css: str) -> str:
         cells = "".join(

@@ -23,12 +23,14 @@ __all__ = [
     "plot_loss",
     "plot_monitor",
     "plot_similarities",
+    "read_csv_rows",
     "restoration_grid",
     "write_report",
 ]
 
 
-def _read_csv(path: Path) -> list[dict[str, str]]:
+def read_csv_rows(path: Path) -> list[dict[str, str]]:
+    """The rows of a run's CSV file (``metrics.csv``, ``steps.csv``); none when it is missing."""
     if not path.exists():
         return []
     with open(path, newline="") as f:
@@ -39,10 +41,10 @@ def plot_loss(run_dir: Path) -> list[Any]:
     """``loss.png``: training loss per step and per epoch (every task)."""
     from contrastkit.pipeline.tasks.base import Plot
 
-    steps = _read_csv(run_dir / "steps.csv")
+    steps = read_csv_rows(run_dir / "steps.csv")
     if not steps:
         return []
-    epochs = _read_csv(run_dir / "metrics.csv")
+    epochs = read_csv_rows(run_dir / "metrics.csv")
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.plot([int(r["step"]) for r in steps], [float(r["loss"]) for r in steps], lw=0.6, alpha=0.5, label="step")
     rows = [r for r in epochs if r.get("train/loss")]
@@ -61,7 +63,7 @@ def plot_loss(run_dir: Path) -> list[Any]:
 def plot_monitor(run_dir: Path, column: str, ylabel: str, file: str, baseline: float | None = None) -> bool:
     """``file``: an epoch-level column of ``metrics.csv`` (an online monitor) against the epoch,
     with a dashed ``baseline`` (the random-init value) if given; False when the column is empty."""
-    rows = [r for r in _read_csv(run_dir / "metrics.csv") if r.get(column)]
+    rows = [r for r in read_csv_rows(run_dir / "metrics.csv") if r.get(column)]
     if not rows:
         return False
     fig, ax = plt.subplots(figsize=(6, 3.5))

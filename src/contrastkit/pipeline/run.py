@@ -16,7 +16,7 @@ import torch
 import yaml
 
 from contrastkit._files import write_atomic
-from contrastkit.config import Recipe, RecipeError, validate
+from contrastkit.config import Recipe, RecipeError, flatten_keys, validate
 from contrastkit.pipeline.callbacks import AtomicCheckpoint, MetricsWriter, RecipeInCheckpoint
 from contrastkit.pipeline.environment import environment
 from contrastkit.pipeline.report import near_chance_warning, plot_loss, write_report
@@ -253,19 +253,10 @@ RESUMABLE = ("optim.epochs", "trainer.devices", "trainer.num_nodes", "trainer.st
 """Recipe keys a resumed run may change (and the sections ``eval.*`` and ``description``)."""
 
 
-def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(tree, dict):
-        out: dict[str, Any] = {}
-        for key, value in tree.items():
-            out.update(_flat(value, f"{prefix}{key}."))
-        return out
-    return {prefix[:-1]: tree}
-
-
 def resume_changes(stored: dict[str, Any], current: dict[str, Any], ckpt: Path) -> list[str]:
     """Keys where ``current`` differs from the checkpoint's ``stored`` recipe; ``RecipeError``
     listing them unless every one may change on resume (``RESUMABLE``, ``eval.*``, ``description``)."""
-    old, new = _flat(stored), _flat(current)
+    old, new = flatten_keys(stored), flatten_keys(current)
     differing = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
     refused = [k for k in differing if k not in RESUMABLE and not k.startswith("eval.") and k != "description"]
     if refused:
