@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from contrastkit.data.images import DataError, data_root, load_cifar10
-from contrastkit.data.moving_objects import DIRECTIONS, moving_object_frames
+from contrastkit.data.moving_objects import DIRECTIONS, _background, moving_object_frames
 from contrastkit.data.pairs import PAIRS_TASK, PairSet
 from contrastkit.registry import register_dataset
 
@@ -77,9 +77,7 @@ def _clips(
         direction = int(torch.randint(len(DIRECTIONS), (1,), generator=g))
         speed = 1.0 + float(torch.rand(1, generator=g))
         start = (float(torch.rand(1, generator=g)) * size, float(torch.rand(1, generator=g)) * size)
-        coarse = torch.rand(1, 3, 4, 4, generator=g)
-        smooth = F.interpolate(coarse, size=(size, size), mode="bicubic", align_corners=False)[0]
-        background = (0.2 + 0.6 * smooth).clamp(0, 1)
+        background = _background(size, g)
         texture = images[pick].float() / 255
         clip = moving_object_frames(direction, texture, background, frames, start, speed, radius=size / 4)
         chosen = clip[list(positions)].permute(0, 3, 1, 2).float() / 255  # [3 frames, 3, S, S]
