@@ -231,6 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = "contrastkit " + shlex.join(list(argv) if argv is not None else sys.argv[1:])
     from contrastkit.config import RecipeError
     from contrastkit.data.images import DataError
+    from contrastkit.federated.simulation import FlowerRunError
     from contrastkit.nn.text import TextExtraMissing
 
     try:
@@ -262,6 +263,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (RecipeError, DataError, ValueError, FileNotFoundError, TextExtraMissing) as err:
         print(f"contrastkit: error: {err}".splitlines()[0], file=sys.stderr)
         return 2
+    except FlowerRunError as err:  # Flower itself failed: one line naming its log
+        print(f"contrastkit: error: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt as err:
         hint = getattr(err, "hint", "no run had started training")
         print(f"contrastkit: interrupted; {hint}", file=sys.stderr)

@@ -363,3 +363,17 @@ def test_a_run_lists_its_algorithms_with_their_mu():
         _each_algorithm({**s, "mus": "0.0,1.0"})
     path = results_path(None, {"results-file": "rounds_{algorithm}.json", "algorithm": "moon"})
     assert path is not None and path.name == "rounds_moon.json"
+
+
+def test_a_failed_flower_run_is_one_line_naming_its_log(tmp_path, monkeypatch, capsys):
+    from contrastkit.cli import main
+    from contrastkit.federated import run as federated_run
+    from contrastkit.federated.simulation import FlowerRunError
+
+    def broken(run_dir, *args, **kwargs):
+        raise FlowerRunError(f"flwr run failed with code 1; see {run_dir / 'flower.log'}")
+
+    monkeypatch.setattr(federated_run, "simulate", broken)
+    assert main(["federate", "moon-digits", "--smoke", "--runs-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("contrastkit: error: flwr run failed") and "flower.log" in err[0]

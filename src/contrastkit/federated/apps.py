@@ -41,6 +41,7 @@ from contrastkit.data.images import ImageSplits, load_cifar10, load_digits
 from contrastkit.federated.local import LocalSettings, evaluate, local_train
 from contrastkit.federated.model import FederatedModel
 from contrastkit.federated.partition import dirichlet_partition
+from contrastkit.federated.simulation import RESULTS_DIR_ENV
 from contrastkit.federated.strategy import CheckedFedAvg
 from contrastkit.views.image import normalize_images
 
@@ -270,9 +271,6 @@ def build_client_app(bound: Mapping[str, Any] | None = None) -> ClientApp:
 
 
 # --- server ---------------------------------------------------------------------------------------
-
-
-RESULTS_DIR_ENV = "CONTRASTKIT_FL_RESULTS_DIR"
 
 
 def results_path(bound: Mapping[str, Any] | None, s: Mapping[str, Any]) -> Path | None:

@@ -29,7 +29,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator  #
 from contrastkit._files import write_atomic
 from contrastkit.config import RecipeError, _explain, _Strict, check_run_name  # noqa: E402
 from contrastkit.federated.partition import label_histograms  # noqa: E402
-from contrastkit.federated.simulation import simulate
+from contrastkit.federated.simulation import FlowerRunError, simulate
 from contrastkit.pipeline.environment import environment
 from contrastkit.pipeline.report import near_chance_warning
 
@@ -191,7 +191,7 @@ def federate(
     simulate(run_dir, settings, recipe.federation.num_parties, recipe.trainer.client_cpus, quiet)
     simulation_seconds = time.perf_counter() - start
     if not any(f.exists() for f in files.values()):
-        raise RuntimeError(f"the Flower simulation recorded no round; see {run_dir / 'flower.log'}")
+        raise FlowerRunError(f"the Flower simulation recorded no round; see {run_dir / 'flower.log'}")
     histories: dict[str, list[dict[str, Any]]] = {
         a: json.loads(f.read_text()) if f.exists() else [] for a, f in files.items()
     }

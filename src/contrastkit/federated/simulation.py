@@ -29,9 +29,14 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from contrastkit.federated.apps import RESULTS_DIR_ENV
+__all__ = ["RESULTS_DIR_ENV", "FlowerRunError", "simulate", "write_flower_app"]
 
-__all__ = ["simulate", "write_flower_app"]
+RESULTS_DIR_ENV = "CONTRASTKIT_FL_RESULTS_DIR"  # where a ServerApp may write (federated.apps.results_path)
+
+
+class FlowerRunError(RuntimeError):
+    """The SuperLink or ``flwr run`` failed; the message names the log to read."""
+
 
 _OURS = re.compile(r"^(== \w+: |\[\w+\] round )")  # the ServerApp's console lines
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -73,7 +78,7 @@ def _wait_until_up(port: int, link: subprocess.Popen, log: Path, timeout: float 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if link.poll() is not None:
-            raise RuntimeError(f"the Flower SuperLink exited with code {link.returncode}; see {log}")
+            raise FlowerRunError(f"the Flower SuperLink exited with code {link.returncode}; see {log}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as reply:
                 if reply.status == 200:
@@ -81,14 +86,14 @@ def _wait_until_up(port: int, link: subprocess.Popen, log: Path, timeout: float 
         except OSError:
             pass
         time.sleep(0.5)
-    raise RuntimeError(f"the Flower SuperLink did not answer within {timeout:.0f} s; see {log}")
+    raise FlowerRunError(f"the Flower SuperLink did not answer within {timeout:.0f} s; see {log}")
 
 
 def simulate(
     run_dir: Path, settings: dict[str, Any], num_parties: int, client_cpus: float, quiet: bool = False
 ) -> None:
     """Run ``settings`` (every algorithm of ``settings["algorithms"]``) as one Flower simulation of
-    ``num_parties`` parties; raises RuntimeError naming ``flower.log`` if Flower fails."""
+    ``num_parties`` parties; raises FlowerRunError naming ``flower.log`` if Flower fails."""
     flower, log_path = run_dir / "flower", run_dir / "flower.log"
     home = flower / "home"
     home.mkdir(parents=True, exist_ok=True)
@@ -147,7 +152,7 @@ def simulate(
                 if not quiet and _OURS.match(clean):
                     print(clean, flush=True)
             if run.wait() != 0:
-                raise RuntimeError(f"flwr run failed with code {run.returncode}; see {log_path}")
+                raise FlowerRunError(f"flwr run failed with code {run.returncode}; see {log_path}")
         finally:
             link.terminate()
             try:
