@@ -6,6 +6,7 @@ Run:  python benchmarks/crossmodal.py                       (arms x 5 seeds, the
       python benchmarks/crossmodal.py --skip-accuracy      (speed only)
       python benchmarks/crossmodal.py --protocol captions --data-root ../shared/data --skip-speed
                                                            (the real-text protocol, recipe crossclr-captions)
+      python benchmarks/crossmodal.py --text-speed         (MiniLM sentences/s, cache miss and hit)
 
 Protocol (``crossclr.md`` §6, recipe ``crossclr-synthetic``): 60 clusters (6 hubs of 40
 near-duplicates), ~516 train / 516 test pairs drawn per seed, MLP encoders 64-128-32, Adam 1e-3,
@@ -176,11 +177,47 @@ def run_speed() -> dict[str, Any]:
     return out
 
 
+def run_text_speed(count: int = 2000) -> dict[str, Any]:
+    """Sentences per second of ``encode_texts`` with the offline MiniLM: a cache miss (encoding)
+    and a hit (reading the cached array), on the captions protocol's sentences."""
+    import tempfile
+
+    from contrastkit.data.captions import caption
+    from contrastkit.nn.text import MiniLMEncoder, encode_texts
+
+    names = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+    g = torch.Generator().manual_seed(0)
+    sentences = [
+        caption(names[int(torch.randint(10, (1,), generator=g))], i % 8, 1.0 + (i % 7) / 7, i % 6, i % 3)
+        for i in range(count)
+    ]
+    encoder = MiniLMEncoder()
+    encode_texts(sentences[:64], encoder)  # warm-up
+    with tempfile.TemporaryDirectory() as cache:
+        start = time.perf_counter()
+        encode_texts(sentences, encoder, cache_dir=cache)
+        miss = time.perf_counter() - start
+        hits = []
+        for _ in range(5):
+            start = time.perf_counter()
+            encode_texts(sentences, encoder, cache_dir=cache)
+            hits.append(time.perf_counter() - start)
+    hit = statistics.median(hits)
+    return {
+        "sentences": count,
+        "miss_per_s": count / miss,
+        "hit_per_s": count / hit,
+        "threads": torch.get_num_threads(),
+    }
+
+
 def markdown(report: dict[str, Any]) -> str:
     title = {
         "clustered": "clustered video-text feature pairs (crossclr.md §6)",
         "captions": "moving CIFAR-10 objects with written captions (real MiniLM text features)",
     }[report.get("protocol", "clustered")]
+    if report.get("text_speed"):
+        title = "its text features: the offline MiniLM's throughput"
     lines = [
         f"# CrossCLR on {title}",
         "",
@@ -218,6 +255,16 @@ def markdown(report: dict[str, Any]) -> str:
             lines.append(f"- {name}: (C) {vc:.2f}, (B) {vb:.2f}, (A) {va:.2f} — {holds}")
             wins = sum(rc["final"][key] >= ra["final"][key] for ra, rc in zip(runs[a], runs[c]))
             lines.append(f"  - (C) >= (A) in {wins}/{len(runs[a])} seeds")
+    text = report.get("text_speed")
+    if text:
+        lines += [
+            "",
+            f"## Text features (`encode_texts`, offline MiniLM, {text['sentences']} caption sentences, "
+            f"{text['threads']} threads)",
+            "",
+            f"- cache miss (encoding): **{text['miss_per_s']:.0f} sentences/s**",
+            f"- cache hit (reading the cached array; median of 5): **{text['hit_per_s']:.0f} sentences/s**",
+        ]
     speed = report.get("speed")
     if speed:
         lines += [
@@ -255,6 +302,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--protocol", choices=sorted(RECIPES), default="clustered")
     parser.add_argument("--data-root", help="a folder with cifar10/ (the captions protocol)")
+    parser.add_argument("--text-speed", action="store_true", help="only the text-feature throughput")
     ARGS = parser.parse_args()
     start = time.time()
     command = "python benchmarks/crossmodal.py"
@@ -270,14 +318,19 @@ def main() -> None:
         "machine": f"{torch.get_num_threads()} threads, torch {torch.__version__}",
         "seeds": [] if ARGS.skip_accuracy else list(ARGS.seeds),
     }
-    if not ARGS.skip_accuracy:
-        report["accuracy"] = run_accuracy()
-    if not ARGS.skip_speed:
-        report["speed"] = run_speed()
+    if ARGS.text_speed:
+        report.update(command="python benchmarks/crossmodal.py --text-speed", seeds=[])
+        report["text_speed"] = run_text_speed()
+    else:
+        if not ARGS.skip_accuracy:
+            report["accuracy"] = run_accuracy()
+        if not ARGS.skip_speed:
+            report["speed"] = run_speed()
     report["wall_minutes"] = (time.time() - start) / 60
     stem = "crossmodal" + ("" if ARGS.protocol == "clustered" else f"_{ARGS.protocol}")
     stem += "_smoke" if ARGS.epochs else ""
     stem += "_speed" if ARGS.skip_accuracy else ""
+    stem = "crossmodal_text_speed" if ARGS.text_speed else stem
     ARGS.out.mkdir(parents=True, exist_ok=True)
     (ARGS.out / f"{stem}.json").write_text(json.dumps(report, indent=2, default=str))
     text = markdown(report)
