@@ -94,6 +94,7 @@ def simulate(
 ) -> None:
     """Run ``settings`` (every algorithm of ``settings["algorithms"]``) as one Flower simulation of
     ``num_parties`` parties; raises FlowerRunError naming ``flower.log`` if Flower fails."""
+    run_dir = run_dir.resolve()  # the SuperLink's subprocesses need no shared working directory
     flower, log_path = run_dir / "flower", run_dir / "flower.log"
     home = flower / "home"
     home.mkdir(parents=True, exist_ok=True)
