@@ -19,7 +19,15 @@ from torch import Tensor
 from contrastkit.data.image_files import IMAGE_SUFFIXES, ImageFiles, find_images, folder_labels
 from contrastkit.registry import register_dataset
 
-__all__ = ["DataError", "ImageSplits", "data_root", "load_cifar10", "load_digits", "load_image_folder"]
+__all__ = [
+    "DataError",
+    "ImageSplits",
+    "data_root",
+    "load_cifar10",
+    "load_digits",
+    "load_image_folder",
+    "stratified_label_subset",
+]
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
@@ -82,6 +90,19 @@ def _stratified(images: Tensor, labels: Tensor, count: int | None, seed: int) ->
     keep = torch.cat([order[labels[order] == c][:per_class] for c in classes])
     keep = keep[torch.randperm(len(keep), generator=g)]
     return (images.select(keep) if isinstance(images, ImageFiles) else images[keep]), labels[keep]
+
+
+def stratified_label_subset(labels: Tensor, fraction: float, generator: torch.Generator) -> Tensor:
+    """Indices (sorted) of a random ``fraction`` of each class of ``labels`` ``[N]``, at least one per
+    class: a folder's held-out files, and the labelled images of few-label evaluation."""
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+    picked = []
+    for c in torch.unique(labels):
+        members = torch.nonzero(labels == c).flatten()
+        keep = max(1, round(fraction * members.numel()))
+        picked.append(members[torch.randperm(members.numel(), generator=generator)[:keep]])
+    return torch.cat(picked).sort().values
 
 
 def _channel_stats(images: Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -211,15 +232,8 @@ def load_image_folder(
         files, y, classes = scan(root)
         if len(files) < 2:
             raise DataError(f"{root} holds one image; training needs more")
-        g = torch.Generator().manual_seed(seed)
-        held = torch.cat(
-            [
-                members[torch.randperm(len(members), generator=g)[: max(1, round(test_fraction * len(members)))]]
-                for members in (torch.nonzero(y == c).flatten() for c in y.unique())
-            ]
-        )
         is_test = torch.zeros(len(files), dtype=torch.bool)
-        is_test[held] = True
+        is_test[stratified_label_subset(y, test_fraction, torch.Generator().manual_seed(seed))] = True
         train_files = [f for f, t in zip(files, is_test.tolist(), strict=True) if not t]
         test_files = [f for f, t in zip(files, is_test.tolist(), strict=True) if t]
         tr_y, te_y = y[~is_test], y[is_test]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from contrastkit.data.images import stratified_label_subset
 from contrastkit.evaluation.knn import knn_accuracy
 
 __all__ = ["few_label_key", "few_label_knn", "stratified_label_subset"]
@@ -21,18 +22,6 @@ __all__ = ["few_label_key", "few_label_knn", "stratified_label_subset"]
 def few_label_key(fraction: float) -> str:
     """The results key of kNN with ``fraction`` of the labels, e.g. ``knn_top1_1pct_labels``."""
     return f"knn_top1_{100 * fraction:g}pct_labels".replace(".", "p")
-
-
-def stratified_label_subset(labels: Tensor, fraction: float, generator: torch.Generator) -> Tensor:
-    """Indices (sorted) of a random ``fraction`` of each class of ``labels`` ``[N]``, at least one per class."""
-    if not 0.0 < fraction <= 1.0:
-        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
-    picked = []
-    for c in torch.unique(labels):
-        members = torch.nonzero(labels == c).flatten()
-        keep = max(1, round(fraction * members.numel()))
-        picked.append(members[torch.randperm(members.numel(), generator=generator)[:keep]])
-    return torch.cat(picked).sort().values
 
 
 def few_label_knn(
