@@ -115,12 +115,18 @@ def validate_federated(raw: dict[str, Any]) -> FederatedRecipe:
         raise RecipeError(f"recipe '{raw.get('name', '?')}': {_explain(err, raw, FederatedRecipe)}") from None
 
 
+def mu_of(recipe: FederatedRecipe, algorithm: str) -> float:
+    """The weight of an algorithm's extra local term: none for FedAvg, FedProx's proximal mu, MOON's mu."""
+    f = recipe.federation
+    return {"fedavg": 0.0, "fedprox": f.prox_mu, "moon": f.moon_mu}[algorithm]
+
+
 def settings_for(
     recipe: FederatedRecipe, algorithm: str, data_root: str | None, results_file: Path | None
 ) -> dict[str, Any]:
     """The flat Flower run config of one algorithm."""
     f, d = recipe.federation, recipe.data
-    mu = {"fedavg": 0.0, "fedprox": f.prox_mu, "moon": f.moon_mu}[algorithm]
+    mu = mu_of(recipe, algorithm)
     return {
         "dataset": d.dataset,
         "data-root": str(data_root or d.root or os.environ.get("CONTRASTKIT_DATA", "")),
@@ -181,7 +187,7 @@ def federate(
     settings.update(
         {
             "algorithms": ",".join(algorithms),
-            "mus": ",".join(str(settings_for(recipe, a, data_root, None)["mu"]) for a in algorithms),
+            "mus": ",".join(str(mu_of(recipe, a)) for a in algorithms),
             "results-file": "rounds_{algorithm}.json",  # inside the run folder: see federated.simulation
             "announce": not quiet,
             "quiet": quiet,
