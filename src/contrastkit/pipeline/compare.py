@@ -23,7 +23,7 @@ import yaml
 from contrastkit._files import write_atomic
 from contrastkit.config import flatten_keys
 from contrastkit.pipeline.environment import environment_line
-from contrastkit.pipeline.report import read_csv_rows
+from contrastkit.pipeline.report import format_cell, read_csv_rows
 
 __all__ = ["RunRecord", "compare_runs", "load_run", "recipe_differences"]
 
@@ -186,14 +186,6 @@ def _curves(runs: list[RunRecord]) -> list[str]:
 # --- page -----------------------------------------------------------------------------------------
 
 
-def _cell(numbers: dict[str, Any] | None, key: str) -> str:
-    value = (numbers or {}).get(key)
-    if not isinstance(value, int | float):
-        return "—"
-    std = (numbers or {}).get(f"{key}_std")
-    return f"{value:.2f}" + (f" ± {std:.2f}" if isinstance(std, int | float) else "")
-
-
 def _metric_tables(runs: list[RunRecord]) -> str:
     metrics: dict[str, str] = {}
     for r in runs:
@@ -208,9 +200,10 @@ def _metric_tables(runs: list[RunRecord]) -> str:
             init = (r.results.get("random_init") or {}).get(key)
             gain = f"{value - init:+.2f}" if isinstance(value, int | float) and isinstance(init, int | float) else "—"
             mark = ' class="best"' if value is not None and value == best and len(numeric) > 1 else ""
+            trained, at_init = format_cell(r.results.get("final"), key), format_cell(r.results.get("random_init"), key)
             rows.append(
-                f"<tr><td>{html.escape(label)}</td><td>{_run_tag(r)}</td><td{mark}>{_cell(r.results.get('final'), key)}"
-                f"</td><td>{_cell(r.results.get('random_init'), key)}</td><td>{gain}</td></tr>"
+                f"<tr><td>{html.escape(label)}</td><td>{_run_tag(r)}</td><td{mark}>{trained}</td>"
+                f"<td>{at_init}</td><td>{gain}</td></tr>"
             )
     return (
         '<table class="metrics"><thead><tr><th>metric</th><th>run</th><th>trained</th><th>random init</th>'

@@ -19,6 +19,7 @@ from contrastkit.pipeline.environment import environment_line  # noqa: E402
 
 __all__ = [
     "embedding_map",
+    "format_cell",
     "near_chance_warning",
     "plot_loss",
     "plot_monitor",
@@ -157,19 +158,22 @@ def restoration_grid(
     plt.close(fig)
 
 
+def format_cell(numbers: dict[str, Any] | None, key: str) -> str:
+    """A table cell of ``numbers[key]`` (``± numbers[key_std]`` where there is one): 2 decimals, 3
+    for SSIM; "—" when the run has no such number."""
+    value = (numbers or {}).get(key)
+    if not isinstance(value, int | float):
+        return "—"
+    std = (numbers or {}).get(f"{key}_std")
+    digits = 3 if key.endswith("ssim") else 2
+    return f"{value:.{digits}f}" + (f" ± {std:.{digits}f}" if isinstance(std, int | float) else "")
+
+
 def write_report(run_dir: Path, results: dict[str, Any], plots: list[tuple[str, str]]) -> Path:
     """``report.md`` and ``results.json`` from the run's numbers; ``plots`` are (file, caption)."""
     write_atomic(run_dir / "results.json", json.dumps(results, indent=2))
     r = results
     final, init = r["final"], r.get("random_init") or {}
-
-    def cell(numbers: dict[str, Any], key: str) -> str:
-        value = numbers.get(key)
-        if value is None:
-            return "—"
-        std = numbers.get(f"{key}_std")
-        digits = 3 if key.endswith("ssim") else 2
-        return f"{value:.{digits}f}" + (f" ± {std:.{digits}f}" if std is not None else "")
 
     header = " | ".join(m["label"] for m in r["metrics"])
     lines = [
@@ -201,10 +205,10 @@ def write_report(run_dir: Path, results: dict[str, Any], plots: list[tuple[str, 
         "",
         f"| encoder | {header} |",
         "|---|" + "---:|" * len(r["metrics"]),
-        "| trained | " + " | ".join(cell(final, m["key"]) for m in r["metrics"]) + " |",
-        "| same architecture, random init | " + " | ".join(cell(init, m["key"]) for m in r["metrics"]) + " |",
+        "| trained | " + " | ".join(format_cell(final, m["key"]) for m in r["metrics"]) + " |",
+        "| same architecture, random init | " + " | ".join(format_cell(init, m["key"]) for m in r["metrics"]) + " |",
         *(
-            f"| {label} | " + " | ".join(cell(row, m["key"]) for m in r["metrics"]) + " |"
+            f"| {label} | " + " | ".join(format_cell(row, m["key"]) for m in r["metrics"]) + " |"
             for label, row in (r.get("references") or {}).items()
         ),
         "",
