@@ -15,7 +15,11 @@ static appearance class and 4 motion phases (per-frame labels), the tiny 3D CNN 
 - SimCLR: NT-Xent between two long views through one head on the whole feature (its "parts"
   are the two halves of one representation);
 - without ``order_negative``;
-- K = 1 (``L_nons`` then has the form of ``L_stat``: no decomposition pressure).
+- K = 1 (``L_nons`` then has the form of ``L_stat``: no decomposition pressure);
+- + temporal negatives: our ``L_temp`` (``method.lambda_t=1``, not the card's; each short view
+  must be told apart from its own video's other short views).
+
+``--arms 4`` runs only the last arm (indices in ``--help``); ``--merge`` joins result files.
 
 Reported (frozen encoder, linear probes): clip classification of the appearance on h^s, h^n and
 their concatenation (4 clips of 16 frames per video); per-frame phase segmentation from 8-frame
@@ -49,7 +53,10 @@ ARMS = {
     "SimCLR, one representation": ["method.objective=simclr"],
     "without order_negative": ["method.order_negative=false"],
     "K = 1": ["method.short_views=1", "method.order_negative=false"],
+    "+ temporal negatives (lambda_t = 1)": ["method.lambda_t=1.0"],
 }
+DECOMPOSING = ("long/short (K=4, order negative)", "+ temporal negatives (lambda_t = 1)")
+SIMCLR = "SimCLR, one representation"
 KEYS = (
     "linear_probe_stationary",
     "linear_probe_nonstationary",
@@ -79,6 +86,8 @@ def run_accuracy() -> tuple[dict[str, Any], dict[str, Any]]:
     real: dict[str, Any] = {}
     for i, seed in enumerate(ARGS.seeds):
         for label, arm in ARMS.items():
+            if ARGS.arms and label not in [list(ARMS)[a] for a in ARGS.arms]:
+                continue
             print(f"== {label} seed {seed}", flush=True)
             extra = [*arm, f"trainer.seed={seed}"] + ([f"optim.epochs={ARGS.epochs}"] if ARGS.epochs else [])
             command = f"contrastkit train longshort-synthetic --data-root {ARGS.data_root} " + " ".join(
@@ -170,38 +179,42 @@ def markdown(report: dict[str, Any]) -> str:
         def avg(label: str, key: str) -> float:
             return statistics.mean(r["final"][key] for r in runs[label])
 
-        main_arm, simclr = list(ARMS)[0], list(ARMS)[1]
-        checks = [
-            (
-                "acc_cls(h^s) > acc_cls(h^n)",
-                avg(main_arm, "linear_probe_stationary"),
-                avg(main_arm, "linear_probe_nonstationary"),
-            ),
-            (
-                "acc_seg(h^n) > acc_seg(h^s)",
-                avg(main_arm, "seg_frame_acc_nonstationary"),
-                avg(main_arm, "seg_frame_acc_stationary"),
-            ),
-            (
-                "temporal variance h^n > h^s",
-                avg(main_arm, "temporal_variance_nonstationary"),
-                avg(main_arm, "temporal_variance_stationary"),
-            ),
-            (
-                "acc_seg(h^n) > SimCLR's seg (whole feature)",
-                avg(main_arm, "seg_frame_acc_nonstationary"),
-                avg(simclr, "seg_frame_acc"),
-            ),
-        ]
-        lines += ["", "Expected (card §6), measured on the long/short arm (means over seeds):"]
-        lines += [f"- {name}: {x:.2f} vs {y:.2f} — {'holds' if x > y else 'does not hold'}" for name, x, y in checks]
-        for label in list(ARMS)[2:]:
-            if label in runs:
-                gap = avg(label, "seg_frame_acc_nonstationary") - avg(label, "seg_frame_acc_stationary")
-                lines.append(
-                    f"- seg gap h^n - h^s, {label}: {gap:.2f} (long/short: "
-                    f"{avg(main_arm, 'seg_frame_acc_nonstationary') - avg(main_arm, 'seg_frame_acc_stationary'):.2f})"
+        baseline = list(DECOMPOSING)[0]
+        for main_arm in [a for a in DECOMPOSING if a in runs]:
+            checks = [
+                (
+                    "acc_cls(h^s) > acc_cls(h^n)",
+                    avg(main_arm, "linear_probe_stationary"),
+                    avg(main_arm, "linear_probe_nonstationary"),
+                ),
+                (
+                    "acc_seg(h^n) > acc_seg(h^s)",
+                    avg(main_arm, "seg_frame_acc_nonstationary"),
+                    avg(main_arm, "seg_frame_acc_stationary"),
+                ),
+                (
+                    "temporal variance h^n > h^s",
+                    avg(main_arm, "temporal_variance_nonstationary"),
+                    avg(main_arm, "temporal_variance_stationary"),
+                ),
+            ]
+            if SIMCLR in runs:
+                checks.append(
+                    (
+                        "acc_seg(h^n) > SimCLR's seg (whole feature)",
+                        avg(main_arm, "seg_frame_acc_nonstationary"),
+                        avg(SIMCLR, "seg_frame_acc"),
+                    )
                 )
+            lines += ["", f"Expected (card §6), measured on `{main_arm}` (means over seeds):"]
+            lines += [
+                f"- {name}: {x:.2f} vs {y:.2f} — {'holds' if x > y else 'does not hold'}" for name, x, y in checks
+            ]
+        if baseline in runs:
+            base_gap = avg(baseline, "seg_frame_acc_nonstationary") - avg(baseline, "seg_frame_acc_stationary")
+            for label in [a for a in ARMS if a in runs and a not in (baseline, SIMCLR)]:
+                gap = avg(label, "seg_frame_acc_nonstationary") - avg(label, "seg_frame_acc_stationary")
+                lines.append(f"- seg gap h^n - h^s, {label}: {gap:.2f} (long/short: {base_gap:.2f})")
     if report.get("real_content"):
         lines += real_content_lines(report["real_content"])
     speed = report.get("speed")
@@ -228,6 +241,9 @@ def main() -> None:
     parser.add_argument("--train-subset", type=int, default=None, help="fewer training videos (smoke passes)")
     parser.add_argument("--test-subset", type=int, default=200)
     parser.add_argument("--speed-repeats", type=int, default=11)
+    parser.add_argument(
+        "--arms", type=int, nargs="+", default=None, help=f"indices of the arms to run (all): {list(enumerate(ARMS))}"
+    )
     parser.add_argument("--skip-accuracy", action="store_true")
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--merge", type=Path, nargs="+", default=[], help="earlier result files whose seeds to add")
@@ -238,6 +254,7 @@ def main() -> None:
     command += f" --seeds {' '.join(map(str, ARGS.seeds))}" if ARGS.seeds != [0, 1, 2] else ""
     command += f" --epochs {ARGS.epochs}" if ARGS.epochs else ""
     command += f" --train-subset {ARGS.train_subset} --test-subset {ARGS.test_subset}" if ARGS.train_subset else ""
+    command += f" --arms {' '.join(map(str, ARGS.arms))}" if ARGS.arms else ""
     command += " --skip-accuracy" if ARGS.skip_accuracy else ""
     command += " --skip-speed" if ARGS.skip_speed else ""
     command += f" --merge {' '.join(map(str, ARGS.merge))}" if ARGS.merge else ""

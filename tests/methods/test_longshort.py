@@ -17,6 +17,7 @@ from contrastkit.methods.longshort import (
     nonstationary_loss,
     shuffled_orders,
     stationary_loss,
+    temporal_loss,
 )
 from contrastkit.nn import TinyClipCNN
 from contrastkit.views import build_augmentation
@@ -109,6 +110,34 @@ def test_identical_short_codes_make_the_hard_negative_a_copy_of_the_positive():
     assert mean_on > mean_off  # the hard negative adds a term to every row's denominator
 
 
+# --- L_temp (our addition, lambda_t) ---------------------------------------------------------
+
+
+def test_codes_constant_within_a_video_pay_at_least_log_k_in_the_temporal_term():
+    b, k, d = 6, 4, 8
+    g = torch.Generator().manual_seed(1)
+    constant = F.normalize(torch.randn(b, 1, d, generator=g), dim=2).expand(b, k, d)
+    for _ in range(5):  # whatever the predictions, no position can be told apart
+        predicted = F.normalize(torch.randn(b, k, d, generator=g), dim=2)
+        assert temporal_loss(constant, predicted, 0.1) >= math.log(k) - 1e-5
+    own = torch.eye(d)[:b, None].expand(b, k, d)  # one code per video, other videos orthogonal
+    assert temporal_loss(own, own, 0.01) == pytest.approx(math.log(k), abs=1e-4)  # the same video's positions
+    distinct = torch.eye(b * k)[:, : b * k].view(b, k, b * k)  # every position its own direction
+    assert temporal_loss(distinct, distinct, 0.1) < 0.01
+
+
+def test_the_temporal_term_trains_the_nonstationary_side_only():
+    model = _build(lambda_t=1.0)
+    out = model.losses(VIDEOS)
+    assert set(out) == {"stat", "nons", "temp", "loss"}
+    assert torch.allclose(out["loss"], out["stat"] + out["nons"] + out["temp"])
+    out["temp"].backward()
+    assert all(p.grad is None for p in model.stationary_head.parameters())
+    assert all(p.grad is not None for p in model.position_predictor.parameters())
+    assert model.nonstationary_head[0].weight.grad.abs().sum() > 0
+    assert "temp" not in _build().losses(VIDEOS) and not hasattr(_build(), "position_predictor")
+
+
 # --- oracle 5: the aggregator --------------------------------------------------------------
 
 
@@ -160,9 +189,9 @@ def test_generated_sets_keep_appearance_and_have_four_distinct_phases(tmp_path):
 # --- training ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("objective", ["longshort", "simclr"])
-def test_loss_falls_on_a_fixed_batch(objective):
-    model = _build(objective=objective)
+@pytest.mark.parametrize("options", [{"objective": "longshort"}, {"objective": "simclr"}, {"lambda_t": 1.0}])
+def test_loss_falls_on_a_fixed_batch(options):
+    model = _build(**options)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     losses = []
     for _ in range(12):

@@ -11,7 +11,15 @@ views inside its span (``views.segments.long_short_indices``), all with the same
   the concatenation in temporal order), the other videos' aggregates as negatives plus, with
   ``order_negative``, the aggregate of the same short views in a shuffled order as a hard
   negative; ``symmetric_nons`` adds the aggregate as anchor;
-- ``L = L_stat + lambda_n L_nons``.
+- ``L = L_stat + lambda_n L_nons`` (``+ lambda_t L_temp``, below).
+
+``L_temp`` (``lambda_t > 0``; off by default, so the card's objective is the default) is our
+addition, not the card's: a head ``P`` predicts from the long view's ``z^n`` one code per
+short-view position, ``q_ik = normalize(P(z^n(L_i)))_k``, and each short view's ``z^n(S_ik)``
+must pick its own ``q_ik`` among all ``B K`` predictions of the batch, so the same video's other
+positions are negatives (temporal negatives). A ``z^n`` that is constant within a video pays at
+least ``log K`` per video. [design] Added after the card's objective, trained at CPU scale, let
+both halves lose their temporal variance (``docs/video.md``).
 
 The abstract is all that could be verified; the objective is the card's [design]: the channel
 split, the aggregator, the shuffled-aggregate negative, in-batch negatives without a momentum
@@ -45,8 +53,10 @@ __all__ = [
     "OrderAggregator",
     "check_order_sensitive",
     "nonstationary_loss",
+    "PositionPredictor",
     "shuffled_orders",
     "stationary_loss",
+    "temporal_loss",
 ]
 
 
@@ -63,6 +73,7 @@ class LongShortParams(MethodParams):
     proj_hidden: int = Field(32, gt=0)
     proj_dim: int = Field(32, gt=0)
     lambda_n: float = Field(1.0, ge=0)
+    lambda_t: float = Field(0.0, ge=0)
     order_negative: bool = True
     symmetric_stat: bool = True
     symmetric_nons: bool = False
@@ -88,6 +99,19 @@ class OrderAggregator(nn.Module):
         return out
 
 
+class PositionPredictor(nn.Module):
+    """``P``: the long view's code ``[B, d]`` -> one normalised code per short-view position
+    ``[B, K, d]`` (a linear map ``d -> K d``)."""
+
+    def __init__(self, views: int, dim: int) -> None:
+        super().__init__()
+        self.views = views
+        self.linear = nn.Linear(dim, views * dim)
+
+    def forward(self, long: Tensor) -> Tensor:
+        return F.normalize(self.linear(long).view(long.shape[0], self.views, -1), dim=2)
+
+
 @register_method(
     "longshort", LongShortParams, task="clips", summary="long/short views: stationary + non-stationary halves"
 )
@@ -102,6 +126,7 @@ class LongShortViews(ContrastiveMethod):
         short_views, short_length, short_stride: ``K``, ``T_S``, ``r_S``.
         proj_hidden, proj_dim: heads ``g_s``, ``g_n``: ``D/2 -> hidden -> d``; the aggregator ``K d -> d -> d``.
         lambda_n: weight of ``L_nons``.
+        lambda_t: weight of ``L_temp`` (0 = off, the card's objective).
         order_negative: the shuffled aggregate as a hard negative (needs ``K >= 2``).
         symmetric_stat, symmetric_nons: add the symmetric terms.
         objective: ``"longshort"``, or ``"simclr"`` (the single-representation baseline).
@@ -122,6 +147,7 @@ class LongShortViews(ContrastiveMethod):
         proj_hidden: int = 32,
         proj_dim: int = 32,
         lambda_n: float = 1.0,
+        lambda_t: float = 0.0,
         order_negative: bool = True,
         symmetric_stat: bool = True,
         symmetric_nons: bool = False,
@@ -146,6 +172,7 @@ class LongShortViews(ContrastiveMethod):
             short_stride=short_stride,
         )
         self.lambda_n = lambda_n
+        self.lambda_t = lambda_t
         self.order_negative = order_negative
         self.symmetric_stat = symmetric_stat
         self.symmetric_nons = symmetric_nons
@@ -159,6 +186,8 @@ class LongShortViews(ContrastiveMethod):
             self.aggregator = OrderAggregator(short_views, proj_dim)
             if order_negative:
                 check_order_sensitive(self.aggregator, short_views, proj_dim)
+            if lambda_t > 0:
+                self.position_predictor = PositionPredictor(short_views, proj_dim)
 
     def feature_parts(self) -> dict[str, slice]:
         """Where ``h^s`` and ``h^n`` sit in the backbone feature (evaluation probes each)."""
@@ -208,15 +237,19 @@ class LongShortViews(ContrastiveMethod):
         )
         zn_short = F.normalize(self.nonstationary_head(n_short).view(b, k, -1), dim=2)
         order = shuffled_orders(b, k, self.generator(2)) if self.order_negative else None
-        nons = nonstationary_loss(
-            self.nonstationary_head(n_long), zn_short, self.aggregate, order, self.temperature, self.symmetric_nons
-        )
-        return {"stat": stat, "nons": nons, "loss": stat + self.lambda_n * nons}
+        zn_long = self.nonstationary_head(n_long)
+        nons = nonstationary_loss(zn_long, zn_short, self.aggregate, order, self.temperature, self.symmetric_nons)
+        out = {"stat": stat, "nons": nons, "loss": stat + self.lambda_n * nons}
+        if self.lambda_t > 0:
+            predicted = self.position_predictor(F.normalize(zn_long, dim=1))
+            out["temp"] = temporal_loss(zn_short, predicted, self.temperature)
+            out["loss"] = out["loss"] + self.lambda_t * out["temp"]
+        return out
 
     def step(self, batch: Batch) -> StepOutput:
         out = self.losses(batch["input"])
         if self._trainer is not None:
-            for name in ("stat", "nons", "simclr"):
+            for name in ("stat", "nons", "temp", "simclr"):
                 if name in out:
                     self.log(f"train/{name}", out[name].detach(), on_step=False, on_epoch=True, sync_dist=True)
         return StepOutput(out["loss"])
@@ -278,3 +311,10 @@ def nonstationary_loss(
     if symmetric:
         loss = 0.5 * (loss + info_nce(a, long, temperature=temperature))
     return loss
+
+
+def temporal_loss(short: Tensor, predicted: Tensor, temperature: float = 0.1) -> Tensor:
+    """``L_temp``: each short view's code ``[B, K, d]`` against the code predicted for its
+    position from its long view ``[B, K, d]``; the other ``B K - 1`` predictions of the batch
+    (the same video's other positions among them) are the negatives."""
+    return info_nce(short.flatten(0, 1), predicted.flatten(0, 1), temperature=temperature)
