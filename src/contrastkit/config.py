@@ -53,6 +53,7 @@ class DataSettings(_Strict):
     per_frame_views: bool = False
     cache_dir: str | None = None
     text_encoder: Literal["minilm", "hashing"] = "minilm"
+    video_input: Literal["descriptor", "clips"] = "descriptor"
     glyph_contrast: float = Field(0.35, gt=0, le=1)
 
     @field_validator("dataset")

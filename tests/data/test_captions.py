@@ -51,3 +51,17 @@ def test_pairs_carry_clusters_captions_and_frames(tmp_path):
 def test_without_cifar10_the_error_says_where_to_point(tmp_path):
     with pytest.raises(DataError, match="cifar10/train.npz"):
         caption_pairs(tmp_path, 0, text_encoder="hashing")
+
+
+def test_the_clips_input_gives_the_raw_clips_of_the_same_pairs(tmp_path):
+    _fake_cifar(tmp_path)
+    options = dict(train=20, test=8, text_encoder="hashing", cache_dir=tmp_path / "cache")
+    clips = caption_pairs(tmp_path, 0, video_input="clips", **options)
+    descriptors = caption_pairs(tmp_path, 0, **options)
+    assert clips.train_video.shape == (20, 3, 8, 32, 32) and clips.train_video.dtype == torch.uint8
+    assert clips.test_video.shape == (8, 3, 8, 32, 32)
+    assert torch.equal(clips.train_text, descriptors.train_text) and clips.test_captions == descriptors.test_captions
+    # the thumbnail is the middle frame of the same clip
+    assert torch.equal(clips.test_video[:, :, 4], clips.test_thumbnails)
+    with pytest.raises(ValueError, match="video_input"):
+        caption_pairs(tmp_path, 0, video_input="pixels", **options)

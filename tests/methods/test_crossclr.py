@@ -15,6 +15,8 @@ from contrastkit.data.pairs import clustered_pairs, load_feature_pairs
 from contrastkit.evaluation.crossmodal import cluster_recall_at_1, paired_ranks, retrieval_scores
 from contrastkit.functional.crossclr import connectivity, crossclr
 from contrastkit.methods import CrossCLR
+from contrastkit.methods.crossclr import ClipEncoder, clip_descriptor
+from contrastkit.nn import TinyClipCNN
 
 
 def test_the_method_is_the_functional_loss_on_its_encoders_and_their_inputs():
@@ -51,6 +53,53 @@ def test_loss_falls_on_the_clustered_pairs(encoder):
     losses = []
     for _ in range(30):
         loss = model.loss(pairs.train_video[batch], pairs.train_text[batch])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss))
+    assert all(math.isfinite(v) for v in losses) and losses[-1] < 0.7 * losses[0], losses
+
+
+# --- end to end on raw clips ------------------------------------------------------------------
+
+
+def _clips(n=12, seed=0):
+    return torch.randint(0, 256, (n, 3, 4, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed))
+
+
+def test_end_to_end_trains_the_clip_backbone_with_a_descriptor_as_connectivity():
+    torch.manual_seed(0)
+    model = CrossCLR(16, 12, hidden=16, dim=8, connectivity="cosine", video_backbone=TinyClipCNN(3, 4))
+    assert isinstance(model.video_encoder, ClipEncoder)
+    clips, text = _clips(), torch.randn(12, 12)
+    expected = crossclr(
+        model.embed_video(clips), model.embed_text(text), clip_descriptor(clips), text, connectivity_kind="cosine"
+    )
+    assert torch.allclose(model.loss(clips, text), expected)
+    model.loss(clips, text).backward()
+    assert all(p.grad is not None for p in model.video_encoder.backbone.parameters())
+
+
+def test_the_clip_descriptor_pools_positions_and_standardises_over_the_batch():
+    clips = _clips(6)
+    d = clip_descriptor(clips)
+    assert d.shape == (6, 3 * 3 * 8 * 8)
+    assert torch.allclose(d.mean(0), torch.zeros(d.shape[1]), atol=1e-5)
+    assert torch.allclose(d.std(0), torch.ones(d.shape[1]), atol=1e-4)
+    two = clip_descriptor(clips[:, :, :2])  # fewer frames than 3 positions: one per frame
+    assert two.shape == (6, 3 * 2 * 64)
+    pooled = torch.nn.functional.adaptive_avg_pool3d(clips.float() / 255, (3, 8, 8)).flatten(1)
+    assert torch.allclose(d, (pooled - pooled.mean(0)) / pooled.std(0), atol=1e-5)
+
+
+def test_loss_falls_end_to_end_on_clips():
+    torch.manual_seed(0)
+    model = CrossCLR(16, 12, hidden=32, dim=16, connectivity="cosine", video_backbone=TinyClipCNN(3, 8))
+    clips, text = _clips(16), torch.randn(16, 12)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(25):
+        loss = model.loss(clips, text)
         opt.zero_grad()
         loss.backward()
         opt.step()

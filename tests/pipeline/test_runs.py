@@ -36,9 +36,9 @@ def _smoke_param(name: str) -> object:
 
 
 # generated from the CIFAR-10 copy without "cifar10" in the name
-NEEDS_CIFAR = {"crossclr-captions"}
+NEEDS_CIFAR = {"crossclr-captions", "crossclr-captions-clips"}
 # the fast suite keeps transformers out: the captions smoke encodes with the hashing encoder
-SMOKE_EXTRA = {"crossclr-captions": ["--set", "data.text_encoder=hashing"]}
+SMOKE_EXTRA = {name: ["--set", "data.text_encoder=hashing"] for name in NEEDS_CIFAR}
 # need the user's dataset: smoke-tested on a fake tree or files the tests write
 USER_DATA_RECIPES = {"videomoco-ucf101", "vclr-ucf101", "crossclr-features", "aecr-reside", "simclr-folder"}
 

@@ -11,11 +11,13 @@ weighting are for — and their (class, direction) pair is the cluster id (80 cl
 - text features: the real all-MiniLM-L6-v2 sentence encoder (``nn.text.MiniLMEncoder``,
   offline, extra ``text``), 384-d, cached per dataset; ``data.text_encoder=hashing`` uses the
   dependency-free hashing encoder instead (tests, quick runs);
-- video features: a fixed descriptor of the clip, no learning: its first, middle and last frames
-  average-pooled to 8x8 and concatenated (576-d), standardised with the training split's
-  statistics. It keeps appearance and, through the three positions, motion; the learned
-  encoders of the method map it into the joint space. [design] The paper uses pretrained
-  video-expert features, which do not exist offline here.
+- video features (``video_input="descriptor"``): a fixed descriptor of the clip, no learning:
+  its first, middle and last frames average-pooled to 8x8 and concatenated (576-d),
+  standardised with the training split's statistics. It keeps appearance and, through the three
+  positions, motion; the learned encoders of the method map it into the joint space. [design]
+  The paper uses pretrained video-expert features, which do not exist offline here.
+- or the clips themselves (``video_input="clips"``): ``uint8 [N, 3, T, S, S]``, for a method
+  that trains a clip encoder end to end (CrossCLR with the recipe's ``model.backbone``).
 
 The clips are rendered in memory (the same generator ``generate_moving_objects`` writes to mp4);
 no files are written except the text-feature cache.
@@ -68,9 +70,10 @@ def caption(name: str, direction: int, speed: float, template: int, wording: int
 
 def _clips(
     images: Tensor, labels: Tensor, count: int, frames: int, size: int, g: torch.Generator, classes: tuple[str, ...]
-) -> tuple[Tensor, Tensor, list[str], Tensor]:
-    """``count`` clips: descriptors ``[count, 576]``, clusters, captions, middle frames ``uint8 [count, 3, S, S]``."""
-    descriptors, clusters, captions, thumbnails = [], [], [], []
+) -> tuple[Tensor, Tensor, Tensor, list[str], Tensor]:
+    """``count`` clips: raw ``uint8 [count, 3, T, S, S]``, descriptors ``[count, 576]``, clusters,
+    captions, middle frames ``uint8 [count, 3, S, S]``."""
+    raw, descriptors, clusters, captions, thumbnails = [], [], [], [], []
     positions = (0, frames // 2, frames - 1)
     for _ in range(count):
         pick = int(torch.randint(len(labels), (1,), generator=g))
@@ -80,6 +83,7 @@ def _clips(
         background = _background(size, g)
         texture = images[pick].float() / 255
         clip = moving_object_frames(direction, texture, background, frames, start, speed, radius=size / 4)
+        raw.append(clip.permute(3, 0, 1, 2))
         chosen = clip[list(positions)].permute(0, 3, 1, 2).float() / 255  # [3 frames, 3, S, S]
         descriptors.append(F.adaptive_avg_pool2d(chosen, 8).flatten())
         cls = int(labels[pick])
@@ -88,7 +92,7 @@ def _clips(
         wording = int(torch.randint(3, (1,), generator=g))
         captions.append(caption(classes[cls], direction, speed, template, wording))
         thumbnails.append(clip[frames // 2].permute(2, 0, 1))
-    return torch.stack(descriptors), torch.tensor(clusters), captions, torch.stack(thumbnails)
+    return torch.stack(raw), torch.stack(descriptors), torch.tensor(clusters), captions, torch.stack(thumbnails)
 
 
 def caption_pairs(
@@ -101,6 +105,7 @@ def caption_pairs(
     size: int = 32,
     text_encoder: str = "minilm",
     cache_dir: str | os.PathLike[str] | None = None,
+    video_input: str = "descriptor",
 ) -> PairSet:
     """The captions protocol (module docstring); needs CIFAR-10 under ``root`` (``cifar10/``)."""
     from contrastkit.data.videos import cache_root
@@ -112,12 +117,20 @@ def caption_pairs(
             "the captions protocol writes captions about real CIFAR-10 objects: point --data-root at a folder "
             "holding cifar10/train.npz and cifar10/test.npz"
         )
+    if video_input not in ("descriptor", "clips"):
+        raise ValueError(f"video_input must be 'descriptor' or 'clips', got {video_input!r}")
     cifar = load_cifar10(base)
     g = torch.Generator().manual_seed(seed)
-    tr_v, tr_c, tr_text, _ = _clips(cifar.train_images, cifar.train_labels, train, frames, size, g, cifar.classes)
-    te_v, te_c, te_text, thumbs = _clips(cifar.test_images, cifar.test_labels, test, frames, size, g, cifar.classes)
+    tr_raw, tr_v, tr_c, tr_text, _ = _clips(
+        cifar.train_images, cifar.train_labels, train, frames, size, g, cifar.classes
+    )
+    te_raw, te_v, te_c, te_text, thumbs = _clips(
+        cifar.test_images, cifar.test_labels, test, frames, size, g, cifar.classes
+    )
     mean, std = tr_v.mean(0), tr_v.std(0).clamp_min(1e-6)
     tr_v, te_v = (tr_v - mean) / std, (te_v - mean) / std
+    if video_input == "clips":
+        tr_v, te_v = tr_raw, te_raw
     encoder: Any = MiniLMEncoder() if text_encoder == "minilm" else HashingTextEncoder()
     cache = cache_root(cache_dir) / "text-features"
     tr_t = encode_texts(tr_text, encoder, cache_dir=cache)
@@ -131,7 +144,8 @@ def caption_pairs(
         tr_c,
         te_c,
         f"moving CIFAR-10 objects with written captions ({train} train / {test} test pairs, {frames} frames of "
-        f"{size}px, {len(CAPTION_TEMPLATES)} templates; text: {encoder.name}; video: 3 frames pooled to 8x8; "
+        f"{size}px, {len(CAPTION_TEMPLATES)} templates; text: {encoder.name}; video: "
+        f"{'raw clips' if video_input == 'clips' else '3 frames pooled to 8x8'}; "
         f"seed {seed})",
     )
     pairs.test_captions = te_text
@@ -152,4 +166,5 @@ def _caption_pairs_dataset(settings: Any, root: str | os.PathLike[str] | None, s
         test=settings.test_subset or 400,
         text_encoder=settings.text_encoder,
         cache_dir=settings.cache_dir,
+        video_input=settings.video_input,
     )

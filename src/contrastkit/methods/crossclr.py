@@ -6,6 +6,15 @@ This is the paper's real setting (pre-extracted expert features of video and tex
 objective's options make the card's §6 arms: symmetric InfoNCE (``intra_weight=0``, no pruning,
 uniform weights), + intra negatives (``prune_threshold=None``, ``weight_temperature=None``) and
 the full loss.
+
+End to end: given a ``video_backbone`` (the pairs task builds the recipe's ``model.backbone``
+when the data holds raw clips, e.g. ``caption_pairs`` with ``data.video_input=clips``), the video
+side is ``ClipEncoder``: the clip CNN of the video methods (from scratch, or a video run's weights
+through ``model.weights``) and an MLP head, trained with the text encoder. Its connectivity
+features are a fixed descriptor of the clip (``clip_descriptor``: up to 3 temporal positions
+pooled to 8x8, standardised over the batch). [design] The paper computes connectivity on expert
+features; raw pixels have none, and a descriptor keeps the pruning independent of the encoder
+being trained.
 """
 
 from __future__ import annotations
@@ -14,14 +23,16 @@ from typing import Any, Literal
 
 import lightning as L
 import torch
+import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor, nn
 
 from contrastkit.functional.crossclr import crossclr
 from contrastkit.methods.base import Batch, OptimizerSettings, build_optimizer, warmup_cosine
+from contrastkit.nn.backbones import Backbone
 from contrastkit.registry import MethodParams, register_method
 
-__all__ = ["CrossCLR", "CrossCLRParams", "FeatureEncoder"]
+__all__ = ["ClipEncoder", "CrossCLR", "CrossCLRParams", "FeatureEncoder", "clip_descriptor"]
 
 
 class CrossCLRParams(MethodParams):
@@ -69,8 +80,36 @@ class FeatureEncoder(nn.Module):
         return self.out(self.net(self.embed(tokens)).mean(dim=1))
 
 
+class ClipEncoder(nn.Module):
+    """Raw clips ``uint8 [N, C, T, H, W]`` -> ``[N, dim]``: scaled to [0, 1] and centred
+    (``(x - 0.5) / 0.25``), the clip backbone, an MLP ``feature_dim -> hidden -> dim``."""
+
+    def __init__(self, backbone: Backbone, hidden: int, dim: int) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = nn.Sequential(
+            nn.Linear(backbone.feature_dim, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, dim)
+        )
+
+    def forward(self, clips: Tensor) -> Tensor:
+        x = (clips.float() / 255 - 0.5) / 0.25 if clips.dtype == torch.uint8 else clips
+        out: Tensor = self.head(self.backbone(x))
+        return out
+
+
+def clip_descriptor(clips: Tensor) -> Tensor:
+    """``[N, C, T, H, W]`` -> ``[N, C min(T, 3) 64]``: the clip pooled to ``min(T, 3)`` temporal
+    positions of 8x8, each column standardised over the ``N`` clips."""
+    x = clips.float() / 255 if clips.dtype == torch.uint8 else clips.float()
+    pooled = F.adaptive_avg_pool3d(x, (min(x.shape[2], 3), 8, 8)).flatten(1)
+    return (pooled - pooled.mean(0)) / pooled.std(0).clamp_min(1e-6) if len(pooled) > 1 else pooled
+
+
 def pooled_inputs(x: Tensor) -> Tensor:
-    """Connectivity features: the time-average of sequence inputs, the inputs themselves else."""
+    """Connectivity features: ``clip_descriptor`` of clips, the time-average of sequence inputs,
+    the inputs themselves else."""
+    if x.dim() == 5:
+        return clip_descriptor(x)
     return x.mean(dim=1) if x.dim() == 3 else x
 
 
@@ -86,6 +125,8 @@ class CrossCLR(L.LightningModule):
             ``functional.crossclr`` (``None`` threshold = prune nothing, ``None`` weight
             temperature = uniform anchor weights).
         encoder, hidden, dim, layers: ``FeatureEncoder`` of each modality.
+        video_backbone: a clip backbone; the video side is then ``ClipEncoder`` on raw clips
+            (``video_dim`` is ignored).
     """
 
     def __init__(
@@ -105,9 +146,14 @@ class CrossCLR(L.LightningModule):
         hidden: int = 128,
         dim: int = 32,
         layers: int = 2,
+        video_backbone: Backbone | None = None,
     ) -> None:
         super().__init__()
-        self.video_encoder = FeatureEncoder(video_dim, hidden, dim, encoder, layers)
+        self.video_encoder: nn.Module = (
+            ClipEncoder(video_backbone, hidden, dim)
+            if video_backbone is not None
+            else FeatureEncoder(video_dim, hidden, dim, encoder, layers)
+        )
         self.text_encoder = FeatureEncoder(text_dim, hidden, dim, encoder, layers)
         self.optimizer_settings = optimizer or OptimizerSettings("adam", lr=1e-3, weight_decay=0.0)
         self.seed = seed

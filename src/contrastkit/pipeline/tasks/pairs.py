@@ -35,12 +35,24 @@ class PairsTask(Task):
         d, o, seed = recipe.data, recipe.optim, recipe.trainer.seed
         pairs: PairSet = load_dataset(recipe, root)
         self.pairs = pairs
+        self.clips = pairs.train_video.dim() == 5
+        inputs: dict[str, Any] = {}
+        if self.clips:  # raw clips [N, C, T, H, W]: the recipe's clip backbone trains end to end
+            from contrastkit.nn.backbones import build_backbone
+            from contrastkit.nn.video import load_backbone_weights
+
+            m = recipe.model
+            backbone = build_backbone(m.backbone, pairs.train_video.shape[1], m.width, pairs.train_video.shape[-1])
+            if m.weights:
+                load_backbone_weights(backbone, m.weights)
+            inputs["video_backbone"] = backbone
         self.method = build_method(
             recipe,
             video_dim=pairs.train_video.shape[-1],
             text_dim=pairs.train_text.shape[-1],
             optimizer=OptimizerSettings(o.optimizer, o.lr, o.momentum, o.weight_decay, o.warmup_epochs, o.cosine),
             seed=seed,
+            **inputs,
         )
         rows = {"video": pairs.train_video, "text": pairs.train_text}
         self.datamodule = ArrayDataModule(rows, min(d.batch_size, len(pairs.train_video)), d.num_workers, seed)
@@ -77,9 +89,11 @@ class PairsTask(Task):
 
     def model_line(self) -> str:
         m = self.recipe.method
-        return (
-            f"{getattr(m, 'encoder', 'mlp')} encoders, hidden {getattr(m, 'hidden', '?')}, dim {getattr(m, 'dim', '?')}"
-        )
+        sizes = f"hidden {getattr(m, 'hidden', '?')}, dim {getattr(m, 'dim', '?')}"
+        if self.clips:
+            text = getattr(m, "encoder", "mlp")
+            return f"video: {self.recipe.model.backbone} on raw clips + MLP head; text: {text}; {sizes}"
+        return f"{getattr(m, 'encoder', 'mlp')} encoders, {sizes}"
 
     @torch.no_grad()
     def _embed(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -87,7 +101,8 @@ class PairsTask(Task):
         was = m.training
         m.eval()
         try:
-            return m.embed_video(self.pairs.test_video).float(), m.embed_text(self.pairs.test_text).float()
+            video = torch.cat([m.embed_video(part).float() for part in self.pairs.test_video.split(256)])
+            return video, m.embed_text(self.pairs.test_text).float()
         finally:
             m.train(was)
 
