@@ -6,6 +6,8 @@ Run:  python benchmarks/crossmodal.py                       (arms x 5 seeds, the
       python benchmarks/crossmodal.py --skip-accuracy      (speed only)
       python benchmarks/crossmodal.py --protocol captions --data-root ../shared/data --skip-speed
                                                            (the real-text protocol, recipe crossclr-captions)
+      python benchmarks/crossmodal.py --protocol captions-clips --data-root ../shared/data --skip-speed
+                                        (the same pairs end to end: recipe crossclr-captions-clips, 30 epochs)
       python benchmarks/crossmodal.py --text-speed         (MiniLM sentences/s, cache miss and hit)
 
 Protocol (``crossclr.md`` §6, recipe ``crossclr-synthetic``): 60 clusters (6 hubs of 40
@@ -46,7 +48,7 @@ import torch.nn.functional as F
 from contrastkit.config import apply_overrides, load_recipe
 from contrastkit.functional.crossclr import crossclr
 from contrastkit.pipeline.run import train
-from video_common import mean_std, median_times
+from video_common import mean_std, median_times, merge_runs
 
 RESULTS = Path(__file__).parent / "results"
 RUNS = "runs/bench-crossmodal"
@@ -59,7 +61,11 @@ KEYS = ("t2v_r1", "t2v_r5", "t2v_medr", "t2v_cluster_r1", "t2v_hub_r1", "v2t_r1"
 HEADER = "t→v R@1 | t→v R@5 | t→v MedR | cluster R@1 | hub R@1 | v→t R@1 | video cos across clusters"
 
 
-RECIPES = {"clustered": "crossclr-synthetic", "captions": "crossclr-captions"}
+RECIPES = {
+    "clustered": "crossclr-synthetic",
+    "captions": "crossclr-captions",
+    "captions-clips": "crossclr-captions-clips",
+}
 
 
 def _recipe(arm: list[str], seed: int) -> dict[str, Any]:
@@ -215,13 +221,14 @@ def markdown(report: dict[str, Any]) -> str:
     title = {
         "clustered": "clustered video-text feature pairs (crossclr.md §6)",
         "captions": "moving CIFAR-10 objects with written captions (real MiniLM text features)",
+        "captions-clips": "the captions protocol end to end (tiny 3D CNN on raw clips, real MiniLM text features)",
     }[report.get("protocol", "clustered")]
     if report.get("text_speed"):
         title = "its text features: the offline MiniLM's throughput"
     lines = [
         f"# CrossCLR on {title}",
         "",
-        f"Command: `{report['command']}`  ",
+        *(f"Command: `{c}`  " for c in report.get("merged_from", [report["command"]])),
         f"Date: {report['date']}; seeds {report['seeds']}; wall time {report['wall_minutes']:.0f} min; "
         f"{report['machine']}.",
         "",
@@ -303,6 +310,7 @@ def main() -> None:
     parser.add_argument("--protocol", choices=sorted(RECIPES), default="clustered")
     parser.add_argument("--data-root", help="a folder with cifar10/ (the captions protocol)")
     parser.add_argument("--text-speed", action="store_true", help="only the text-feature throughput")
+    parser.add_argument("--merge", type=Path, nargs="+", default=[], help="earlier result files whose seeds to add")
     ARGS = parser.parse_args()
     start = time.time()
     command = "python benchmarks/crossmodal.py"
@@ -311,6 +319,8 @@ def main() -> None:
     command += " --skip-accuracy" if ARGS.skip_accuracy else ""
     command += " --skip-speed" if ARGS.skip_speed else ""
     command += f" --protocol {ARGS.protocol} --data-root {ARGS.data_root}" if ARGS.protocol != "clustered" else ""
+    command += f" --out {ARGS.out}" if ARGS.out != RESULTS else ""
+    command += f" --merge {' '.join(map(str, ARGS.merge))}" if ARGS.merge else ""
     report: dict[str, Any] = {
         "protocol": ARGS.protocol,
         "command": command,
@@ -327,6 +337,8 @@ def main() -> None:
         if not ARGS.skip_speed:
             report["speed"] = run_speed()
     report["wall_minutes"] = (time.time() - start) / 60
+    if ARGS.merge:
+        merge_runs(report, [json.loads(f.read_text()) for f in ARGS.merge])
     stem = "crossmodal" + ("" if ARGS.protocol == "clustered" else f"_{ARGS.protocol}")
     stem += "_smoke" if ARGS.epochs else ""
     stem += "_speed" if ARGS.skip_accuracy else ""
