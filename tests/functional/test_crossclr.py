@@ -114,6 +114,29 @@ def test_oracle6_equal_connectivity_gives_equal_weights_and_the_plain_mean():
     assert torch.allclose(weighted, rows.mean(), atol=1e-6)
 
 
+@pytest.mark.parametrize("kind", ["dot", "cosine"])
+def test_connectivity_is_the_mean_similarity_to_the_other_rows(kind):
+    x = torch.rand(B, 12, dtype=torch.float64)
+    z = F.normalize(x, dim=1) if kind == "cosine" else x
+    loop = torch.stack([sum(z[i] @ z[j] for j in range(B) if j != i) / B for i in range(B)])
+    c, cn = connectivity(x, kind)
+    if kind == "dot":
+        assert torch.allclose(c, loop) and torch.allclose(cn, loop / loop.max())
+    else:
+        assert torch.allclose(cn, (loop - loop.min()) / (loop.max() - loop.min()))
+
+
+def test_the_self_similarity_product_has_the_gradient_of_a_matmul():
+    from contrastkit.functional.crossclr import _SelfSimilarity
+
+    a = torch.randn(7, 5, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(_SelfSimilarity.apply, (a,))
+    weights = torch.randn(7, 7, dtype=torch.float64)  # an asymmetric upstream gradient
+    (grad,) = torch.autograd.grad((_SelfSimilarity.apply(a) * weights).sum(), a)
+    (expected,) = torch.autograd.grad((a @ a.t() * weights).sum(), a)
+    assert torch.allclose(grad, expected)
+
+
 def test_weights_fall_back_to_uniform_with_a_warning_when_connectivities_sum_to_zero_or_less():
     with pytest.warns(UserWarning, match="uniform weights"):
         w = anchor_weights(torch.tensor([-0.2, 0.1, 0.05]), 0.0035)

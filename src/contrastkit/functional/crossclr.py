@@ -59,9 +59,8 @@ def connectivity(inputs: Tensor, kind: str = "dot") -> tuple[Tensor, Tensor]:
     x = inputs.detach().to(torch.promote_types(inputs.dtype, torch.float32))
     if kind == "cosine":
         x = F.normalize(x, dim=1)
-    sim = x @ x.t()
-    sim.fill_diagonal_(0)
-    c = sim.sum(dim=1) / x.shape[0]
+    # sum_{j != i} x_i . x_j = x_i . (sum_j x_j) - |x_i|^2: O(B D), no B x B product
+    c = (x @ x.sum(dim=0) - (x * x).sum(dim=1)) / x.shape[0]
     if kind == "dot":
         return c, c / c.max()
     span = (c.max() - c.min()).clamp_min(torch.finfo(c.dtype).tiny)
@@ -84,6 +83,21 @@ def anchor_weights(c: Tensor, temperature: float) -> Tensor:
         return torch.ones_like(c)
     z = (c / total) / temperature
     return torch.exp(z - z.max())
+
+
+class _SelfSimilarity(torch.autograd.Function):
+    """``a @ a.T`` ``[B, B]`` whose backward is one product, ``(G + G.T) @ a``, where autograd
+    would compute two (one per operand); equal to ``a @ a.t()`` in value and gradient."""
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, a: Tensor) -> Tensor:
+        ctx.save_for_backward(a)
+        return a @ a.t()
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: Tensor) -> Tensor:
+        (a,) = ctx.saved_tensors  # type: ignore[attr-defined]
+        return (grad + grad.t()) @ a
 
 
 def crossclr_rows(
@@ -186,8 +200,8 @@ def crossclr(
     compute = torch.promote_types(video.dtype, torch.float32)
     v, t = F.normalize(video.to(compute), dim=1), F.normalize(text.to(compute), dim=1)
     cross = v @ t.t() / temperature  # one product serves both directions (text anchors: its transpose)
-    rows_v = _rows(cross, v @ v.t() / temperature, cn_v, intra_weight, prune_threshold, mode)
-    rows_t = _rows(cross.t(), t @ t.t() / temperature, cn_t, intra_weight, prune_threshold, mode)
+    rows_v = _rows(cross, _SelfSimilarity.apply(v) / temperature, cn_v, intra_weight, prune_threshold, mode)
+    rows_t = _rows(cross.t(), _SelfSimilarity.apply(t) / temperature, cn_t, intra_weight, prune_threshold, mode)
     if reduction == "none":
         return torch.stack([rows_v, rows_t])
     if reduction != "mean":
