@@ -17,9 +17,11 @@ static appearance class and 4 motion phases (per-frame labels), the tiny 3D CNN 
 - without ``order_negative``;
 - K = 1 (``L_nons`` then has the form of ``L_stat``: no decomposition pressure);
 - + temporal negatives: our ``L_temp`` (``method.lambda_t=1``, not the card's; each short view
-  must be told apart from its own video's other short views).
+  must be told apart from its own video's other short views);
+- the same with every short view circularly shifted by its own offset of up to 4 px
+  (``method.short_shift=4``), so position no longer identifies a short view.
 
-``--arms 4`` runs only the last arm (indices in ``--help``); ``--merge`` joins result files.
+``--arms 5`` runs only the last arm (indices in ``--help``); ``--merge`` joins result files.
 
 Reported (frozen encoder, linear probes): clip classification of the appearance on h^s, h^n and
 their concatenation (4 clips of 16 frames per video); per-frame phase segmentation from 8-frame
@@ -54,8 +56,13 @@ ARMS = {
     "without order_negative": ["method.order_negative=false"],
     "K = 1": ["method.short_views=1", "method.order_negative=false"],
     "+ temporal negatives (lambda_t = 1)": ["method.lambda_t=1.0"],
+    "+ temporal negatives, short views shifted (4 px)": ["method.lambda_t=1.0", "method.short_shift=4"],
 }
-DECOMPOSING = ("long/short (K=4, order negative)", "+ temporal negatives (lambda_t = 1)")
+DECOMPOSING = (
+    "long/short (K=4, order negative)",
+    "+ temporal negatives (lambda_t = 1)",
+    "+ temporal negatives, short views shifted (4 px)",
+)
 SIMCLR = "SimCLR, one representation"
 KEYS = (
     "linear_probe_stationary",

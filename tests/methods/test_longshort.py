@@ -15,6 +15,7 @@ from contrastkit.methods.longshort import (
     OrderAggregator,
     check_order_sensitive,
     nonstationary_loss,
+    shift_views,
     shuffled_orders,
     stationary_loss,
     temporal_loss,
@@ -136,6 +137,26 @@ def test_the_temporal_term_trains_the_nonstationary_side_only():
     assert all(p.grad is not None for p in model.position_predictor.parameters())
     assert model.nonstationary_head[0].weight.grad.abs().sum() > 0
     assert "temp" not in _build().losses(VIDEOS) and not hasattr(_build(), "position_predictor")
+
+
+def test_short_views_are_shifted_each_by_its_own_bounded_offset():
+    views = torch.randn(3, 4, 2, 2, 10, 10)
+    shifted = shift_views(views, 2, torch.Generator().manual_seed(0))
+    found = []
+    for original, moved in zip(views.flatten(0, 1), shifted.flatten(0, 1), strict=True):
+        offsets = [
+            (dy, dx)
+            for dy in range(-2, 3)
+            for dx in range(-2, 3)
+            if torch.equal(torch.roll(original, (dy, dx), dims=(-2, -1)), moved)
+        ]
+        assert len(offsets) == 1  # a whole-pixel circular shift within the bound, the frames moved together
+        found.append(offsets[0])
+    assert len(set(found)) > 3  # drawn per view, not once per batch
+    assert torch.equal(shift_views(views, 0), views)
+    model = _build(short_shift=2)
+    long, short = model.views(VIDEOS)
+    assert short.shape == _build().views(VIDEOS)[1].shape
 
 
 # --- oracle 5: the aggregator --------------------------------------------------------------

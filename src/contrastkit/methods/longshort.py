@@ -19,7 +19,10 @@ short-view position, ``q_ik = normalize(P(z^n(L_i)))_k``, and each short view's 
 must pick its own ``q_ik`` among all ``B K`` predictions of the batch, so the same video's other
 positions are negatives (temporal negatives). A ``z^n`` that is constant within a video pays at
 least ``log K`` per video. [design] Added after the card's objective, trained at CPU scale, let
-both halves lose their temporal variance (``docs/video.md``).
+both halves lose their temporal variance (``docs/video.md``). ``short_shift`` (0 = off) moves
+each short view by its own random whole-pixel offset (a circular shift of at most that many
+pixels per axis), so that where an object *is* stops identifying a short view and how it
+*moves* has to. [design]
 
 The abstract is all that could be verified; the objective is the card's [design]: the channel
 split, the aggregator, the shuffled-aggregate negative, in-batch negatives without a momentum
@@ -54,6 +57,7 @@ __all__ = [
     "check_order_sensitive",
     "nonstationary_loss",
     "PositionPredictor",
+    "shift_views",
     "shuffled_orders",
     "stationary_loss",
     "temporal_loss",
@@ -74,6 +78,7 @@ class LongShortParams(MethodParams):
     proj_dim: int = Field(32, gt=0)
     lambda_n: float = Field(1.0, ge=0)
     lambda_t: float = Field(0.0, ge=0)
+    short_shift: int = Field(0, ge=0)
     order_negative: bool = True
     symmetric_stat: bool = True
     symmetric_nons: bool = False
@@ -127,6 +132,7 @@ class LongShortViews(ContrastiveMethod):
         proj_hidden, proj_dim: heads ``g_s``, ``g_n``: ``D/2 -> hidden -> d``; the aggregator ``K d -> d -> d``.
         lambda_n: weight of ``L_nons``.
         lambda_t: weight of ``L_temp`` (0 = off, the card's objective).
+        short_shift: largest circular shift (pixels per axis) drawn per short view (0 = off).
         order_negative: the shuffled aggregate as a hard negative (needs ``K >= 2``).
         symmetric_stat, symmetric_nons: add the symmetric terms.
         objective: ``"longshort"``, or ``"simclr"`` (the single-representation baseline).
@@ -148,6 +154,7 @@ class LongShortViews(ContrastiveMethod):
         proj_dim: int = 32,
         lambda_n: float = 1.0,
         lambda_t: float = 0.0,
+        short_shift: int = 0,
         order_negative: bool = True,
         symmetric_stat: bool = True,
         symmetric_nons: bool = False,
@@ -173,6 +180,7 @@ class LongShortViews(ContrastiveMethod):
         )
         self.lambda_n = lambda_n
         self.lambda_t = lambda_t
+        self.short_shift = short_shift
         self.order_negative = order_negative
         self.symmetric_stat = symmetric_stat
         self.symmetric_nons = symmetric_nons
@@ -209,6 +217,8 @@ class LongShortViews(ContrastiveMethod):
         t_l = long_idx.shape[1]
         long = augmented[:, :, :t_l]
         short = augmented[:, :, t_l:].reshape(b, -1, k, t_s, *augmented.shape[3:]).transpose(1, 2)
+        if self.short_shift:
+            short = shift_views(short, self.short_shift, g)
         return [long, short]
 
     def aggregate(self, codes: Tensor) -> Tensor:
@@ -318,3 +328,13 @@ def temporal_loss(short: Tensor, predicted: Tensor, temperature: float = 0.1) ->
     position from its long view ``[B, K, d]``; the other ``B K - 1`` predictions of the batch
     (the same video's other positions among them) are the negatives."""
     return info_nce(short.flatten(0, 1), predicted.flatten(0, 1), temperature=temperature)
+
+
+def shift_views(views: Tensor, largest: int, generator: torch.Generator | None = None) -> Tensor:
+    """``[B, K, C, T, H, W]`` with each of the ``B K`` views circularly shifted by its own
+    ``(dy, dx)``, each drawn uniformly from ``[-largest, largest]``."""
+    b, k = views.shape[:2]
+    offsets = torch.randint(-largest, largest + 1, (b * k, 2), generator=generator).tolist()
+    flat = views.flatten(0, 1)
+    shifted = [torch.roll(v, shifts=(dy, dx), dims=(-2, -1)) for v, (dy, dx) in zip(flat, offsets, strict=True)]
+    return torch.stack(shifted).view_as(views)
