@@ -19,9 +19,11 @@ static appearance class and 4 motion phases (per-frame labels), the tiny 3D CNN 
 - + temporal negatives: our ``L_temp`` (``method.lambda_t=1``, not the card's; each short view
   must be told apart from its own video's other short views);
 - the same with every short view circularly shifted by its own offset of up to 4 px
-  (``method.short_shift=4``), so position no longer identifies a short view.
+  (``method.short_shift=4``), so position no longer identifies a short view;
+- the card's objective with colour jitter drawn per view, the crop still shared
+  (``method.colour_per_view=true``), so colour statistics no longer pair a video's views.
 
-``--arms 5`` runs only the last arm (indices in ``--help``); ``--merge`` joins result files.
+``--arms 6`` runs only the last arm (indices in ``--help``); ``--merge`` joins result files.
 
 Reported (frozen encoder, linear probes): clip classification of the appearance on h^s, h^n and
 their concatenation (4 clips of 16 frames per video); per-frame phase segmentation from 8-frame
@@ -57,11 +59,13 @@ ARMS = {
     "K = 1": ["method.short_views=1", "method.order_negative=false"],
     "+ temporal negatives (lambda_t = 1)": ["method.lambda_t=1.0"],
     "+ temporal negatives, short views shifted (4 px)": ["method.lambda_t=1.0", "method.short_shift=4"],
+    "colours drawn per view": ["method.colour_per_view=true"],
 }
 DECOMPOSING = (
     "long/short (K=4, order negative)",
     "+ temporal negatives (lambda_t = 1)",
     "+ temporal negatives, short views shifted (4 px)",
+    "colours drawn per view",
 )
 SIMCLR = "SimCLR, one representation"
 KEYS = (

@@ -159,6 +159,16 @@ def test_short_views_are_shifted_each_by_its_own_bounded_offset():
     assert short.shape == _build().views(VIDEOS)[1].shape
 
 
+def test_colour_per_view_keeps_the_crop_and_draws_colours_per_view():
+    still = VIDEOS[:, :, :1].expand(-1, -1, 24, -1, -1).contiguous()  # every frame the same image
+    long, short = _build(colour_per_view=True).views(still)
+    for j in range(short.shape[1]):
+        torch.testing.assert_close(short[:, j, :, 1], short[:, j, :, 0])  # one draw within a view
+    assert not torch.allclose(short[:, 0], short[:, 1])  # its own colours per short view
+    shared_long, shared_short = _build().views(still)
+    torch.testing.assert_close(shared_short[:, 0], shared_short[:, 1])  # the default: one draw per video
+
+
 # --- oracle 5: the aggregator --------------------------------------------------------------
 
 

@@ -40,6 +40,23 @@ def test_one_draw_per_clip_by_default_and_per_frame_as_the_official_code():
     assert not torch.allclose(per_frame[:, :, 1], per_frame[:, :, 0])
 
 
+def test_colour_runs_share_the_crop_and_draw_their_own_colours():
+    clips = _still_clip(b=4, t=6)
+    runs = [2, 4]
+    colourless = build_augmentation("motion", 16, (0.5,) * 3, (0.25,) * 3, jitter_p=0.0, grayscale_p=0.0)
+    crop_only = ClipAugmentation(colourless)(clips, torch.Generator().manual_seed(0), colour_runs=runs)
+    for t in range(1, 6):  # one crop for the whole clip
+        torch.testing.assert_close(crop_only[:, :, t], crop_only[:, :, 0])
+    coloured = build_augmentation("motion", 16, (0.5,) * 3, (0.25,) * 3, jitter_p=1.0, grayscale_p=0.0)
+    views = ClipAugmentation(coloured)(clips, torch.Generator().manual_seed(0), colour_runs=runs)
+    torch.testing.assert_close(views[:, :, 1], views[:, :, 0])  # within a run: one draw
+    torch.testing.assert_close(views[:, :, 5], views[:, :, 2])
+    for b in range(4):  # across runs: their own draws
+        assert not torch.allclose(views[b, :, 0], views[b, :, 2])
+    with pytest.raises(ValueError, match="sum to"):
+        ClipAugmentation(coloured)(clips, colour_runs=[2, 2])
+
+
 def test_identity_frame_augmentation_keeps_the_clip():
     aug = build_augmentation(
         "moco_v2",

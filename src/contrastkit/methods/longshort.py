@@ -79,6 +79,7 @@ class LongShortParams(MethodParams):
     lambda_n: float = Field(1.0, ge=0)
     lambda_t: float = Field(0.0, ge=0)
     short_shift: int = Field(0, ge=0)
+    colour_per_view: bool = False
     order_negative: bool = True
     symmetric_stat: bool = True
     symmetric_nons: bool = False
@@ -133,6 +134,8 @@ class LongShortViews(ContrastiveMethod):
         lambda_n: weight of ``L_nons``.
         lambda_t: weight of ``L_temp`` (0 = off, the card's objective).
         short_shift: largest circular shift (pixels per axis) drawn per short view (0 = off).
+        colour_per_view: every view (the long one and each short one) draws its own colour
+            jitter and grayscale; the crop stays shared (card §3 allows it).
         order_negative: the shuffled aggregate as a hard negative (needs ``K >= 2``).
         symmetric_stat, symmetric_nons: add the symmetric terms.
         objective: ``"longshort"``, or ``"simclr"`` (the single-representation baseline).
@@ -155,6 +158,7 @@ class LongShortViews(ContrastiveMethod):
         lambda_n: float = 1.0,
         lambda_t: float = 0.0,
         short_shift: int = 0,
+        colour_per_view: bool = False,
         order_negative: bool = True,
         symmetric_stat: bool = True,
         symmetric_nons: bool = False,
@@ -181,6 +185,7 @@ class LongShortViews(ContrastiveMethod):
         self.lambda_n = lambda_n
         self.lambda_t = lambda_t
         self.short_shift = short_shift
+        self.colour_per_view = colour_per_view
         self.order_negative = order_negative
         self.symmetric_stat = symmetric_stat
         self.symmetric_nons = symmetric_nons
@@ -208,13 +213,15 @@ class LongShortViews(ContrastiveMethod):
         return h[:, parts["stationary"]], h[:, parts["nonstationary"]]
 
     def views(self, videos: Tensor, count: int = 2) -> list[Tensor]:
-        """``[long [B, C, T_L, H, W], short [B, K, C, T_S, H, W]]``, one augmentation draw per video."""
+        """``[long [B, C, T_L, H, W], short [B, K, C, T_S, H, W]]``, one augmentation draw per video
+        (with ``colour_per_view``: one crop per video, one colour draw per view)."""
         g = self.generator(0)
         long_idx, short_idx = long_short_indices(videos.shape[0], videos.shape[2], g, **self.view_settings)
         b, k, t_s = short_idx.shape
         together = torch.cat([long_idx, short_idx.flatten(1)], dim=1)  # [B, T_L + K T_S]: one clip per video
-        augmented = self.augmentation(gather_frames(videos, together), g)
         t_l = long_idx.shape[1]
+        runs = [t_l] + [t_s] * k if self.colour_per_view else None
+        augmented = self.augmentation(gather_frames(videos, together), g, colour_runs=runs)
         long = augmented[:, :, :t_l]
         short = augmented[:, :, t_l:].reshape(b, -1, k, t_s, *augmented.shape[3:]).transpose(1, 2)
         if self.short_shift:

@@ -20,6 +20,7 @@ function of (seed, step) and a resumed run draws exactly the views it would have
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import torch
@@ -70,28 +71,46 @@ class ViewAugmentation:
     blur_sigma: tuple[float, float] = (0.1, 2.0)
     blur_kernel: int = 0
 
-    def __call__(self, images: Tensor, generator: torch.Generator | None = None, *, group: int = 1) -> Tensor:
+    def __call__(
+        self,
+        images: Tensor,
+        generator: torch.Generator | None = None,
+        *,
+        group: int = 1,
+        colour_runs: Sequence[int] | None = None,
+    ) -> Tensor:
         """Augment ``images`` (uint8 in [0, 255] or float in [0, 1]) -> normalised float views.
 
         ``group``: consecutive runs of ``group`` images share every random draw (the frames of one
-        clip, ``views.video``); 1 draws per image.
+        clip, ``views.video``); 1 draws per image. ``colour_runs``: split each group into runs of
+        these lengths (summing to ``group``) that draw their colour jitter and grayscale
+        separately (several views of one clip with one crop).
         """
         if images.shape[0] % group:
             raise ValueError(f"group {group} does not divide the batch of {images.shape[0]} images")
+        colour: int | Tensor = group
+        if colour_runs is not None:
+            if sum(colour_runs) != group:
+                raise ValueError(f"colour_runs {list(colour_runs)} must sum to the group of {group} images")
+            colour = torch.tensor(list(colour_runs), device=images.device).repeat(images.shape[0] // group)
         x = images.float().div_(255) if images.dtype == torch.uint8 else images.float()
         x = self._geometry(x, generator, group)
         if self.jitter_p > 0 and any(self.jitter):
-            x = self._jitter(x, generator, group)
+            x = self._jitter(x, generator, colour)
         if self.grayscale_p > 0 and x.shape[1] == 3:
-            x = self._grayscale(x, generator, group)
+            x = self._grayscale(x, generator, colour)
         if self.blur_p > 0:
             x = self._blur(x, generator, group)
         return normalize_images(x, self.mean, self.std)
 
     def _rand(
-        self, n: int, generator: torch.Generator | None, device: torch.device, group: int = 1, *rest: int
+        self, n: int, generator: torch.Generator | None, device: torch.device, group: int | Tensor = 1, *rest: int
     ) -> Tensor:
-        """``[n, *rest]`` uniform draws, one per run of ``group`` rows (repeated within the run)."""
+        """``[n, *rest]`` uniform draws, one per run of ``group`` rows (repeated within the run);
+        ``group`` may also be the lengths of consecutive runs (a tensor summing to ``n``)."""
+        if isinstance(group, Tensor):
+            draws = torch.rand(len(group), *rest, generator=generator, device=device)
+            return draws.repeat_interleave(group, dim=0)
         draws = torch.rand(n // group, *rest, generator=generator, device=device)
         return draws if group == 1 else draws.repeat_interleave(group, dim=0)
 
@@ -127,7 +146,7 @@ class ViewAugmentation:
         grid = F.affine_grid(theta, [b, x.shape[1], self.size, self.size], align_corners=False)
         return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
-    def _jitter(self, x: Tensor, g: torch.Generator | None, group: int = 1) -> Tensor:
+    def _jitter(self, x: Tensor, g: torch.Generator | None, group: int | Tensor = 1) -> Tensor:
         b, dev = x.shape[0], x.device
         apply = self._rand(b, g, dev, group) < self.jitter_p
 
@@ -151,7 +170,7 @@ class ViewAugmentation:
             x = _rotate_hue(x, shift * 2 * math.pi)
         return x
 
-    def _grayscale(self, x: Tensor, g: torch.Generator | None, group: int = 1) -> Tensor:
+    def _grayscale(self, x: Tensor, g: torch.Generator | None, group: int | Tensor = 1) -> Tensor:
         gray = _luma(x).expand_as(x)
         pick = (self._rand(x.shape[0], g, x.device, group) < self.grayscale_p)[:, None, None, None]
         return torch.where(pick, gray, x)

@@ -19,6 +19,7 @@ before augmentation, normalised float after.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,10 +89,16 @@ class ClipAugmentation:
     def std(self) -> tuple[float, ...]:
         return self.frames.std
 
-    def __call__(self, clips: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    def __call__(
+        self, clips: Tensor, generator: torch.Generator | None = None, *, colour_runs: Sequence[int] | None = None
+    ) -> Tensor:
+        """Views of ``clips``; ``colour_runs`` (frame counts summing to ``T``): consecutive parts of
+        each clip that share its crop but draw their own colour jitter and grayscale."""
         _check_clips("clips", clips)
+        if self.per_frame and colour_runs is not None:
+            raise ValueError("colour_runs splits a clip's draws; per_frame already draws per frame")
         group = 1 if self.per_frame else clips.shape[2]
-        return _clips(self.frames(_frames(clips), generator, group=group), clips.shape[0])
+        return _clips(self.frames(_frames(clips), generator, group=group, colour_runs=colour_runs), clips.shape[0])
 
 
 def temporal_crop(clips: Tensor, length: int, stride: int = 1, generator: torch.Generator | None = None) -> Tensor:
