@@ -26,8 +26,10 @@ pixels per axis), so that where an object *is* stops identifying a short view an
 
 The abstract is all that could be verified; the objective is the card's [design]: the channel
 split, the aggregator, the shuffled-aggregate negative, in-batch negatives without a momentum
-encoder, and one augmentation draw shared by all views of a video (same crop and colours; the
-card asks for the same crop). ``objective="simclr"`` is the card's single-representation
+encoder, and one crop shared by all views of a video (the card asks for it). Colours are one draw
+per video by default too; ``colour_per_view`` draws them per view, which the recipe uses: with a
+shared draw, colour statistics alone paired a video's views and both halves lost their motion
+information (``docs/video.md``). ``objective="simclr"`` is the card's single-representation
 baseline: NT-Xent between two long views of a video through one head on the whole ``h``.
 """
 
