@@ -2,7 +2,7 @@
 
 Run:  python benchmarks/ccl.py                          (arms x 5 seeds)
       python benchmarks/ccl.py --seeds 0 --epochs 2     (a smoke pass)
-      python benchmarks/ccl.py --seeds 1 2 --out DIR, then --merge A.json B.json
+      python benchmarks/ccl.py --seeds 1 2 --out DIR, then --merge-only --merge A.json B.json
 
 Protocol (``ccl.md`` §6, recipe ``ccl-synthetic``): 10 classes = 5 shapes x 2 directions, noisy
 8-frame clips of 32x32, 20 labelled training clips per class, 50 test clips per class; a 64-d
@@ -113,10 +113,14 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs (smoke passes)")
     parser.add_argument("--merge", type=Path, nargs="+", default=[], help="earlier result files whose seeds to add")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--merge-only", action="store_true", help="train nothing: only join the --merge files")
     ARGS = parser.parse_args()
+    if ARGS.merge_only:
+        ARGS.seeds = []
     start = time.time()
     command = "python benchmarks/ccl.py"
-    command += f" --seeds {' '.join(map(str, ARGS.seeds))}" if ARGS.seeds != [0, 1, 2, 3, 4] else ""
+    command += f" --seeds {' '.join(map(str, ARGS.seeds))}" if ARGS.seeds not in ([0, 1, 2, 3, 4], []) else ""
+    command += " --merge-only" if ARGS.merge_only else ""
     command += f" --epochs {ARGS.epochs}" if ARGS.epochs else ""
     command += f" --merge {' '.join(map(str, ARGS.merge))}" if ARGS.merge else ""
     report: dict[str, Any] = {
@@ -124,7 +128,7 @@ def main() -> None:
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": f"{torch.get_num_threads()} threads, torch {torch.__version__}",
         "seeds": list(ARGS.seeds),
-        "accuracy": run_accuracy(),
+        "accuracy": run_accuracy() if ARGS.seeds else {},
     }
     report["wall_minutes"] = (time.time() - start) / 60
     if ARGS.merge:
