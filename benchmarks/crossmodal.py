@@ -311,13 +311,17 @@ def main() -> None:
     parser.add_argument("--data-root", help="a folder with cifar10/ (the captions protocol)")
     parser.add_argument("--text-speed", action="store_true", help="only the text-feature throughput")
     parser.add_argument("--merge", type=Path, nargs="+", default=[], help="earlier result files whose seeds to add")
+    parser.add_argument("--merge-only", action="store_true", help="train nothing: only join the --merge files")
     ARGS = parser.parse_args()
+    if ARGS.merge_only:
+        ARGS.seeds, ARGS.skip_accuracy, ARGS.skip_speed = [], True, True
     start = time.time()
     command = "python benchmarks/crossmodal.py"
-    command += f" --seeds {' '.join(map(str, ARGS.seeds))}" if ARGS.seeds != [0, 1, 2, 3, 4] else ""
+    command += f" --seeds {' '.join(map(str, ARGS.seeds))}" if ARGS.seeds not in ([0, 1, 2, 3, 4], []) else ""
     command += f" --epochs {ARGS.epochs}" if ARGS.epochs else ""
-    command += " --skip-accuracy" if ARGS.skip_accuracy else ""
-    command += " --skip-speed" if ARGS.skip_speed else ""
+    command += " --skip-accuracy" if ARGS.skip_accuracy and not ARGS.merge_only else ""
+    command += " --skip-speed" if ARGS.skip_speed and not ARGS.merge_only else ""
+    command += " --merge-only" if ARGS.merge_only else ""
     command += f" --protocol {ARGS.protocol} --data-root {ARGS.data_root}" if ARGS.protocol != "clustered" else ""
     command += f" --out {ARGS.out}" if ARGS.out != RESULTS else ""
     command += f" --merge {' '.join(map(str, ARGS.merge))}" if ARGS.merge else ""
@@ -341,7 +345,7 @@ def main() -> None:
         merge_runs(report, [json.loads(f.read_text()) for f in ARGS.merge])
     stem = "crossmodal" + ("" if ARGS.protocol == "clustered" else f"_{ARGS.protocol}")
     stem += "_smoke" if ARGS.epochs else ""
-    stem += "_speed" if ARGS.skip_accuracy else ""
+    stem += "_speed" if ARGS.skip_accuracy and not ARGS.merge_only else ""
     stem = "crossmodal_text_speed" if ARGS.text_speed else stem
     ARGS.out.mkdir(parents=True, exist_ok=True)
     (ARGS.out / f"{stem}.json").write_text(json.dumps(report, indent=2, default=str))

@@ -193,7 +193,19 @@ def test_a_bad_hardware_request_is_one_line_and_leaves_no_run_folder(flags, tmp_
     code = main(["train", "moco-digits", "--smoke", "--no-progress", "--runs-dir", str(runs), *flags])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith("contrastkit: error:"), err
-    assert not runs.exists() or not any(runs.rglob("recipe.yaml"))
+    assert not runs.exists() or not any(p for p in runs.rglob("*") if p.parent != runs)  # no run folder
+
+
+def test_runs_started_in_the_same_second_get_their_own_folders(tmp_path, monkeypatch):
+    """Two benchmark processes started together shared one folder (metrics and checkpoints mixed)."""
+    from contrastkit.pipeline import run
+
+    monkeypatch.delenv(run.RUN_DIR_ENV, raising=False)
+    folders = []
+    for _ in range(3):  # what another process does between our check and our first file
+        folders.append(run._new_run_dir(tmp_path, "same"))
+        monkeypatch.delenv(run.RUN_DIR_ENV, raising=False)
+    assert len(set(folders)) == 3 and all(f.is_dir() for f in folders)
 
 
 def test_smoke_keeps_what_the_user_set_on_the_command_line(tmp_path):

@@ -38,11 +38,15 @@ def _new_run_dir(runs_dir: Path, name: str) -> Path:
     if os.environ.get(RUN_DIR_ENV) and "LOCAL_RANK" in os.environ:  # a process Lightning launched for rank > 0
         return Path(os.environ[RUN_DIR_ENV])
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    run_dir = runs_dir / name / stamp
-    suffix = 1
-    while run_dir.exists():
-        run_dir = runs_dir / name / f"{stamp}-{suffix}"
-        suffix += 1
+    (runs_dir / name).mkdir(parents=True, exist_ok=True)
+    suffix = 0
+    while True:
+        run_dir = runs_dir / name / (f"{stamp}-{suffix}" if suffix else stamp)
+        try:
+            run_dir.mkdir()  # claimed here: two runs started in the same second get two folders
+            break
+        except FileExistsError:
+            suffix += 1
     os.environ[RUN_DIR_ENV] = str(run_dir)
     return run_dir
 
@@ -200,8 +204,13 @@ def train(
     if resume is None:
         run_dir = _new_run_dir(Path(runs_dir), recipe.name)
     os.environ[RUN_DIR_ENV] = str(run_dir)
-    task = _prepare(recipe, data_root)
-    trainer = _checked_trainer(recipe, run_dir, progress, list(callbacks or []), task.method)  # before any file
+    try:
+        task = _prepare(recipe, data_root)
+        trainer = _checked_trainer(recipe, run_dir, progress, list(callbacks or []), task.method)  # before any file
+    except BaseException:
+        if resume is None and run_dir.is_dir() and not any(run_dir.iterdir()):
+            run_dir.rmdir()  # a run that never started leaves no empty folder
+        raise
     rank_zero = _is_rank_zero()
     random_init: dict[str, Any] | None = None
     if rank_zero:
