@@ -6,13 +6,21 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["write_atomic"]
+__all__ = ["temporary_sibling", "write_atomic"]
+
+
+def temporary_sibling(path: str | os.PathLike[str]) -> Path:
+    """A hidden name beside ``path`` for writing it before the rename, unique to this process (two
+    processes filling the same cache must not rename each other's halves); the suffix is kept
+    last, for writers that choose the format by it (``.mp4``, ``.npy``)."""
+    path = Path(path)
+    return path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
 
 
 def write_atomic(path: str | os.PathLike[str], text: str) -> None:
     """Replace ``path`` with ``text``: readers see the old file or the new one, never a part."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = temporary_sibling(path)
     with open(tmp, "w") as f:
         f.write(text)
         f.flush()

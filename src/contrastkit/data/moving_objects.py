@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from contrastkit._files import temporary_sibling
 from contrastkit.registry import register_dataset
 
 __all__ = ["DIRECTIONS", "generate_moving_objects", "moving_object_frames"]
@@ -83,7 +84,7 @@ def _write_mp4(path: Path, frames: Tensor, fps: int = 25) -> None:
     import av
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.mp4")
+    tmp = temporary_sibling(path)
     with av.open(str(tmp), mode="w") as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.height, stream.width = int(frames.shape[1]), int(frames.shape[2])

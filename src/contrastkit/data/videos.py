@@ -35,6 +35,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from contrastkit._files import temporary_sibling
 from contrastkit.data.images import DataError, data_root
 from contrastkit.data.video import VideoError, probe, read_frames
 from contrastkit.registry import register_dataset
@@ -267,7 +268,7 @@ def decode_videos(
     stacked = np.stack(arrays)
     if cache is not None:
         cache.mkdir(parents=True, exist_ok=True)
-        tmp = cache / "frames.tmp.npy"
+        tmp = temporary_sibling(cache / "frames.npy")
         np.save(tmp, stacked)
         os.replace(tmp, cache / "frames.npy")
         index = {"files": [str(p) for p in kept], "labels": kept_labels, "skipped": skipped}

@@ -25,6 +25,8 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from contrastkit._files import temporary_sibling
+
 __all__ = ["HashingTextEncoder", "MiniLMEncoder", "TextEncoder", "TextExtraMissing", "encode_texts", "minilm_folder"]
 
 
@@ -141,7 +143,7 @@ def encode_texts(
     features = torch.cat(chunks).float() if chunks else torch.zeros(0, encoder.dim)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npy")
+        tmp = temporary_sibling(path)
         np.save(tmp, features.numpy())
         os.replace(tmp, path)
     return features
