@@ -200,3 +200,11 @@ def test_bad_arguments_are_refused():
         crossclr(v, t, x[:5], y)
     with pytest.raises(ValueError, match="connectivity"):
         crossclr(v, t, x, y, connectivity_kind="l1")
+
+
+def test_everything_pruned_leaves_the_positive_alone_with_finite_gradients():
+    v, t, x, y = _data(12)
+    v.requires_grad_(True)
+    loss = crossclr(v, t, x, y, prune_threshold=0.0)  # every other sample influential: nothing to push
+    loss.backward()
+    assert float(loss) == pytest.approx(0.0, abs=1e-6) and torch.isfinite(v.grad).all()

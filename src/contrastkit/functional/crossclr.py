@@ -130,21 +130,21 @@ def _rows(cross: Tensor, intra: Tensor, cn: Tensor, intra_weight: float, prune_t
     cn = cn.to(device)
     minus_inf = torch.tensor(float("-inf"), dtype=compute, device=device)
     if mode == "paper":
+        # log of the denominator: the kept cross terms, plus lambda times the kept intra terms
         pruned = (cn > prune_threshold)[None, :] & ~eye
-        cross = cross.masked_fill(pruned, float("-inf"))
+        denominator = torch.logsumexp(cross.masked_fill(pruned, float("-inf")), dim=1)
         if intra_weight > 0:
-            intra = torch.where(pruned | eye, minus_inf, intra + math.log(intra_weight))
-        else:
-            intra = intra[:, :0]
+            intra_part = torch.logsumexp(intra.masked_fill(pruned | eye, float("-inf")), dim=1)
+            denominator = torch.logaddexp(denominator, intra_part + math.log(intra_weight))
+        return denominator - positive
+    if mode == "official":
+        zeroed = (cn > prune_threshold)[None, :] & ~eye
+        cross = cross.masked_fill(zeroed, 0.0)
+        kept_columns = (cn < prune_threshold)[None, :].expand(b, b)
     else:
-        if mode == "official":
-            zeroed = (cn > prune_threshold)[None, :] & ~eye
-            cross = cross.masked_fill(zeroed, 0.0)
-            kept_columns = (cn < prune_threshold)[None, :].expand(b, b)
-        else:
-            kept_columns = torch.ones_like(eye)
-        intra = intra_weight * intra.masked_fill(eye, 0.0)
-        intra = torch.where(kept_columns, intra, minus_inf)
+        kept_columns = torch.ones_like(eye)
+    intra = intra_weight * intra.masked_fill(eye, 0.0)
+    intra = torch.where(kept_columns, intra, minus_inf)
     logits = torch.cat([cross, intra], dim=1)
     return torch.logsumexp(logits, dim=1) - positive
 
