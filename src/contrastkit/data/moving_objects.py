@@ -85,7 +85,7 @@ def _write_mp4(path: Path, frames: Tensor, fps: int = 25) -> None:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_sibling(path)
-    with av.open(str(tmp), mode="w") as container:
+    with av.open(str(tmp), mode="w", format="mp4") as container:  # mp4 whatever the name says
         stream = container.add_stream("libx264", rate=fps)
         stream.height, stream.width = int(frames.shape[1]), int(frames.shape[2])
         stream.pix_fmt = "yuv420p"

@@ -202,14 +202,17 @@ def train(
     if resume is not None and stored is not None:
         changed = resume_changes(stored, recipe.to_dict(), ckpt)
     if resume is None:
+        fresh = [p for p in (Path(runs_dir) / recipe.name, Path(runs_dir)) if not p.exists()]
         run_dir = _new_run_dir(Path(runs_dir), recipe.name)
     os.environ[RUN_DIR_ENV] = str(run_dir)
     try:
         task = _prepare(recipe, data_root)
         trainer = _checked_trainer(recipe, run_dir, progress, list(callbacks or []), task.method)  # before any file
     except BaseException:
-        if resume is None and run_dir.is_dir() and not any(run_dir.iterdir()):
-            run_dir.rmdir()  # a run that never started leaves no empty folder
+        if resume is None:  # a run that never started leaves no folder behind
+            for folder in (run_dir, *fresh):
+                if folder.is_dir() and not any(folder.iterdir()):
+                    folder.rmdir()
         raise
     rank_zero = _is_rank_zero()
     random_init: dict[str, Any] | None = None
