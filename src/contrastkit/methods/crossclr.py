@@ -30,6 +30,7 @@ from torch import Tensor, nn
 from contrastkit.functional.crossclr import crossclr
 from contrastkit.methods.base import Batch, OptimizerSettings, build_optimizer, warmup_cosine
 from contrastkit.nn.backbones import Backbone
+from contrastkit.nn.heads import ProjectionHead
 from contrastkit.registry import MethodParams, register_method
 
 __all__ = ["ClipEncoder", "CrossCLR", "CrossCLRParams", "FeatureEncoder", "clip_descriptor"]
@@ -87,9 +88,7 @@ class ClipEncoder(nn.Module):
     def __init__(self, backbone: Backbone, hidden: int, dim: int) -> None:
         super().__init__()
         self.backbone = backbone
-        self.head = nn.Sequential(
-            nn.Linear(backbone.feature_dim, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, dim)
-        )
+        self.head = ProjectionHead(backbone.feature_dim, hidden, dim)
 
     def forward(self, clips: Tensor) -> Tensor:
         x = (clips.float() / 255 - 0.5) / 0.25 if clips.dtype == torch.uint8 else clips
