@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from contrastkit.functional._crossclr_kernel import PaperCrossCLR, eligible
 from contrastkit.functional._validation import check_finite as check_finite_inputs
 from contrastkit.functional.contrastive import reduce_rows
 
@@ -163,6 +164,7 @@ def crossclr(
     connectivity_kind: str = "dot",
     reduction: str = "mean",
     check_finite: bool | None = None,
+    fused: bool | None = None,
 ) -> Tensor:
     """CrossCLR between ``video`` and ``text`` embeddings ``[B, d]`` (row ``i`` of each a pair).
 
@@ -179,6 +181,10 @@ def crossclr(
         connectivity_kind: ``"dot"`` (official) or ``"cosine"``.
         reduction: ``"mean"`` (the weighted means, averaged over the two directions) or
             ``"none"``: ``[2, B]`` row losses (video anchors, then text anchors), unweighted.
+        fused: paper mode's fast path (``_crossclr_kernel``: both directions in one autograd
+            function, no double backward). ``None`` picks it on CPU where it applies (paper
+            mode, ``2 / temperature <= 80`` in float32), ``False`` keeps the readable reference
+            path, ``True`` asks for it anywhere it applies.
 
     Example:
         >>> v, t = torch.randn(8, 16), torch.randn(8, 16)
@@ -198,10 +204,19 @@ def crossclr(
     c_v, cn_v = connectivity(video_inputs, connectivity_kind)
     c_t, cn_t = connectivity(text_inputs, connectivity_kind)
     compute = torch.promote_types(video.dtype, torch.float32)
-    v, t = F.normalize(video.to(compute), dim=1), F.normalize(text.to(compute), dim=1)
-    cross = v @ t.t() / temperature  # one product serves both directions (text anchors: its transpose)
-    rows_v = _rows(cross, _SelfSimilarity.apply(v) / temperature, cn_v, intra_weight, prune_threshold, mode)
-    rows_t = _rows(cross.t(), _SelfSimilarity.apply(t) / temperature, cn_t, intra_weight, prune_threshold, mode)
+    applies = mode == "paper" and eligible(temperature, compute)
+    if fused and not applies:
+        raise ValueError("fused=True needs mode='paper' and 2 / temperature <= 80 (float32) or <= 700 (float64)")
+    if fused or (fused is None and applies and not video.is_cuda):
+        scale = temperature**-0.5  # logits = (scale v) . (scale t)
+        v, t = F.normalize(video.to(compute), dim=1) * scale, F.normalize(text.to(compute), dim=1) * scale
+        keep_v, keep_t = ~(cn_v > prune_threshold).to(v.device), ~(cn_t > prune_threshold).to(v.device)
+        rows_v, rows_t = PaperCrossCLR.apply(v, t, keep_v, keep_t, 1.0 / temperature, intra_weight)
+    else:
+        v, t = F.normalize(video.to(compute), dim=1), F.normalize(text.to(compute), dim=1)
+        cross = v @ t.t() / temperature  # one product serves both directions (text anchors: its transpose)
+        rows_v = _rows(cross, _SelfSimilarity.apply(v) / temperature, cn_v, intra_weight, prune_threshold, mode)
+        rows_t = _rows(cross.t(), _SelfSimilarity.apply(t) / temperature, cn_t, intra_weight, prune_threshold, mode)
     if reduction == "none":
         return torch.stack([rows_v, rows_t])
     if reduction != "mean":
