@@ -26,7 +26,9 @@ Per video of ``F`` decoded frames, one step (card §2-§3):
    After the losses ``Q_inter`` takes every ``a_j`` and ``Q_vclr`` every ``v_k``.
 
 Deviations, marked [design]: the anchor's backbone feature is the query tuple's (the official
-code runs one more forward of the identical tensor; only BatchNorm's batch differs); queues
+code runs one more forward of the identical tensor; only BatchNorm's batch differs); the
+momentum encoder takes every key-side element in one shuffled pass (the official code: three
+single-frame passes and one tuple pass; again only BatchNorm's batch differs); queues
 start as random unit vectors like every queue here (the official ``uniform(-s, s)``); and
 ``inter_positive`` adds the card's §6 baselines, frame-instance MoCo (``same_frame``: the
 positive is ``x_1`` only) and clip-level MoCo (``same_segment``: the key tuple's element of
