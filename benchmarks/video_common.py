@@ -48,6 +48,17 @@ def mean_std(values: list[float]) -> str:
     return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
 
 
+def random_init_row(runs: dict[str, list[dict[str, Any]]], keys: tuple[str, ...]) -> str:
+    """The table row of the untrained encoders: one result per seed, from the first arm that ran
+    that seed (the untrained encoder depends on the seed only)."""
+    per_seed: dict[int, dict[str, float]] = {}
+    for rs in runs.values():
+        for r in rs:
+            per_seed.setdefault(r["seed"], r["random_init"])
+    cells = " | ".join(mean_std([init[k] for init in per_seed.values()]) for k in keys)
+    return f"| random init (seeds {', '.join(map(str, sorted(per_seed)))}) | {cells} |"
+
+
 def merge_runs(report: dict[str, Any], earlier: list[dict[str, Any]]) -> None:
     """Add the seeds of earlier result files to ``report`` (speed: this run's, else an earlier one's)."""
     report["merged_from"] = [e["command"] for e in earlier] + [report["command"]]

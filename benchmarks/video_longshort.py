@@ -52,7 +52,7 @@ import torch
 
 from contrastkit.config import apply_overrides, load_recipe, validate
 from contrastkit.pipeline.run import train
-from video_common import RealContent, mean_std, median_times, merge_runs, peak_mib, real_content_lines
+from video_common import RealContent, mean_std, median_times, merge_runs, peak_mib, random_init_row, real_content_lines
 
 RESULTS = Path(__file__).parent / "results"
 RUNS = "runs/bench-longshort"
@@ -190,10 +190,7 @@ def markdown(report: dict[str, Any]) -> str:
             f"| arm | {HEADER} |",
             "|---|" + "---:|" * len(KEYS),
         ]
-        first = next(iter(runs.values()))
-        lines.append(
-            "| random init | " + " | ".join(mean_std([r["random_init"][k] for r in first]) for k in KEYS) + " |"
-        )
+        lines.append(random_init_row(runs, KEYS))
         for label, rs in runs.items():
             seeds = "" if len(rs) == len(report["seeds"]) else f" (seed {', '.join(str(r['seed']) for r in rs)})"
             cells = " | ".join(mean_std([r["final"][k] for r in rs]) for k in KEYS)

@@ -43,7 +43,7 @@ import torch
 
 from contrastkit.config import apply_overrides, load_recipe, validate
 from contrastkit.pipeline.run import train
-from video_common import RealContent, mean_std, median_times, merge_runs, peak_mib, real_content_lines
+from video_common import RealContent, mean_std, median_times, merge_runs, peak_mib, random_init_row, real_content_lines
 
 RESULTS = Path(__file__).parent / "results"
 RUNS = "runs/bench-vclr"
@@ -216,10 +216,7 @@ def markdown(report: dict[str, Any]) -> str:
             "| arm | R@1 | R@5 | R@10 | kNN | linear probe | order head (4-way) |",
             "|---|---:|---:|---:|---:|---:|---:|",
         ]
-        first = next(iter(runs.values()))
-        lines.append(
-            "| random init | " + " | ".join(mean_std([r["random_init"][k] for r in first]) for k in KEYS) + " |"
-        )
+        lines.append(random_init_row(runs, KEYS))
         for label, rs in runs.items():
             lines.append(f"| {label} | " + " | ".join(mean_std([r["final"][k] for r in rs]) for k in KEYS) + " |")
 

@@ -44,7 +44,7 @@ import torch
 
 from contrastkit.config import apply_overrides, load_recipe, validate
 from contrastkit.pipeline.run import train
-from video_common import mean_std, median_times, merge_runs, peak_mib
+from video_common import mean_std, median_times, merge_runs, peak_mib, random_init_row
 
 RESULTS = Path(__file__).parent / "results"
 RUNS = "runs/bench-video"
@@ -229,10 +229,7 @@ def markdown(report: dict[str, Any]) -> str:
             "| arm | probe clean | probe 25% dropped | probe 50% dropped | kNN | consistency (cos x 100) |",
             "|---|---:|---:|---:|---:|---:|",
         ]
-        first = next(iter(runs.values()))
-        lines.append(
-            "| random init | " + " | ".join(mean_std([r["random_init"][k] for r in first]) for k in KEYS) + " |"
-        )
+        lines.append(random_init_row(runs, KEYS))
         for label, rs in runs.items():
             lines.append(f"| {label} | " + " | ".join(mean_std([r["final"][k] for r in rs]) for k in KEYS) + " |")
         a, d = runs.get("(a) MoCo"), runs.get("(d) VideoMoCo (G + decay)")
