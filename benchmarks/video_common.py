@@ -68,9 +68,11 @@ def merge_runs(report: dict[str, Any], earlier: list[dict[str, Any]]) -> None:
             runs.setdefault(label, []).extend(rs)
         report["seeds"] = sorted({*report["seeds"], *e["seeds"]})
         report["wall_minutes"] += e["wall_minutes"]
-        for key in ("speed", "real_content", "supervised"):
+        for key in ("speed", "supervised"):
             if key not in report and key in e:
                 report[key] = e[key]
+        for label, check in e.get("real_content", {}).items():  # each arm's first file with one
+            report.setdefault("real_content", {}).setdefault(label, check)
     for label, rs in runs.items():
         seeds = [r["seed"] for r in rs]
         if len(seeds) != len(set(seeds)):
@@ -145,10 +147,11 @@ def real_content_check(
 
 def real_content_lines(check: dict[str, dict[str, Any]]) -> list[str]:
     """Markdown lines of ``real_content_check`` results per arm."""
+    seeds = sorted({c["seed"] for c in check.values()})
     lines = [
         "",
-        "## Real content (`../shared/data/video`, 4 clips x 4 parts, the trained encoders of seed "
-        f"{next(iter(check.values()))['seed']})",
+        "## Real content (`../shared/data/video`, 4 clips x 4 parts, the trained encoders of seed"
+        f"{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))})",
         "",
         "| arm | cos same video | cos different videos | same > different, every video | carphone pair nearest |",
         "|---|---:|---:|---|---|",
