@@ -226,3 +226,27 @@ def test_smoke_keeps_what_the_user_set_on_the_command_line(tmp_path):
     (run,) = (runs / "moco-digits").iterdir()
     results = json.loads((run / "results.json").read_text())
     assert results["epochs"] == 3 and results["batch_size"] == 16
+
+
+def test_ctrl_c_between_the_first_file_and_training_is_an_interruption_of_the_run(tmp_path, monkeypatch):
+    """Ctrl-C while random_init.json was written escaped as a bare KeyboardInterrupt: the CLI then
+    said no run had started, though the run folder existed (seen once in the ctrl-C test above)."""
+    from pathlib import Path
+
+    import contrastkit.pipeline.run as run
+
+    real = run.write_atomic
+
+    def interrupted_write(path, text):
+        if Path(path).name == "random_init.json":
+            raise KeyboardInterrupt
+        real(path, text)
+
+    monkeypatch.setattr(run, "write_atomic", interrupted_write)
+    raw = load_recipe("moco-digits")
+    raw["optim"]["epochs"] = 1
+    raw["data"]["train_subset"] = 256
+    raw["eval"]["linear_probe"] = False
+    with pytest.raises(run.Interrupted) as info:
+        run.train(raw, runs_dir=str(tmp_path / "runs"), progress=False)
+    assert "no checkpoint was written yet" in info.value.hint

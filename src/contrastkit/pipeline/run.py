@@ -216,20 +216,20 @@ def train(
         raise
     rank_zero = _is_rank_zero()
     random_init: dict[str, Any] | None = None
-    if rank_zero:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_atomic(run_dir / "recipe.yaml", yaml.safe_dump(recipe.to_dict(), sort_keys=False))
-        init_file = run_dir / "random_init.json"
-        if init_file.exists():
-            random_init = json.loads(init_file.read_text())
-        else:
-            try:
+    try:  # from the first file on, Ctrl-C is an interruption of this run folder
+        if rank_zero:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            write_atomic(run_dir / "recipe.yaml", yaml.safe_dump(recipe.to_dict(), sort_keys=False))
+            init_file = run_dir / "random_init.json"
+            if init_file.exists():
+                random_init = json.loads(init_file.read_text())
+            else:
                 random_init = task.evaluate("random init", progress).numbers
-            except KeyboardInterrupt:
-                raise Interrupted(run_dir) from None
-            write_atomic(init_file, json.dumps(random_init, indent=2))
-        if resumed_step is not None:
-            _drop_steps_after(run_dir, resumed_step)
+                write_atomic(init_file, json.dumps(random_init, indent=2))
+            if resumed_step is not None:
+                _drop_steps_after(run_dir, resumed_step)
+    except KeyboardInterrupt:
+        raise Interrupted(run_dir) from None
     start = time.perf_counter()
     try:
         trainer.fit(task.method, datamodule=task.datamodule, ckpt_path=ckpt_path)
