@@ -1,5 +1,6 @@
-"""CrossCLR's paper form with both directions in one autograd function: the opt-in fast path of
-``functional.crossclr`` (``fused``), tested equal to the reference path (``crossclr._rows``).
+"""CrossCLR's paper form with both directions in one autograd function: the fast path of
+``functional.crossclr`` (``fused``; picked by default on CPU where it applies), tested equal to
+the reference path (``crossclr._rows``, ``fused=False``).
 
 The embeddings come in normalised and scaled by ``1/sqrt(tau)``, so every logit lies in
 ``[-1/tau, 1/tau]`` and one constant shift ``m = 1/tau`` keeps every exponential in range as

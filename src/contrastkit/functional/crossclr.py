@@ -207,13 +207,12 @@ def crossclr(
     applies = mode == "paper" and eligible(temperature, compute)
     if fused and not applies:
         raise ValueError("fused=True needs mode='paper' and 2 / temperature <= 80 (float32) or <= 700 (float64)")
+    v, t = F.normalize(video.to(compute), dim=1), F.normalize(text.to(compute), dim=1)
     if fused or (fused is None and applies and not video.is_cuda):
         scale = temperature**-0.5  # logits = (scale v) . (scale t)
-        v, t = F.normalize(video.to(compute), dim=1) * scale, F.normalize(text.to(compute), dim=1) * scale
         keep_v, keep_t = ~(cn_v > prune_threshold).to(v.device), ~(cn_t > prune_threshold).to(v.device)
-        rows_v, rows_t = PaperCrossCLR.apply(v, t, keep_v, keep_t, 1.0 / temperature, intra_weight)
+        rows_v, rows_t = PaperCrossCLR.apply(v * scale, t * scale, keep_v, keep_t, 1.0 / temperature, intra_weight)
     else:
-        v, t = F.normalize(video.to(compute), dim=1), F.normalize(text.to(compute), dim=1)
         cross = v @ t.t() / temperature  # one product serves both directions (text anchors: its transpose)
         rows_v = _rows(cross, _SelfSimilarity.apply(v) / temperature, cn_v, intra_weight, prune_threshold, mode)
         rows_t = _rows(cross.t(), _SelfSimilarity.apply(t) / temperature, cn_t, intra_weight, prune_threshold, mode)
