@@ -120,7 +120,7 @@ def run_speed() -> dict[str, Any]:
         vclr.augmentation.frames,
         temperature=m.temperature,
         queue_size=m.queue_size,
-        momentum=m.momentum,
+        ema_momentum=m.ema_momentum,
         split_bn=m.split_bn,
         proj_hidden=m.proj_hidden,
         proj_dim=m.proj_dim,

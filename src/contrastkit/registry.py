@@ -18,15 +18,18 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
+import inspect
 import sys
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 __all__ = [
     "BACKBONES",
@@ -39,6 +42,7 @@ __all__ = [
     "MethodParams",
     "Registry",
     "RegistryError",
+    "RenamedOption",
     "load_builtins",
     "load_plugins",
     "register_backbone",
@@ -48,6 +52,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+P = TypeVar("P", bound="MethodParams")
 
 
 class RegistryError(ValueError):
@@ -106,14 +111,63 @@ class MethodParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     name: str
+    renamed: ClassVar[dict[str, tuple[str, str]]] = {}
+    """Old option names still accepted: ``{old: (new, why)}``; each use warns in one line."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_options(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not any(old in data for old in cls.renamed):
+            return data
+        data = dict(data)
+        for old, (new, why) in cls.renamed.items():
+            if old not in data:
+                continue
+            if new in data:
+                raise ValueError(f"{old} and {new} name one option ({why}); keep {new} only")
+            data[new] = data.pop(old)
+            warnings.warn(f"method.{old} is now method.{new} ({why}); the old name still works", RenamedOption, 2)
+        return data
 
     @classmethod
     def smoke(cls, method: dict[str, Any]) -> None:
         """Shrink this method's options in a raw ``method:`` mapping, in place (default: nothing)."""
 
+    @classmethod
+    def resolve(cls: type[P], params: MethodParams | None, options: dict[str, Any]) -> tuple[P, dict[str, Any]]:
+        """A method constructor's options: ``(params, rest)``.
+
+        The fields of this class found in ``options`` override ``params`` (or the class's
+        defaults) and are validated like a recipe's ``method:`` section; ``rest`` are the other
+        keyword arguments, for the base class. So a default lives in the params class only, and
+        ``MoCo(backbone, augmentation, temperature=0.1)`` equals the recipe ``{name: moco,
+        temperature: 0.1}``.
+
+        Raises:
+            ValueError: an option out of its bounds, or ``params`` of another method.
+        """
+        from pydantic import ValidationError
+
+        fields = (set(cls.model_fields) | set(cls.renamed)) - {"name"}
+        chosen = {key: options.pop(key) for key in list(options) if key in fields}
+        if params is not None and not isinstance(params, cls):
+            raise ValueError(f"params must be {cls.__name__}, got {type(params).__name__}")
+        if params is not None and not chosen:
+            return params, options
+        base = params.model_dump(exclude={"name"}) if params is not None else {}
+        try:
+            return cls.model_validate({**base, **chosen}), options
+        except ValidationError as err:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+            raise ValueError(f"{cls.__name__}: {problems}") from None
+
     def description(self) -> str:
         """How the report and errors name this configuration (e.g. ``mvgrl (level node)``)."""
         return self.name
+
+
+class RenamedOption(UserWarning):
+    """A recipe or constructor used an option's old name; it still works, under the new one."""
 
 
 @dataclass(frozen=True)
@@ -172,10 +226,40 @@ BACKBONES: Registry[BackboneEntry] = Registry("backbone")
 
 
 def _default_build(cls: Any) -> Callable[..., Any]:
+    """``cls(params=params, **inputs)``; a class without a ``params`` argument gets the options
+    as keyword arguments instead."""
+    takes_params = "params" in inspect.signature(cls).parameters
+
     def build(params: MethodParams, **inputs: Any) -> Any:
+        if takes_params:
+            return cls(params=params, **inputs)
         return cls(**inputs, **params.model_dump(exclude={"name"}))
 
     return build
+
+
+def _check_takes_base_arguments(name: str, cls: Any) -> None:
+    """Refuse a class whose own ``__init__`` cannot pass its base class's keyword arguments on
+    (a plugin that forgot ``**base`` would otherwise fail later with a bare ``TypeError``)."""
+    if not isinstance(cls, type) or "__init__" not in vars(cls):
+        return
+    own = inspect.signature(cls.__init__).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in own.values()):
+        return
+    base = next((b for b in cls.__mro__[1:] if "__init__" in vars(b) and b.__module__.startswith("contrastkit")), None)
+    if base is None:
+        return
+    wanted = [
+        p.name
+        for p in inspect.signature(base.__init__).parameters.values()
+        if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is not p.empty
+    ]
+    missing = [arg for arg in wanted if arg not in own]
+    if missing:
+        raise RegistryError(
+            f"method {name!r}: {cls.__name__}.__init__ cannot take {base.__name__}'s arguments "
+            f"({', '.join(missing)}); add **base to its signature and pass it to super().__init__"
+        )
 
 
 def register_method(
@@ -203,6 +287,8 @@ def register_method(
     """
 
     def decorate(cls: T) -> T:
+        if build is None:
+            _check_takes_base_arguments(name, cls)
         METHODS.add(name, MethodEntry(name, params, task, build or _default_build(cls), summary), replace=replace)
         return cls
 
@@ -298,7 +384,7 @@ def load_plugins(plugins: Iterable[str], base: Path | None = None) -> None:
             path = path.resolve()
             if not path.is_file():
                 raise RegistryError(f"plugin file {plugin} not found")
-            name = f"contrastkit_plugin_{path.stem}_{abs(hash(str(path))) % 10**8}"
+            name = f"contrastkit_plugin_{path.stem}_{hashlib.sha1(str(path).encode()).hexdigest()[:8]}"
             if name in sys.modules:
                 continue
             spec = importlib.util.spec_from_file_location(name, path)

@@ -36,7 +36,7 @@ def test_keys_carry_no_gradient(cls):
 def test_keys_come_from_the_momentum_encoder(cls):
     """With m = 1 the EMA leaves the momentum encoder as it is: perturbing the online encoder
     must leave every enqueued key unchanged, perturbing the momentum encoder must change them."""
-    model = build(cls, momentum=1.0, **({"dense_dim": 16} if cls is DenseCL else {}))
+    model = build(cls, ema_momentum=1.0, **({"dense_dim": 16} if cls is DenseCL else {}))
     before = keys_after_a_step(model)
     perturb(model.backbone)
     perturb(model.projection)

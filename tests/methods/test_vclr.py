@@ -13,14 +13,21 @@ import torch.nn.functional as F
 
 from contrastkit.evaluation.retrieval import retrieval_recall
 from contrastkit.methods import VCLR, OptimizerSettings
-from contrastkit.methods.vclr import intra_loss
+from contrastkit.functional.video import intra_loss
 from contrastkit.nn import ConvNetSmall, TinyClipCNN
+from contrastkit.nn.heads import order_embedding
 from contrastkit.views import build_augmentation
-from contrastkit.views.segments import allowed_shuffles, order_shuffles, segment_bounds, segment_pair
+from contrastkit.views.segments import allowed_shuffles, order_shuffles, segment_bounds, segment_pair, tuple_elements
 from contrastkit.views.video import ClipAugmentation
 
 VIDEOS = torch.randint(0, 256, (16, 3, 12, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
 BATCH = {"input": VIDEOS[:8], "index": torch.arange(8)}
+
+
+def _augment(model, elements, generator):
+    """One augmentation draw per element of ``[B, S, C, T, H, W]``, as the method draws them."""
+    out = model.augmentation(elements.flatten(0, 1), generator)
+    return out.view(*elements.shape[:2], *out.shape[1:])
 
 
 def _build(seed=0, backbone=None, **kw):
@@ -77,10 +84,10 @@ def test_order_label_is_zero_iff_both_tuples_keep_their_order():
     model = _build()
     draw = model.sample(VIDEOS, torch.Generator().manual_seed(3))
     natural = torch.arange(3)
-    q_kept = (draw["order_q"] == natural).all(1)
-    k_kept = (draw["order_k"] == natural).all(1)
-    assert torch.equal(draw["order_label"] == 0, q_kept & k_kept)
-    assert torch.equal(draw["order_label"], (~q_kept).long() + 2 * (~k_kept).long())
+    q_kept = (draw.order_q == natural).all(1)
+    k_kept = (draw.order_k == natural).all(1)
+    assert torch.equal(draw.order_label == 0, q_kept & k_kept)
+    assert torch.equal(draw.order_label, (~q_kept).long() + 2 * (~k_kept).long())
 
 
 # --- oracle 5: L_intra ----------------------------------------------------------------------
@@ -107,11 +114,11 @@ def test_vclr_is_moco_infonce_on_the_tuple_embeddings():
     model = _build(inter_weight=0, intra_weight=0, order_weight=0)
     model.queue_vclr.enqueue(F.normalize(torch.randn(20, 16), dim=1))
     out = model.losses(VIDEOS[:8], torch.Generator().manual_seed(0))
-    q, k, queue = F.normalize(out["_vclr_query"], dim=1), out["_vclr_keys"], model.queue_vclr.keys
+    q, k, queue = F.normalize(out.vclr_query, dim=1), out.vclr_keys, model.queue_vclr.keys
     logits = torch.cat([(q * k).sum(1, keepdim=True), q @ queue.t()], dim=1) / 0.1
     expected = F.cross_entropy(logits, torch.zeros(8, dtype=torch.long))
-    assert torch.allclose(out["vclr"], expected, atol=1e-5)
-    assert set(out) == {"vclr", "_vclr_keys", "_vclr_query"}  # switched-off losses are not computed
+    assert torch.allclose(out.terms["vclr"], expected, atol=1e-5)
+    assert set(out.terms) == {"vclr"} and out.inter_keys is None  # switched-off losses are not computed
 
 
 def test_one_segment_with_the_same_frame_reduces_vclr_to_moco():
@@ -124,13 +131,13 @@ def test_one_segment_with_the_same_frame_reduces_vclr_to_moco():
     out = model.losses(still, g)
     g = torch.Generator().manual_seed(0)
     model.sample(still, g)  # replay the draws: the query element, then the key element
-    x_q = model.augment(still[:, :, :1, None].transpose(1, 2), g)[:, 0, :, 0]
-    x_k = model.augment(still[:, :, :1, None].transpose(1, 2), g)[:, 0, :, 0]
+    x_q = _augment(model, still[:, :, :1, None].transpose(1, 2), g)[:, 0, :, 0]
+    x_k = _augment(model, still[:, :, :1, None].transpose(1, 2), g)[:, 0, :, 0]
     q = model.heads["tsn"](model.backbone(x_q))
-    torch.testing.assert_close(out["_vclr_query"], q)
+    torch.testing.assert_close(out.vclr_query, q)
     with torch.no_grad():
         k = F.normalize(model.momentum_heads.module["tsn"](model.momentum_backbone(x_k)), dim=1)
-    torch.testing.assert_close(out["_vclr_keys"], k, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(out.vclr_keys, k, atol=1e-5, rtol=1e-4)
 
 
 def test_the_tuple_embedding_is_the_head_of_the_mean_feature_in_any_frame_order():
@@ -139,11 +146,11 @@ def test_the_tuple_embedding_is_the_head_of_the_mean_feature_in_any_frame_order(
     out = model.losses(VIDEOS[:8], torch.Generator().manual_seed(2))
     g = torch.Generator().manual_seed(2)
     draw = model.sample(VIDEOS[:8], g)
-    x_q = model.augment(model.elements(VIDEOS[:8], draw["query_starts"]), g)  # [B, S, C, 1, H, W]
+    x_q = _augment(model, tuple_elements(VIDEOS[:8], draw.query_starts), g)  # [B, S, C, 1, H, W]
     features = model.backbone(x_q.flatten(0, 1)[:, :, 0]).view(8, 3, -1)
     for perm in ([0, 1, 2], [2, 0, 1], [1, 2, 0]):
         q = model.heads["tsn"](features[:, perm].mean(dim=1))
-        torch.testing.assert_close(out["_vclr_query"], q, atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(out.vclr_query, q, atol=1e-6, rtol=1e-5)
 
 
 def test_shuffling_for_the_order_task_does_not_change_vclr():
@@ -152,19 +159,19 @@ def test_shuffling_for_the_order_task_does_not_change_vclr():
     plain = model.losses(VIDEOS[:8], torch.Generator().manual_seed(5))
     model.shuffle_probability = 1.0
     shuffled = model.losses(VIDEOS[:8], torch.Generator().manual_seed(5))
-    assert (shuffled["order_acc"] >= 0) and not torch.equal(plain["order"], shuffled["order"])
-    assert torch.allclose(plain["vclr"], shuffled["vclr"], atol=1e-6)
-    assert torch.allclose(plain["inter"], shuffled["inter"], atol=1e-6)
+    assert (shuffled.order_acc >= 0) and not torch.equal(plain.terms["order"], shuffled.terms["order"])
+    assert torch.allclose(plain.terms["vclr"], shuffled.terms["vclr"], atol=1e-6)
+    assert torch.allclose(plain.terms["inter"], shuffled.terms["inter"], atol=1e-6)
 
 
 def test_order_embeddings_normalise_across_frames_by_default():
     model = _build()
     features = torch.randn(4, 3, model.backbone.feature_dim)
     order = torch.arange(3).expand(4, 3)
-    frames = model._order_embedding(model.heads["order"], features, order)
+    assert model.params.order_norm == "frames"
+    frames = order_embedding(model.heads["order"], features, order, model.params.order_norm)
     assert torch.allclose(frames.norm(dim=1), torch.ones(4, 16), atol=1e-5)
-    model.order_norm = "features"
-    assert torch.allclose(model._order_embedding(model.heads["order"], features, order).norm(dim=2), torch.ones(4, 3))
+    assert torch.allclose(order_embedding(model.heads["order"], features, order, "features").norm(dim=2), torch.ones(4, 3))
 
 
 # --- L_inter rows, queues (oracle 6), EMA (oracle 8) ---------------------------------------
@@ -173,7 +180,7 @@ def test_order_embeddings_normalise_across_frames_by_default():
 def test_inter_has_one_row_per_segment_and_the_queues_advance_by_3b_and_b():
     model = _build(queue_size=40)
     out = model.losses(VIDEOS[:8], torch.Generator().manual_seed(0))
-    assert out["_inter_keys"].shape == (24, 16)
+    assert out.inter_keys.shape == (24, 16)
     model.step(BATCH)
     assert int(model.queue_inter.ptr) == 24 and int(model.queue_vclr.ptr) == 8
     keys_before = model.queue_inter.keys.clone()
@@ -187,11 +194,11 @@ def test_inter_has_one_row_per_segment_and_the_queues_advance_by_3b_and_b():
 @pytest.mark.parametrize("positive,rows", [("same_frame", 8), ("same_segment", 8), ("segments", 24)])
 def test_inter_positive_baselines(positive, rows):
     out = _build(inter_positive=positive).losses(VIDEOS[:8], torch.Generator().manual_seed(0))
-    assert out["_inter_keys"].shape[0] == rows
+    assert out.inter_keys.shape[0] == rows
 
 
 def test_ema_with_zero_momentum_copies_the_online_weights():
-    model = _build(momentum=0.0)
+    model = _build(ema_momentum=0.0)
     with torch.no_grad():
         for p in [*model.backbone.parameters(), *model.heads.parameters()]:
             p.add_(torch.randn_like(p))
@@ -239,7 +246,7 @@ def test_loss_falls_on_a_fixed_batch_with_frame_and_clip_encoders(clip_level):
 def test_clip_level_elements_are_clips_of_clip_length_frames():
     model = _build(backbone=TinyClipCNN(3, 8), clip_length=3, clip_stride=1)
     starts = torch.tensor([[0, 4, 8]] * 2)
-    elements = model.elements(VIDEOS[:2], starts)
+    elements = tuple_elements(VIDEOS[:2], starts, model.clip_length, model.clip_stride)
     assert elements.shape == (2, 3, 3, 3, 16, 16)
     assert torch.equal(elements[1, 2, :, 1], VIDEOS[1, :, 9])
     assert model.clip_encoder is model.backbone
@@ -277,6 +284,6 @@ def test_a_video_shorter_than_the_segments_is_looped_to_the_decoded_length(tmp_p
     decoded = decode_videos([path] * 4, [0, 1, 0, 1], frames=12, size=16).frames
     assert decoded.shape == (4, 3, 12, 16, 16) and torch.equal(decoded[:, :, 4:8], decoded[:, :, :4])
     out = _build(split_bn=1).losses(decoded, torch.Generator().manual_seed(0))
-    assert torch.isfinite(out["inter"]) and torch.isfinite(out["order"])
+    assert torch.isfinite(out.terms["inter"]) and torch.isfinite(out.terms["order"])
     with pytest.raises(ValueError, match="5 frames cannot give 3 segments"):
         _build().losses(decoded[:, :, :5], torch.Generator())

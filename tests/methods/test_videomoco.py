@@ -114,5 +114,5 @@ def test_params_and_bad_options():
 
     params = VideoMoCoParams()
     assert (params.temperature, params.queue_size, params.decay, params.drop_ratio) == (0.07, 1024, 0.98, 0.25)
-    with pytest.raises(ValueError, match="drop must be"):
+    with pytest.raises(ValueError, match="drop: Input should be .adversarial., .random. or .none."):
         _build(drop="sometimes")

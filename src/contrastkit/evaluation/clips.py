@@ -13,7 +13,15 @@ from tqdm.auto import tqdm
 
 from contrastkit.views.video import random_frame_drop
 
-__all__ = ["clip_consistency", "clip_features", "clip_starts", "temporal_variance", "window_features", "window_indices"]
+__all__ = [
+    "clip_consistency",
+    "clip_features",
+    "clip_starts",
+    "order_accuracy",
+    "temporal_variance",
+    "window_features",
+    "window_indices",
+]
 
 
 def clip_starts(frames: int, length: int, stride: int, count: int) -> list[int]:
@@ -138,3 +146,27 @@ def temporal_variance(features: Tensor) -> float:
     within = features.var(dim=1, unbiased=False).sum(-1).mean()
     total = features.flatten(0, 1).var(dim=0, unbiased=False).sum()
     return float(100 * within / total.clamp_min(1e-12))
+
+
+@torch.no_grad()
+def order_accuracy(
+    model: nn.Module,
+    predict: Callable[[Tensor, torch.Generator], tuple[Tensor, Tensor]],
+    videos: Tensor,
+    seed: int = 0,
+    batch_size: int = 64,
+) -> float:
+    """Accuracy (%) of an order classifier on held-out ``videos`` ``[N, C, F, H, W]``:
+    ``predict(chunk, generator) -> (logits [n, classes], labels [n])`` draws its own (seeded)
+    tuples; ``model`` is put in eval mode meanwhile."""
+    was = model.training
+    model.eval()
+    g = torch.Generator().manual_seed(seed)
+    correct = 0
+    try:
+        for first in range(0, len(videos), batch_size):
+            logits, labels = predict(videos[first : first + batch_size], g)
+            correct += int((logits.argmax(1) == labels.to(logits.device)).sum())
+    finally:
+        model.train(was)
+    return 100.0 * correct / len(videos)

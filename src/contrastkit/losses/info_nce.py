@@ -153,14 +153,19 @@ class InfoNCELoss(_GatherMixin):
                 **kwargs,  # type: ignore[arg-type]
             )
             if enqueue:
-                self._enqueue(positive, sample_ids)
+                self.enqueue(positive, sample_ids)
             return loss
         if negatives is not None or not (self.gather_distributed and is_distributed()):
             return info_nce(query, positive, negatives, **kwargs)  # type: ignore[arg-type]
         return self._distributed_in_batch(query, positive)
 
-    def _enqueue(self, positive: Tensor, sample_ids: Tensor | None) -> None:
-        assert self.queue is not None
+    def enqueue(self, positive: Tensor, sample_ids: Tensor | None = None) -> None:
+        """Write ``positive`` ``[n, D]`` (detached, normalised like the loss's keys) into the queue.
+
+        A method that computes several losses in one step calls this once, after all of them.
+        """
+        if self.queue is None:
+            raise ValueError("this loss has no queue (queue_size=0)")
         self.queue.enqueue(unit_rows(positive.detach()) if self.normalize else positive.detach(), sample_ids)
 
     def _distributed_in_batch(self, query: Tensor, positive: Tensor) -> Tensor:
@@ -245,7 +250,7 @@ class MoCHiLoss(InfoNCELoss):
                     mask=mask,
                 )
                 if enqueue:
-                    self._enqueue(positive, sample_ids)
+                    self.enqueue(positive, sample_ids)
                 return loss
             mixed = mix_hard_negatives(
                 query,

@@ -2,8 +2,9 @@
 drawn per step from an explicit generator, declared (online, momentum) pairs, an optimiser with
 warm-up and cosine decay per player, and an opt-in online kNN monitor.
 
-A method subclass builds its heads and criterion in ``__init__`` and implements
-``step(batch)``; the base does the rest. Batches are dictionaries (``Batch``): ``"input"``
+A method subclass builds its heads and criterion in ``__init__`` from its params class (the one
+place its defaults live: ``MethodParams.resolve``) and implements ``step(batch)``, returning the
+loss or a ``StepOutput``; the base does the rest. Batches are dictionaries (``Batch``): ``"input"``
 (images ``uint8 [B, C, H, W]``, clips ``[B, C, T, H, W]``, features ...), ``"index"`` (dataset
 rows, ``[B]``) and, where the data has them, ``"label"`` and modality-specific entries
 (per-frame labels, a second modality, a missing-modality mask). Keys always come from the
@@ -26,16 +27,23 @@ from typing import Any
 
 import lightning as L
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from contrastkit.evaluation.knn import knn_accuracy
 from contrastkit.functional.distributed import rank_and_world
 from contrastkit.nn.backbones import Backbone
 from contrastkit.nn.momentum import ema_update
+from contrastkit.nn.shuffle import shuffled_forward
 from contrastkit.views.image import ViewAugmentation, normalize_images
 from contrastkit.views.video import normalize_clips
 
-__all__ = ["Batch", "ContrastiveMethod", "OptimizerSettings", "StepOutput"]
+__all__ = ["Batch", "ContrastiveMethod", "OptimizerSettings", "StepOutput", "weighted_sum"]
+
+SIMILARITY_SAMPLES = 4096
+"""Negative cosines kept per step for the report's similarity histogram."""
+QUEUE_SIMILARITY_ROWS = 512
+"""Queue rows a queue method compares its queries with for that histogram."""
 
 Batch = dict[str, Any]
 """A training batch: ``{"input": Tensor, "index": Tensor [B], "label": Tensor, ...}``."""
@@ -94,16 +102,17 @@ class ContrastiveMethod(L.LightningModule):
         self.knn_k = knn_k
         self.knn_temperature = knn_temperature
         self.seed = seed
-        self.momentum = 0.99
+        self.ema_momentum = 0.99
         self._val_outputs: dict[int, list[tuple[Tensor, Tensor]]] = {}
         self.similarity_samples: dict[str, Tensor] = {}
 
     # --- what subclasses provide ------------------------------------------------------------
 
-    def step(self, batch: Batch) -> StepOutput:
+    def step(self, batch: Batch) -> StepOutput | Tensor:
         """One training step on a batch (``batch["input"]``: raw images ``uint8 [B, C, H, W]``,
-        ``batch["index"]``: dataset rows). Two-player methods also update their players here."""
-        raise NotImplementedError(f"{type(self).__name__} must implement step()")
+        ``batch["index"]``: dataset rows): the loss, or a ``StepOutput`` with the similarities
+        for the report. Two-player methods also update their players here."""
+        raise TypeError(f"{type(self).__name__} must implement step(batch)")
 
     def momentum_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
         """``(online, momentum)`` module pairs updated by EMA before each step's key forward."""
@@ -126,10 +135,6 @@ class ContrastiveMethod(L.LightningModule):
     @property
     def automatic_optimization(self) -> bool:
         return len(self.players()) <= 1
-
-    @automatic_optimization.setter
-    def automatic_optimization(self, value: bool) -> None:
-        self._automatic_optimization = value
 
     @contextmanager
     def player(self, name: str) -> Iterator[Callable[[Tensor], None]]:
@@ -187,6 +192,16 @@ class ContrastiveMethod(L.LightningModule):
         g = self.generator(0)
         return [self.augmentation(images, g) for _ in range(count)]
 
+    @torch.no_grad()
+    def key_forward(
+        self, encode: Callable[[Tensor], tuple[Tensor, ...]], x: Tensor, shuffle: bool
+    ) -> tuple[Tensor, ...]:
+        """``encode(x)`` without gradient, in a shuffled batch order when ``shuffle`` (ShuffleBN:
+        the same permutation on every rank, undone on the outputs)."""
+        if shuffle:
+            return shuffled_forward(encode, x, self.shared_generator(1))
+        return encode(x)
+
     def preprocess(self, images: Tensor) -> Tensor:
         """Evaluation input: normalise only (images ``[B, C, H, W]`` or clips ``[B, C, T, H, W]``)."""
         if images.dim() == 5:
@@ -201,17 +216,34 @@ class ContrastiveMethod(L.LightningModule):
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         for online, momentum in self.momentum_pairs():
-            ema_update(online, momentum, self.momentum)
+            ema_update(online, momentum, self.ema_momentum)
+
+    def log_terms(self, terms: dict[str, Tensor]) -> None:
+        """Log each named part of a step's loss as ``train/<name>`` (epoch means)."""
+        if self._trainer is None:
+            return
+        for name, value in terms.items():
+            self.log(f"train/{name}", value.detach(), on_step=False, on_epoch=True, sync_dist=True)
+
+    def queue_similarities(self, q: Tensor, keys: Tensor) -> Tensor:
+        """Cosines of the queries ``[B, D]`` with the first queue rows ``[K, D]`` (flattened)."""
+        return (F.normalize(q.detach(), dim=1) @ keys[:QUEUE_SIMILARITY_ROWS].t()).flatten()
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         out = self.step(batch)
+        if isinstance(out, Tensor):
+            out = StepOutput(out)
+        elif not isinstance(out, StepOutput):
+            raise TypeError(
+                f"{type(self).__name__}.step() must return the loss tensor or a StepOutput, got {type(out).__name__}"
+            )
         self.log("train/loss", out.loss, prog_bar=True, on_step=True, on_epoch=True, sync_dist=True)
         if out.positive_similarity is not None and out.negative_similarity is not None:
             self.log("train/pos_sim", out.positive_similarity.mean(), on_step=False, on_epoch=True, sync_dist=True)
             self.log("train/neg_sim", out.negative_similarity.mean(), on_step=False, on_epoch=True, sync_dist=True)
             self.similarity_samples = {
                 "positive": out.positive_similarity.detach().float().cpu(),
-                "negative": out.negative_similarity.detach().float().cpu()[:4096],
+                "negative": out.negative_similarity.detach().float().cpu()[:SIMILARITY_SAMPLES],
             }
         self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True, on_epoch=False)
         return out.loss if self.automatic_optimization else out.loss.detach()
@@ -253,6 +285,16 @@ class ContrastiveMethod(L.LightningModule):
             scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
             configs.append({"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}})
         return configs[0] if len(configs) == 1 else configs
+
+
+def weighted_sum(terms: dict[str, Tensor], weights: dict[str, float]) -> Tensor:
+    """``sum_name weights[name] * terms[name]`` in the order of ``terms`` (a term without a
+    weight is an error, not a silent zero)."""
+    missing = [name for name in terms if name not in weights]
+    if missing:
+        raise KeyError(f"no weight for the loss term(s) {', '.join(missing)}")
+    first = next(iter(terms.values()))
+    return sum((weights[name] * value for name, value in terms.items()), torch.zeros((), device=first.device))
 
 
 def build_optimizer(cfg: OptimizerSettings, params: list[nn.Parameter]) -> torch.optim.Optimizer:

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from contrastkit.losses import InfoNCELoss
 from contrastkit.methods.base import Batch, StepOutput
-from contrastkit.methods.moco import MoCo, MoCoParams
+from contrastkit.methods.moco import MoCo, MoCoParams, shrink_queues
 from contrastkit.nn.backbones import Backbone, global_average_pool
 from contrastkit.nn.heads import DenseProjectionHead
 from contrastkit.nn.momentum import MomentumEncoder
@@ -27,7 +27,7 @@ __all__ = ["DenseCL", "DenseCLParams", "match_locations"]
 
 
 class DenseCLParams(MoCoParams):
-    """Recipe options of ``DenseCL``: MoCo's plus the dense head and queue."""
+    """Options of ``DenseCL``: MoCo's plus the dense head and queue (see ``DenseCL``)."""
 
     name: Literal["densecl"] = "densecl"  # type: ignore[assignment]
     dense_weight: float = Field(0.5, ge=0, le=1)
@@ -37,9 +37,7 @@ class DenseCLParams(MoCoParams):
 
     @classmethod
     def smoke(cls, method: dict[str, Any]) -> None:
-        super().smoke(method)
-        if method.get("dense_queue_size"):
-            method["dense_queue_size"] = 256
+        shrink_queues(method, "queue_size", "dense_queue_size")
 
 
 @torch.no_grad()
@@ -56,35 +54,28 @@ def match_locations(query_map: Tensor, key_map: Tensor) -> Tensor:
 
 @register_method("densecl", DenseCLParams, task="images", summary="DenseCL: MoCo v2 plus pixel-level contrast")
 class DenseCL(MoCo):
-    """DenseCL on MoCo v2.
+    """DenseCL on MoCo v2: ``MoCoParams`` (``proj_dim`` is the global head's output) plus
+
+    - ``dense_weight``: ``lambda`` (0.5 in the paper; 0 = MoCo v2 exactly);
+    - ``dense_hidden``, ``dense_dim``: dense head ``conv1x1 C->hidden -> ReLU -> conv1x1 hidden->dim``;
+    - ``dense_queue_size``: ``K`` of the second queue (defaults to ``queue_size``).
 
     Args:
-        dense_weight: ``lambda`` (0.5 in the paper; 0 = MoCo v2 exactly).
-        dense_hidden, dense_dim: dense head ``conv1x1 C->hidden -> ReLU -> conv1x1 hidden->dim``.
-        dense_queue_size: ``K`` of the second queue (defaults to ``queue_size``).
-        **moco: ``MoCo`` arguments (``proj_dim`` is the global head's output).
+        backbone, augmentation, params, **options: as ``MoCo`` (``params`` a ``DenseCLParams``).
     """
 
+    params: DenseCLParams
+
     def __init__(
-        self,
-        backbone: Backbone,
-        augmentation: ViewAugmentation,
-        *,
-        dense_weight: float = 0.5,
-        dense_hidden: int | None = None,
-        dense_dim: int = 128,
-        dense_queue_size: int | None = None,
-        **moco: Any,
+        self, backbone: Backbone, augmentation: ViewAugmentation, params: DenseCLParams | None = None, **options: Any
     ) -> None:
-        super().__init__(backbone, augmentation, **moco)
-        if not 0.0 <= dense_weight <= 1.0:
-            raise ValueError(f"dense_weight (lambda) must lie in [0, 1], got {dense_weight}")
-        self.dense_weight = dense_weight
-        self.dense_head = DenseProjectionHead(backbone.feature_dim, dense_hidden or backbone.feature_dim, dense_dim)
+        p, base = DenseCLParams.resolve(params, options)
+        super().__init__(backbone, augmentation, p, **base)
+        self.dense_weight = p.dense_weight
+        self.dense_head = DenseProjectionHead(backbone.feature_dim, p.dense_hidden or backbone.feature_dim, p.dense_dim)
         self.momentum_dense_head = MomentumEncoder(self.dense_head)
-        assert self.criterion.queue is not None
         self.dense_criterion = InfoNCELoss(
-            self.criterion.temperature, queue_size=dense_queue_size or self.criterion.queue.size, dim=dense_dim
+            p.temperature, queue_size=p.dense_queue_size or p.queue_size, dim=p.dense_dim
         )
 
     def momentum_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
@@ -103,8 +94,8 @@ class DenseCL(MoCo):
         q = self.projection(global_average_pool(feature_map))
         dense_q = self.dense_head(feature_map)  # [B, D, H, W]
         k, dense_k, key_map = self.keys(x_k)
-        negatives = self._negative_sample(q)
-        global_loss = self.criterion(q, k, sample_ids=indices)
+        negatives = self.queue_similarities(q, self.criterion.queue_negatives())
+        global_loss = self.contrast(q, k, indices)
 
         match = match_locations(feature_map.detach(), key_map)  # [B, P]
         d = dense_q.shape[1]
@@ -113,12 +104,12 @@ class DenseCL(MoCo):
         rows_q = dense_q.flatten(2).transpose(1, 2).reshape(-1, d)
         rows_k = positives.transpose(1, 2).reshape(-1, d)
         dense_loss = self.dense_criterion(rows_q, rows_k, enqueue=False)
-        assert self.dense_criterion.queue is not None
-        # one negative per past image: the raw dense output pooled over locations, then normalised
-        self.dense_criterion.queue.enqueue(F.normalize(raw_k.mean(dim=2), dim=1))
         loss = (1 - self.dense_weight) * global_loss + self.dense_weight * dense_loss
+
+        self.enqueue(k, indices)
+        assert self.dense_criterion.queue is not None
+        # one dense negative per past image: the raw dense output pooled over locations, normalised
+        self.dense_criterion.queue.enqueue(F.normalize(raw_k.mean(dim=2), dim=1))
+        self.log_terms({"dense_loss": dense_loss, "global_loss": global_loss})
         pos = (F.normalize(q.detach(), dim=1) * F.normalize(k, dim=1)).sum(1)
-        if self._trainer is not None:
-            self.log("train/dense_loss", dense_loss, on_step=False, on_epoch=True, sync_dist=True)
-            self.log("train/global_loss", global_loss, on_step=False, on_epoch=True, sync_dist=True)
         return StepOutput(loss, pos, negatives)

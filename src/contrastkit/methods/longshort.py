@@ -35,39 +35,43 @@ baseline: NT-Xent between two long views of a video through one head on the whol
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Callable
 from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
-from torch import Tensor, nn
+from pydantic import Field, model_validator
+from torch import Tensor
 
-from contrastkit.functional.contrastive import info_nce, nt_xent
-from contrastkit.methods.base import Batch, ContrastiveMethod, StepOutput
+from contrastkit.functional.contrastive import nt_xent
+from contrastkit.functional.video import nonstationary_loss, stationary_loss, temporal_loss
+from contrastkit.methods.base import Batch, weighted_sum
+from contrastkit.methods.clip_base import ClipMethod
 from contrastkit.nn.backbones import Backbone
-from contrastkit.nn.heads import ProjectionHead
+from contrastkit.nn.heads import OrderAggregator, PositionPredictor, ProjectionHead, check_order_sensitive
 from contrastkit.registry import MethodParams, register_method
-from contrastkit.views.segments import gather_frames, long_short_indices
+from contrastkit.views.segments import gather_frames, long_short_indices, shift_views, shuffled_orders
 from contrastkit.views.video import ClipAugmentation
 
-__all__ = [
-    "LongShortParams",
-    "LongShortViews",
-    "OrderAggregator",
-    "check_order_sensitive",
-    "nonstationary_loss",
-    "PositionPredictor",
-    "shift_views",
-    "shuffled_orders",
-    "stationary_loss",
-    "temporal_loss",
-]
+__all__ = ["LongShortParams", "LongShortViews"]
 
 
 class LongShortParams(MethodParams):
-    """Recipe options of ``LongShortViews`` (card §6 CPU scale by default)."""
+    """Options of ``LongShortViews`` (CPU scale by default).
+
+    Attributes:
+        temperature: ``tau`` (0.1).
+        long_length, long_stride: ``T_L``, ``r_L`` of the long view.
+        short_views, short_length, short_stride: ``K``, ``T_S``, ``r_S``.
+        proj_hidden, proj_dim: heads ``g_s``, ``g_n``: ``D/2 -> hidden -> d``; the aggregator ``K d -> d -> d``.
+        lambda_n: weight of ``L_nons``.
+        lambda_t: weight of ``L_temp`` (0 = off, the paper's objective).
+        short_shift: largest circular shift (pixels per axis) drawn per short view (0 = off).
+        colour_per_view: every view (the long one and each short one) draws its own colour
+            jitter and grayscale; the crop stays shared.
+        order_negative: the shuffled aggregate as a hard negative (needs ``K >= 2``).
+        symmetric_stat, symmetric_nons: add the symmetric terms.
+        objective: ``"longshort"``, or ``"simclr"`` (the single-representation baseline).
+    """
 
     name: Literal["longshort"] = "longshort"
     temperature: float = Field(0.1, gt=0)
@@ -87,6 +91,12 @@ class LongShortParams(MethodParams):
     symmetric_nons: bool = False
     objective: Literal["longshort", "simclr"] = "longshort"
 
+    @model_validator(mode="after")
+    def _order_needs_two_views(self) -> LongShortParams:
+        if self.order_negative and self.short_views < 2 and self.objective == "longshort":
+            raise ValueError("order_negative needs short_views >= 2 (a non-identity order); set order_negative=false")
+        return self
+
     @classmethod
     def smoke(cls, method: dict[str, Any]) -> None:
         """Views that fit the 16 frames of a smoke run: a long view of 4 frames at stride 4."""
@@ -94,115 +104,44 @@ class LongShortParams(MethodParams):
         method["short_views"] = min(int(method.get("short_views", 4)), 4)
 
 
-class OrderAggregator(nn.Module):
-    """``A``: ``[B, K, d]`` short-view codes in temporal order -> ``[B, d]`` (an MLP on their
-    concatenation, ``K d -> d -> d``), so the result depends on the order."""
-
-    def __init__(self, views: int, dim: int) -> None:
-        super().__init__()
-        self.mlp = nn.Sequential(nn.Linear(views * dim, dim), nn.ReLU(inplace=True), nn.Linear(dim, dim))
-
-    def forward(self, codes: Tensor) -> Tensor:
-        out: Tensor = self.mlp(codes.flatten(1))
-        return out
-
-
-class PositionPredictor(nn.Module):
-    """``P``: the long view's code ``[B, d]`` -> one normalised code per short-view position
-    ``[B, K, d]`` (a linear map ``d -> K d``)."""
-
-    def __init__(self, views: int, dim: int) -> None:
-        super().__init__()
-        self.views = views
-        self.linear = nn.Linear(dim, views * dim)
-
-    def forward(self, long: Tensor) -> Tensor:
-        return F.normalize(self.linear(long).view(long.shape[0], self.views, -1), dim=2)
-
-
 @register_method(
     "longshort", LongShortParams, task="clips", summary="long/short views: stationary + non-stationary halves"
 )
-class LongShortViews(ContrastiveMethod):
+class LongShortViews(ClipMethod):
     """Stationary / non-stationary decomposition from long and short views.
 
     Args:
         backbone: a clip encoder with an even ``feature_dim`` (split in halves).
-        augmentation: a ``ClipAugmentation``; one draw per video for all its views.
-        temperature: ``tau`` (0.1).
-        long_length, long_stride: ``T_L``, ``r_L`` of the long view.
-        short_views, short_length, short_stride: ``K``, ``T_S``, ``r_S``.
-        proj_hidden, proj_dim: heads ``g_s``, ``g_n``: ``D/2 -> hidden -> d``; the aggregator ``K d -> d -> d``.
-        lambda_n: weight of ``L_nons``.
-        lambda_t: weight of ``L_temp`` (0 = off, the card's objective).
-        short_shift: largest circular shift (pixels per axis) drawn per short view (0 = off).
-        colour_per_view: every view (the long one and each short one) draws its own colour
-            jitter and grayscale; the crop stays shared (card §3 allows it).
-        order_negative: the shuffled aggregate as a hard negative (needs ``K >= 2``).
-        symmetric_stat, symmetric_nons: add the symmetric terms.
-        objective: ``"longshort"``, or ``"simclr"`` (the single-representation baseline).
-        **base: ``ContrastiveMethod`` arguments (``clip_length``/``clip_stride`` are ignored).
+        augmentation: a ``ClipAugmentation``; one crop per video for all its views.
+        params: the options (``LongShortParams``); keywords named like its fields override them.
+        **base: ``ClipMethod`` arguments (the views are the params'; ``clip_length`` is only
+            the evaluation's window).
     """
 
+    params: LongShortParams
+
     def __init__(
-        self,
-        backbone: Backbone,
-        augmentation: ClipAugmentation,
-        *,
-        temperature: float = 0.1,
-        long_length: int = 16,
-        long_stride: int = 4,
-        short_views: int = 4,
-        short_length: int = 8,
-        short_stride: int = 2,
-        proj_hidden: int = 32,
-        proj_dim: int = 32,
-        lambda_n: float = 1.0,
-        lambda_t: float = 0.0,
-        short_shift: int = 0,
-        colour_per_view: bool = False,
-        order_negative: bool = True,
-        symmetric_stat: bool = True,
-        symmetric_nons: bool = False,
-        objective: str = "longshort",
-        clip_length: int | None = None,
-        clip_stride: int = 1,
-        **base: Any,
+        self, backbone: Backbone, augmentation: ClipAugmentation, params: LongShortParams | None = None, **options: Any
     ) -> None:
+        p, base = LongShortParams.resolve(params, options)
         if backbone.feature_dim % 2:
             raise ValueError(f"the feature is split in halves: feature_dim must be even, got {backbone.feature_dim}")
-        if order_negative and short_views < 2 and objective == "longshort":
-            raise ValueError("order_negative needs short_views >= 2 (a non-identity order); set order_negative=false")
-        if objective not in ("longshort", "simclr"):
-            raise ValueError(f"objective must be 'longshort' or 'simclr', got {objective!r}")
-        super().__init__(backbone, augmentation, **base)  # type: ignore[arg-type]
-        self.temperature = temperature
-        self.view_settings = dict(
-            long_length=long_length,
-            long_stride=long_stride,
-            short_views=short_views,
-            short_length=short_length,
-            short_stride=short_stride,
+        super().__init__(backbone, augmentation, **base)
+        self.params = p
+        self.view_settings = p.model_dump(
+            include={"long_length", "long_stride", "short_views", "short_length", "short_stride"}
         )
-        self.lambda_n = lambda_n
-        self.lambda_t = lambda_t
-        self.short_shift = short_shift
-        self.colour_per_view = colour_per_view
-        self.order_negative = order_negative
-        self.symmetric_stat = symmetric_stat
-        self.symmetric_nons = symmetric_nons
-        self.objective = objective
         half = backbone.feature_dim // 2
-        if objective == "simclr":
-            self.head = ProjectionHead(backbone.feature_dim, proj_hidden, proj_dim)
-        else:
-            self.stationary_head = ProjectionHead(half, proj_hidden, proj_dim)
-            self.nonstationary_head = ProjectionHead(half, proj_hidden, proj_dim)
-            self.aggregator = OrderAggregator(short_views, proj_dim)
-            if order_negative:
-                check_order_sensitive(self.aggregator, short_views, proj_dim)
-            if lambda_t > 0:
-                self.position_predictor = PositionPredictor(short_views, proj_dim)
+        if p.objective == "simclr":
+            self.head = ProjectionHead(backbone.feature_dim, p.proj_hidden, p.proj_dim)
+            return
+        self.stationary_head = ProjectionHead(half, p.proj_hidden, p.proj_dim)
+        self.nonstationary_head = ProjectionHead(half, p.proj_hidden, p.proj_dim)
+        self.aggregator = OrderAggregator(p.short_views, p.proj_dim)
+        if p.order_negative:
+            check_order_sensitive(self.aggregator, p.short_views, p.proj_dim)
+        if p.lambda_t > 0:
+            self.position_predictor = PositionPredictor(p.short_views, p.proj_dim)
 
     def feature_parts(self) -> dict[str, slice]:
         """Where ``h^s`` and ``h^n`` sit in the backbone feature (evaluation probes each)."""
@@ -222,12 +161,12 @@ class LongShortViews(ContrastiveMethod):
         b, k, t_s = short_idx.shape
         together = torch.cat([long_idx, short_idx.flatten(1)], dim=1)  # [B, T_L + K T_S]: one clip per video
         t_l = long_idx.shape[1]
-        runs = [t_l] + [t_s] * k if self.colour_per_view else None
+        runs = [t_l] + [t_s] * k if self.params.colour_per_view else None
         augmented = self.augmentation(gather_frames(videos, together), g, colour_runs=runs)
         long = augmented[:, :, :t_l]
         short = augmented[:, :, t_l:].reshape(b, -1, k, t_s, *augmented.shape[3:]).transpose(1, 2)
-        if self.short_shift:
-            short = shift_views(short, self.short_shift, g)
+        if self.params.short_shift:
+            short = shift_views(short, self.params.short_shift, g)
         return [long, short]
 
     def aggregate(self, codes: Tensor) -> Tensor:
@@ -238,112 +177,33 @@ class LongShortViews(ContrastiveMethod):
         return self.augmentation(gather_frames(videos, long_idx), generator)
 
     def losses(self, videos: Tensor) -> dict[str, Tensor]:
-        """``{"stat", "nons", "loss"}`` (or ``{"simclr", "loss"}``) of a batch ``[B, C, F, H, W]``."""
-        if self.objective == "simclr":
+        """The named terms of the loss of a batch ``[B, C, F, H, W]``: ``stat``, ``nons`` (and
+        ``temp`` with ``lambda_t > 0``), or ``simclr``; ``weights()`` says how they add up."""
+        p = self.params
+        if p.objective == "simclr":
             long_a, long_b = self._long_view(videos, self.generator(0)), self._long_view(videos, self.generator(5))
             z1, z2 = self.head(self.backbone(long_a)), self.head(self.backbone(long_b))
-            loss = nt_xent(z1, z2, temperature=self.temperature)
-            return {"simclr": loss, "loss": loss}
+            return {"simclr": nt_xent(z1, z2, temperature=p.temperature)}
         long, short = self.views(videos)
         b, k = short.shape[:2]
         s_long, n_long = self.split(self.backbone(long))
         s_short, n_short = self.split(self.backbone(short.flatten(0, 1)))
-        stat = stationary_loss(
-            self.stationary_head(s_short).view(b, k, -1),
-            self.stationary_head(s_long),
-            self.temperature,
-            self.symmetric_stat,
-        )
+        zs_short = self.stationary_head(s_short).view(b, k, -1)
+        out = {"stat": stationary_loss(zs_short, self.stationary_head(s_long), p.temperature, p.symmetric_stat)}
         zn_short = F.normalize(self.nonstationary_head(n_short).view(b, k, -1), dim=2)
-        order = shuffled_orders(b, k, self.generator(2)) if self.order_negative else None
+        order = shuffled_orders(b, k, self.generator(2)) if p.order_negative else None
         zn_long = self.nonstationary_head(n_long)
-        nons = nonstationary_loss(zn_long, zn_short, self.aggregate, order, self.temperature, self.symmetric_nons)
-        out = {"stat": stat, "nons": nons, "loss": stat + self.lambda_n * nons}
-        if self.lambda_t > 0:
+        out["nons"] = nonstationary_loss(zn_long, zn_short, self.aggregate, order, p.temperature, p.symmetric_nons)
+        if p.lambda_t > 0:
             predicted = self.position_predictor(F.normalize(zn_long, dim=1))
-            out["temp"] = temporal_loss(zn_short, predicted, self.temperature)
-            out["loss"] = out["loss"] + self.lambda_t * out["temp"]
+            out["temp"] = temporal_loss(zn_short, predicted, p.temperature)
         return out
 
-    def step(self, batch: Batch) -> StepOutput:
-        out = self.losses(batch["input"])
-        if self._trainer is not None:
-            for name in ("stat", "nons", "temp", "simclr"):
-                if name in out:
-                    self.log(f"train/{name}", out[name].detach(), on_step=False, on_epoch=True, sync_dist=True)
-        return StepOutput(out["loss"])
+    def weights(self) -> dict[str, float]:
+        """The weight of each term of ``losses``: ``L = L_stat + lambda_n L_nons + lambda_t L_temp``."""
+        return {"simclr": 1.0, "stat": 1.0, "nons": self.params.lambda_n, "temp": self.params.lambda_t}
 
-
-def check_order_sensitive(aggregate: Callable[[Tensor], Tensor], views: int, dim: int, seed: int = 0) -> None:
-    """Raise ``ValueError`` unless ``aggregate`` changes when two short views swap
-    (``longshort.md`` oracle 5: a mean would make the shuffled-aggregate negative a copy of the
-    positive)."""
-    if views < 2:
-        return
-    codes = torch.randn(3, views, dim, generator=torch.Generator().manual_seed(seed))
-    swapped = codes.clone()
-    swapped[:, [0, 1]] = codes[:, [1, 0]]
-    with torch.no_grad():
-        if torch.allclose(aggregate(codes), aggregate(swapped), atol=1e-6):
-            raise ValueError(
-                "the aggregator ignores the order of the short views; order_negative needs an order-aware one"
-            )
-
-
-def shuffled_orders(batch: int, views: int, generator: torch.Generator | None = None) -> Tensor:
-    """``[B, K]``: one random non-identity order of the ``K`` short views per video."""
-    perms = [p for p in itertools.permutations(range(views)) if p != tuple(range(views))]
-    if not perms:
-        raise ValueError("one short view has no other order; order_negative needs short_views >= 2")
-    table = torch.tensor(perms, dtype=torch.long)
-    return table[torch.randint(len(perms), (batch,), generator=generator)]
-
-
-def stationary_loss(short: Tensor, long: Tensor, temperature: float = 0.1, symmetric: bool = True) -> Tensor:
-    """``L_stat``: short views ``[B, K, d]`` against their long view ``[B, d]``, the other videos'
-    long views as negatives, averaged over ``K`` (and the symmetric term, averaged with it)."""
-    k = short.shape[1]
-    loss = torch.stack([info_nce(short[:, j], long, temperature=temperature) for j in range(k)]).mean()
-    if symmetric:
-        back = torch.stack([info_nce(long, short[:, j], temperature=temperature) for j in range(k)]).mean()
-        loss = 0.5 * (loss + back)
-    return loss
-
-
-def nonstationary_loss(
-    long: Tensor,
-    short: Tensor,
-    aggregate: Callable[[Tensor], Tensor],
-    order: Tensor | None = None,
-    temperature: float = 0.1,
-    symmetric: bool = False,
-) -> Tensor:
-    """``L_nons``: the long view's ``z^n`` ``[B, d]`` against the aggregate of its short views
-    ``[B, K, d]``; negatives: the other videos' aggregates and, with ``order`` ``[B, K]``, the
-    aggregate of the same short views in that order (the hard negative)."""
-    a = aggregate(short)
-    if order is not None:
-        shuffled = short.gather(1, order[..., None].expand_as(short))
-        loss = info_nce(long, a, aggregate(shuffled)[:, None], in_batch=True, temperature=temperature)
-    else:
-        loss = info_nce(long, a, temperature=temperature)
-    if symmetric:
-        loss = 0.5 * (loss + info_nce(a, long, temperature=temperature))
-    return loss
-
-
-def temporal_loss(short: Tensor, predicted: Tensor, temperature: float = 0.1) -> Tensor:
-    """``L_temp``: each short view's code ``[B, K, d]`` against the code predicted for its
-    position from its long view ``[B, K, d]``; the other ``B K - 1`` predictions of the batch
-    (the same video's other positions among them) are the negatives."""
-    return info_nce(short.flatten(0, 1), predicted.flatten(0, 1), temperature=temperature)
-
-
-def shift_views(views: Tensor, largest: int, generator: torch.Generator | None = None) -> Tensor:
-    """``[B, K, C, T, H, W]`` with each of the ``B K`` views circularly shifted by its own
-    ``(dy, dx)``, each drawn uniformly from ``[-largest, largest]``."""
-    b, k = views.shape[:2]
-    offsets = torch.randint(-largest, largest + 1, (b * k, 2), generator=generator).tolist()
-    flat = views.flatten(0, 1)
-    shifted = [torch.roll(v, shifts=(dy, dx), dims=(-2, -1)) for v, (dy, dx) in zip(flat, offsets, strict=True)]
-    return torch.stack(shifted).view_as(views)
+    def step(self, batch: Batch) -> Tensor:
+        terms = self.losses(batch["input"])
+        self.log_terms(terms)
+        return weighted_sum(terms, self.weights())

@@ -43,49 +43,42 @@ class MoCHiParams(MoCoParams):
 
 @register_method("mochi", MoCHiParams, task="images", summary="MoCHi: MoCo plus synthetic hard negatives")
 class MoCHi(MoCo):
-    """MoCHi(N, s, s') on MoCo.
+    """MoCHi(N, s, s') on MoCo: ``MoCoParams`` plus
+
+    - ``num_hard``: ``N``, hardest queue entries per query to mix from;
+    - ``num_pair_mix``: ``s``, mixes of two hard negatives per query;
+    - ``num_query_mix``: ``s'``, mixes of the query with one hard negative;
+    - ``mix_start_epoch``: epochs of plain MoCo first (the early queue is noise);
+    - ``mask_own_keys``: skip queue entries of the query's own image when mixing.
 
     Args:
-        num_hard: ``N``, hardest queue entries per query to mix from.
-        num_pair_mix: ``s``, mixes of two hard negatives per query.
-        num_query_mix: ``s'``, mixes of the query with one hard negative.
-        mix_start_epoch: epochs of plain MoCo first (the early queue is noise; card §3).
-        mask_own_keys: skip queue entries of the query's own image when mixing (card §6.6).
-        **moco: ``MoCo`` arguments.
+        backbone, augmentation, params, **options: as ``MoCo`` (``params`` a ``MoCHiParams``).
     """
 
-    def __init__(
-        self,
-        backbone: Backbone,
-        augmentation: ViewAugmentation,
-        *,
-        num_hard: int = 256,
-        num_pair_mix: int = 256,
-        num_query_mix: int = 128,
-        mix_start_epoch: int = 0,
-        mask_own_keys: bool = True,
-        **moco: Any,
-    ) -> None:
-        self._mochi = (num_hard, num_pair_mix, num_query_mix, mask_own_keys)
-        super().__init__(backbone, augmentation, **moco)
-        self.mix_start_epoch = mix_start_epoch
+    params: MoCHiParams
 
-    def _make_criterion(self, temperature: float, beta: float, tau_plus: float, size: int, dim: int) -> InfoNCELoss:
-        num_hard, num_pair_mix, num_query_mix, mask_own_keys = self._mochi
+    def __init__(
+        self, backbone: Backbone, augmentation: ViewAugmentation, params: MoCHiParams | None = None, **options: Any
+    ) -> None:
+        p, base = MoCHiParams.resolve(params, options)
+        super().__init__(backbone, augmentation, p, **base)
+
+    def make_criterion(self, p: MoCoParams) -> InfoNCELoss:
+        assert isinstance(p, MoCHiParams)
         return MoCHiLoss(
-            num_hard,
-            num_pair_mix,
-            num_query_mix,
-            mask_own_keys=mask_own_keys,
-            temperature=temperature,
-            beta=beta,
-            tau_plus=tau_plus,
-            queue_size=size,
-            dim=dim,
+            p.num_hard,
+            p.num_pair_mix,
+            p.num_query_mix,
+            mask_own_keys=p.mask_own_keys,
+            temperature=p.temperature,
+            beta=p.beta,
+            tau_plus=p.tau_plus,
+            queue_size=p.queue_size,
+            dim=p.proj_dim,
         )
 
     def contrast(self, q: Tensor, k: Tensor, indices: Tensor) -> Tensor:
         assert isinstance(self.criterion, MoCHiLoss)
-        self.criterion.mixing_enabled = self.current_epoch >= self.mix_start_epoch
+        self.criterion.mixing_enabled = self.current_epoch >= self.params.mix_start_epoch
         self.criterion.generator = self.generator(2)
-        return self.criterion(q, k, sample_ids=indices)
+        return self.criterion(q, k, sample_ids=indices, enqueue=False)

@@ -1,76 +1,76 @@
-"""VCLR (Kuang et al., ICCV-W 2021; ``vclr.md``): video-level positives from segment tuples, on
-top of SeCo's frame-level losses, with a temporal-order regulariser.
+"""VCLR (Kuang et al., ICCV-W 2021; ``docs/video.md``, "VCLR"): video-level positives from segment
+tuples, on top of SeCo's frame-level losses, with a temporal-order regulariser.
 
-Per video of ``F`` decoded frames, one step (card §2-§3):
-
-1. ``S`` segments; a key tuple and a query tuple take one element each per segment, never the
-   same frame (``views.segments.segment_pair``). An element is a frame (``clip_length`` 1,
-   a 2-D image backbone: the official frame-level form) or a clip of ``clip_length`` frames
-   at ``clip_stride`` (a 3-D clip backbone, the card's §3 generalisation).
-2. Every element is augmented with its own draw (the official pipeline is not clip-consistent).
-3. The SeCo anchor is the query tuple's element of a random end segment (first or last);
-   ``x_1`` is that same frame re-augmented, ``x_j`` (j >= 2) the query tuple's other elements.
-4. Losses, each with its weight (0 switches it off, for the card's ablations):
-
-   - ``L_inter``: ``u = inter(anchor)`` against each momentum key ``a_j = inter_k(x_j)``,
-     ``S`` rows per video, negatives from ``Q_inter`` (temperature ``tau``);
-   - ``L_intra``: ``w = intra(anchor)``, two logits ``[w.b_1, w.b_j] / tau_intra`` per
-     ``j >= 2``, target 0;
-   - ``L_vclr``: ``v = normalize(tsn(mean_s backbone(tuple_s)))`` of the query tuple against
-     the key tuple's from the momentum encoder, negatives from ``Q_vclr``;
-   - ``L_order``: with probability 1/2 each tuple is shuffled (neither forward nor reversed);
-     a linear classifier on ``[o_q ; o_k]`` (order-head embeddings of both tuples in their
-     presented order, ``o_k`` from the momentum encoder, detached) predicts
-     ``1[q shuffled] + 2 1[k shuffled]``.
-
-   After the losses ``Q_inter`` takes every ``a_j`` and ``Q_vclr`` every ``v_k``.
-
-Deviations, marked [design]: the anchor's backbone feature is the query tuple's (the official
-code runs one more forward of the identical tensor; only BatchNorm's batch differs); the
-momentum encoder takes every key-side element in one shuffled pass (the official code: three
-single-frame passes and one tuple pass; again only BatchNorm's batch differs); queues
-start as random unit vectors like every queue here (the official ``uniform(-s, s)``); and
-``inter_positive`` adds the card's §6 baselines, frame-instance MoCo (``same_frame``: the
-positive is ``x_1`` only) and clip-level MoCo (``same_segment``: the key tuple's element of
-the anchor's segment).
+Per video, ``S`` segments give a key and a query tuple (``views.segments``: one element each per
+segment, never the same frame; a frame through a 2-D backbone or a clip through a 3-D one), each
+element augmented by its own draw. The SeCo anchor is the query tuple's element of a random end
+segment, ``x_1`` its frame re-augmented, ``x_j`` the query tuple's other elements. Losses, each
+with a weight (0 = off): ``L_inter`` (``u = inter(anchor)`` against each momentum key ``a_j``,
+negatives ``Q_inter``), ``L_intra`` (``functional.video.intra_loss``), ``L_vclr`` (the query
+tuple's ``tsn`` embedding of its mean feature against the key tuple's, negatives ``Q_vclr``) and
+``L_order`` (a 4-way classifier: was each tuple shuffled). After all losses ``Q_inter`` takes every
+``a_j`` and ``Q_vclr`` every ``v_k``. [design] The anchor's feature is the query tuple's; the
+momentum encoder takes every key-side element in one shuffled pass; ``inter_positive`` adds the
+``same_frame`` and ``same_segment`` baselines.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
+from pydantic import Field, model_validator
 from torch import Tensor, nn
 
+from contrastkit.evaluation.clips import order_accuracy
 from contrastkit.functional.contrastive import info_nce
+from contrastkit.functional.video import intra_loss
 from contrastkit.memory.queue import Queue
-from contrastkit.methods.base import Batch, ContrastiveMethod, StepOutput
+from contrastkit.methods.base import Batch, StepOutput, weighted_sum
+from contrastkit.methods.clip_base import ClipMethod
+from contrastkit.methods.moco import EMA_NOT_SGD, shrink_queues
 from contrastkit.nn.backbones import Backbone
-from contrastkit.nn.heads import ProjectionHead
+from contrastkit.nn.heads import ProjectionHead, order_embedding
 from contrastkit.nn.momentum import MomentumEncoder
-from contrastkit.nn.shuffle import shuffled_forward
 from contrastkit.nn.split_batchnorm import convert_to_split_batchnorm
-from contrastkit.nn.video import FramewiseEncoder
 from contrastkit.registry import MethodParams, register_method
-from contrastkit.views.segments import gather_frames, order_shuffles, segment_pair
+from contrastkit.views.segments import SegmentTuples, draw_segment_tuples, segment_tuple_views, tuple_elements
 from contrastkit.views.video import ClipAugmentation
 
-__all__ = ["VCLR", "VCLRParams", "VCLROutputs", "intra_loss"]
+__all__ = ["VCLR", "VCLRParams", "VCLRStep"]
 
 HEADS = ("inter", "intra", "order", "tsn")
+SHUFFLE_PROBABILITY = 0.5
+"""Each tuple's chance of being shuffled for the order task."""
 
 
 class VCLRParams(MethodParams):
-    """Recipe options of ``VCLR`` (card §6 CPU scale by default)."""
+    """Options of ``VCLR`` (CPU scale by default).
+
+    Attributes:
+        segments: ``S`` (3; the order task needs ``S >= 3``).
+        temperature: ``tau`` of ``L_inter`` and ``L_vclr`` (0.1).
+        intra_temperature: ``tau_intra`` of ``L_intra`` (0.1).
+        queue_size: ``K`` of ``Q_inter`` and ``Q_vclr``.
+        ema_momentum: EMA rate of the key encoder (0.999 officially; 0.99 at CPU scale).
+        split_bn: BatchNorm splits (ShuffleBN on one device; 1 = plain BN).
+        shuffle_keys: encode keys in a shuffled batch.
+        proj_hidden, proj_dim: the four heads ``D -> hidden -> ReLU -> dim``.
+        inter_weight, intra_weight, vclr_weight, order_weight: loss weights (0 = off).
+        order_norm: ``"frames"`` normalises order embeddings across the ``S`` elements, as the
+            official code does; ``"features"`` across their dimensions.
+        inter_positive: ``"segments"`` (VCLR), ``"same_frame"`` or ``"same_segment"`` (baselines).
+    """
 
     name: Literal["vclr"] = "vclr"
+    renamed: ClassVar[dict[str, tuple[str, str]]] = {"momentum": ("ema_momentum", EMA_NOT_SGD)}
     segments: int = Field(3, ge=1)
     temperature: float = Field(0.1, gt=0)
     intra_temperature: float = Field(0.1, gt=0)
     queue_size: int = Field(4096, gt=0)
-    momentum: float = Field(0.99, ge=0, le=1)
+    ema_momentum: float = Field(0.99, ge=0, le=1)
     split_bn: int = Field(4, ge=1)
     shuffle_keys: bool = True
     proj_hidden: int = Field(128, gt=0)
@@ -82,304 +82,167 @@ class VCLRParams(MethodParams):
     order_norm: Literal["frames", "features"] = "frames"
     inter_positive: Literal["segments", "same_frame", "same_segment"] = "segments"
 
+    @model_validator(mode="after")
+    def _trainable(self) -> VCLRParams:
+        if self.order_weight > 0 and self.segments < 3:
+            raise ValueError(f"the order task needs segments >= 3 (got {self.segments}); set order_weight=0")
+        if not any(w > 0 for w in (self.inter_weight, self.intra_weight, self.vclr_weight, self.order_weight)):
+            raise ValueError("every loss weight is 0: nothing to train")
+        return self
+
     @classmethod
     def smoke(cls, method: dict[str, Any]) -> None:
-        if "queue_size" in method:
-            method["queue_size"] = min(int(method["queue_size"]), 256)
+        shrink_queues(method, "queue_size")
 
 
-class VCLROutputs(dict):
-    """The step's losses by name (``inter``, ``intra``, ``vclr``, ``order``) and ``order_acc``."""
+@dataclass
+class VCLRStep:
+    """What ``VCLR.losses`` computes for one batch: ``terms``, the losses with weight > 0 by name;
+    ``order_acc`` with the order term; with the inter term the anchor's ``u`` ``[B, d]``
+    (``inter_query``) and its ``n`` normalised positives ``[B n, d]`` for ``Q_inter``
+    (``inter_keys``); with the vclr term the query tuples' embeddings ``[B, d]`` (``vclr_query``)
+    and the key tuples' normalised ones for ``Q_vclr`` (``vclr_keys``)."""
+
+    terms: dict[str, Tensor] = field(default_factory=dict)
+    order_acc: Tensor | None = None
+    inter_query: Tensor | None = None
+    inter_keys: Tensor | None = None
+    vclr_query: Tensor | None = None
+    vclr_keys: Tensor | None = None
 
 
-@register_method("vclr", VCLRParams, task="clips", summary="VCLR: segment-tuple positives + SeCo + order (vclr.md)")
-class VCLR(ContrastiveMethod):
-    """VCLR on a frame encoder (2-D) or a clip encoder (3-D).
+@register_method("vclr", VCLRParams, task="clips", summary="VCLR: segment-tuple positives + SeCo + order")
+class VCLR(ClipMethod):
+    """VCLR on a frame encoder (2-D, ``clip_length`` None or 1) or a clip encoder (3-D).
 
     Args:
-        backbone: an image encoder (``clip_length`` None or 1) or a clip encoder.
-        augmentation: a ``ClipAugmentation`` (one draw per element).
-        segments: ``S`` (3; the order task needs ``S >= 3``).
-        temperature: ``tau`` of ``L_inter`` and ``L_vclr`` (0.1).
-        intra_temperature: ``tau_intra`` of ``L_intra`` (0.1).
-        queue_size: ``K`` of ``Q_inter`` and ``Q_vclr``.
-        momentum: EMA coefficient of the key encoder (0.999 officially; 0.99 at CPU scale).
-        split_bn: BatchNorm splits (ShuffleBN on one device; 1 = plain BN).
-        shuffle_keys: encode keys in a shuffled batch.
-        proj_hidden, proj_dim: the four heads ``D -> hidden -> ReLU -> dim``.
-        inter_weight, intra_weight, vclr_weight, order_weight: loss weights (0 = off).
-        order_norm: ``"frames"`` normalises order embeddings across the ``S`` elements, as the
-            official code does (card pitfall 3); ``"features"`` across their dimensions.
-        inter_positive: ``"segments"`` (VCLR), ``"same_frame"`` or ``"same_segment"`` (baselines).
-        clip_length, clip_stride: elements of ``clip_length`` frames at ``clip_stride``
-            (None / 1: single frames through a 2-D backbone).
-        **base: ``ContrastiveMethod`` arguments.
+        backbone, augmentation: an image (frame level) or clip encoder; a ``ClipAugmentation``.
+        params: the options (``VCLRParams``); keywords named like its fields override them.
+        **base: ``ClipMethod`` arguments (``clip_length``, ``clip_stride``: the elements).
     """
 
+    params: VCLRParams
+
     def __init__(
-        self,
-        backbone: Backbone,
-        augmentation: ClipAugmentation,
-        *,
-        segments: int = 3,
-        temperature: float = 0.1,
-        intra_temperature: float = 0.1,
-        queue_size: int = 4096,
-        momentum: float = 0.99,
-        split_bn: int = 4,
-        shuffle_keys: bool = True,
-        proj_hidden: int = 128,
-        proj_dim: int = 32,
-        inter_weight: float = 1.0,
-        intra_weight: float = 1.0,
-        vclr_weight: float = 1.0,
-        order_weight: float = 1.0,
-        order_norm: str = "frames",
-        inter_positive: str = "segments",
-        clip_length: int | None = None,
-        clip_stride: int = 1,
-        **base: Any,
+        self, backbone: Backbone, augmentation: ClipAugmentation, params: VCLRParams | None = None, **options: Any
     ) -> None:
-        if order_weight > 0 and segments < 3:
-            raise ValueError(f"the order task needs segments >= 3 (got {segments}); set order_weight=0")
-        if order_norm not in ("frames", "features"):
-            raise ValueError(f"order_norm must be 'frames' or 'features', got {order_norm!r}")
-        if inter_positive not in ("segments", "same_frame", "same_segment"):
-            raise ValueError(f"inter_positive must be segments, same_frame or same_segment, got {inter_positive!r}")
-        if not any(w > 0 for w in (inter_weight, intra_weight, vclr_weight, order_weight)):
-            raise ValueError("every loss weight is 0: nothing to train")
-        if split_bn > 1:
-            convert_to_split_batchnorm(backbone, split_bn)
-        super().__init__(backbone, augmentation, **base)  # type: ignore[arg-type]
-        self.segments = segments
-        self.temperature = temperature
-        self.intra_temperature = intra_temperature
-        self.momentum = momentum
-        self.shuffle_keys = shuffle_keys
-        self.weights = {"inter": inter_weight, "intra": intra_weight, "vclr": vclr_weight, "order": order_weight}
-        self.order_norm = order_norm
-        self.inter_positive = inter_positive
-        self.clip_length = clip_length if clip_length and clip_length > 1 else 1
-        self.clip_stride = clip_stride
-        self.shuffle_probability = 0.5  # each tuple's chance of being shuffled for the order task
+        p, base = VCLRParams.resolve(params, options)
+        if p.split_bn > 1:
+            convert_to_split_batchnorm(backbone, p.split_bn)
+        super().__init__(backbone, augmentation, **base)
+        self.params = p
+        self.ema_momentum = p.ema_momentum
+        self.clip_length = self.clip_length if self.clip_length and self.clip_length > 1 else 1
+        self.frame_level = self.clip_length == 1
+        self.shuffle_probability = SHUFFLE_PROBABILITY
+        self.weights = {
+            "inter": p.inter_weight,
+            "intra": p.intra_weight,
+            "vclr": p.vclr_weight,
+            "order": p.order_weight,
+        }
         dim = backbone.feature_dim
-        self.heads = nn.ModuleDict({h: ProjectionHead(dim, proj_hidden, proj_dim) for h in HEADS})
-        self.order_classifier = nn.Linear(2 * segments * proj_dim, 4)
+        self.heads = nn.ModuleDict({h: ProjectionHead(dim, p.proj_hidden, p.proj_dim) for h in HEADS})
+        self.order_classifier = nn.Linear(2 * p.segments * p.proj_dim, 4)
         self.momentum_backbone = MomentumEncoder(backbone)
         self.momentum_heads = MomentumEncoder(self.heads)
-        self.queue_inter = Queue(queue_size, proj_dim)
-        self.queue_vclr = Queue(queue_size, proj_dim)
-
-    @property
-    def frame_level(self) -> bool:
-        return self.clip_length == 1
-
-    @property
-    def clip_encoder(self) -> nn.Module:
-        """What clip evaluation runs: the backbone, or the backbone per frame averaged (2-D)."""
-        return FramewiseEncoder(self.backbone) if self.frame_level else self.backbone
-
-    def embed(self, images: Tensor) -> Tensor:
-        """Monitor features of whole videos ``[B, C, F, H, W]``: 8 evenly spaced elements, averaged."""
-        frames = images.shape[2]
-        picks = torch.linspace(0, frames - 1, min(8, frames)).round().long().to(images.device)
-        if self.frame_level:
-            return self.clip_encoder(self.preprocess(images.index_select(2, picks)))
-        return self.backbone(self.preprocess(images))
+        self.queue_inter = Queue(p.queue_size, p.proj_dim)
+        self.queue_vclr = Queue(p.queue_size, p.proj_dim)
 
     def momentum_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
         return [(self.backbone, self.momentum_backbone.module), (self.heads, self.momentum_heads.module)]
 
-    # --- sampling -----------------------------------------------------------------------
-
-    def elements(self, videos: Tensor, starts: Tensor) -> Tensor:
-        """Raw elements ``[B, S, C, T, H, W]`` at tuple ``starts`` ``[B, S]`` of ``[B, C, F, H, W]``."""
-        offsets = self.clip_stride * torch.arange(self.clip_length)
-        frames = gather_frames(videos, starts[..., None] + offsets)  # [B, C, S, T, H, W]
-        return frames.transpose(1, 2)
-
-    def augment(self, elements: Tensor, generator: torch.Generator) -> Tensor:
-        """One augmentation draw per element: ``[B, S, C, T, H, W]`` -> the same, normalised."""
-        b, s = elements.shape[:2]
-        out: Tensor = self.augmentation(elements.flatten(0, 1), generator)
-        return out.view(b, s, *out.shape[1:])
-
-    def _encode(self, encoder: nn.Module, elements: Tensor) -> Tensor:
-        """``[N, C, T, H, W]`` -> ``[N, D]`` (frames squeezed for a 2-D backbone)."""
-        return encoder(elements[:, :, 0] if self.frame_level else elements)
-
-    def sample(self, videos: Tensor, generator: torch.Generator) -> dict[str, Tensor]:
-        """Tuples, order shuffles, end segments and order labels for ``videos`` ``[B, C, F, H, W]``."""
-        b, frames = videos.shape[0], videos.shape[2]
-        span = (self.clip_length - 1) * self.clip_stride + 1
-        key_starts, query_starts = segment_pair(b, frames, self.segments, generator, span=span)
-        order_q, shuffled_q = self._shuffles(b, generator)
-        order_k, shuffled_k = self._shuffles(b, generator)
-        end = torch.where(torch.rand(b, generator=generator) < 0.5, 0, self.segments - 1)
-        return {
-            "key_starts": key_starts,
-            "query_starts": query_starts,
-            "order_q": order_q,
-            "order_k": order_k,
-            "order_label": shuffled_q.long() + 2 * shuffled_k.long(),
-            "end": end,
-        }
-
-    def _shuffles(self, batch: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-        if self.segments < 3:
-            return _no_shuffle(batch, self.segments)
-        return order_shuffles(batch, self.segments, generator, self.shuffle_probability)
-
-    # --- the step -----------------------------------------------------------------------
+    def sample(self, videos: Tensor, generator: torch.Generator) -> SegmentTuples:
+        """Tuples, order shuffles and end segments for ``videos`` ``[B, C, F, H, W]``."""
+        b, frames, span = videos.shape[0], videos.shape[2], (self.clip_length - 1) * self.clip_stride + 1
+        segments = self.params.segments
+        return draw_segment_tuples(b, frames, segments, generator, span=span, shuffle_probability=self.shuffle_probability)
 
     def order_logits(self, features_q: Tensor, features_k: Tensor, order_q: Tensor, order_k: Tensor) -> Tensor:
         """``[B, 4]`` from per-element backbone features ``[B, S, D]`` of both tuples (natural
         order) presented in ``order_q`` / ``order_k``; the key side is detached."""
-        o_q = self._order_embedding(self.heads["order"], features_q, order_q)
+        across = self.params.order_norm
+        o_q = order_embedding(self.heads["order"], features_q, order_q, across)
         with torch.no_grad():
-            o_k = self._order_embedding(self.momentum_heads.module["order"], features_k, order_k)
+            o_k = order_embedding(self.momentum_heads.module["order"], features_k, order_k, across)
         return self.order_classifier(torch.cat([o_q.flatten(1), o_k.flatten(1)], dim=1))
 
-    def _order_embedding(self, head: nn.Module, features: Tensor, order: Tensor) -> Tensor:
-        presented = features.gather(1, order[..., None].expand_as(features))
-        return F.normalize(head(presented), dim=1 if self.order_norm == "frames" else 2)
-
-    def losses(self, videos: Tensor, generator: torch.Generator) -> VCLROutputs:
-        """The four losses (only those with weight > 0) of one batch of ``[B, C, F, H, W]`` videos;
-        enqueues nothing (``step`` does, after the update)."""
-        b, s = videos.shape[0], self.segments
+    def losses(self, videos: Tensor, generator: torch.Generator) -> VCLRStep:
+        """The losses with weight > 0 of one batch of ``[B, C, F, H, W]`` videos and the keys
+        for the queues; enqueues nothing (``step`` does, after all losses)."""
+        p, b, s = self.params, videos.shape[0], self.params.segments
         draw = self.sample(videos, generator)
-        raw_q = self.elements(videos, draw["query_starts"])
-        x_q = self.augment(raw_q, generator)  # [B, S, C, T, H, W]
-        x_k = self.augment(self.elements(videos, draw["key_starts"]), generator)
+        x = segment_tuple_views(videos, draw, self.augmentation, generator, self.clip_length, self.clip_stride)
         rows = torch.arange(b)
-        x_1 = self.augment(raw_q[rows, draw["end"]][:, None], generator)[:, 0]  # the anchor's frame, re-augmented
-        others = torch.tensor([[j for j in range(s) if j != e] for e in draw["end"].tolist()], dtype=torch.long)
-        x_others = x_q[rows[:, None], others]  # [B, S-1, ...]: the query tuple's other elements
-
-        features_q = self._encode(self.backbone, x_q.flatten(0, 1)).view(b, s, -1)
-        anchor = features_q[rows, draw["end"]]
-
-        # keys: x_1, the other query elements and the key tuple, one shuffled momentum forward
-        key_input = torch.cat([x_1, x_others.flatten(0, 1), x_k.flatten(0, 1)])
-        key_features = self._key_features(key_input)
+        features_q = self.encode_elements(self.backbone, x.query.flatten(0, 1)).view(b, s, -1)
+        anchor = features_q[rows, draw.end]
+        # keys: the anchor re-augmented, the other query elements and the key tuple, one shuffled forward
+        key_input = torch.cat([x.anchor, x.others.flatten(0, 1), x.key.flatten(0, 1)])
+        encode = lambda e: (self.encode_elements(self.momentum_backbone, e),)  # noqa: E731
+        (key_features,) = self.key_forward(encode, key_input, p.shuffle_keys)
         f_1, f_others, features_k = key_features.split([b, b * (s - 1), b * s])
         features_k = features_k.view(b, s, -1)
-        out = VCLROutputs()
+        out = VCLRStep()
         heads_k = self.momentum_heads.module
         if self.weights["inter"] > 0:
             u = self.heads["inter"](anchor)
             with torch.no_grad():
-                if self.inter_positive == "segments":
-                    positives = torch.cat([f_1[:, None], f_others.view(b, s - 1, -1)], dim=1)  # [B, S, D]
-                elif self.inter_positive == "same_frame":
-                    positives = f_1[:, None]
-                else:
-                    positives = features_k[rows, draw["end"]][:, None]
+                positives = {
+                    "segments": lambda: torch.cat([f_1[:, None], f_others.view(b, s - 1, -1)], dim=1),  # [B, S, D]
+                    "same_frame": lambda: f_1[:, None],
+                    "same_segment": lambda: features_k[rows, draw.end][:, None],
+                }[p.inter_positive]()
                 a = F.normalize(heads_k["inter"](positives), dim=2)
-            n = a.shape[1]
-            out["inter"] = info_nce(
-                u.repeat_interleave(n, dim=0),
-                a.flatten(0, 1),
-                self.queue_inter.keys.detach(),
-                temperature=self.temperature,
-            )
-            out["_inter_keys"] = a.flatten(0, 1)
-            out["_u"] = u
+            out.inter_query, out.inter_keys = u, a.flatten(0, 1)
+            u_rows, queue = u.repeat_interleave(a.shape[1], dim=0), self.queue_inter.keys.detach()
+            out.terms["inter"] = info_nce(u_rows, out.inter_keys, queue, temperature=p.temperature)
         if self.weights["intra"] > 0 and s > 1:
             w = self.heads["intra"](anchor)
             with torch.no_grad():
                 b_1 = heads_k["intra"](f_1)
                 b_j = heads_k["intra"](f_others).view(b, s - 1, -1)
-            out["intra"] = intra_loss(w, b_1, b_j, self.intra_temperature)
+            out.terms["intra"] = intra_loss(w, b_1, b_j, p.intra_temperature)
         if self.weights["vclr"] > 0:
             v_q = self.heads["tsn"](features_q.mean(dim=1))
             with torch.no_grad():
                 v_k = F.normalize(heads_k["tsn"](features_k.mean(dim=1)), dim=1)
-            out["vclr"] = info_nce(v_q, v_k, self.queue_vclr.keys.detach(), temperature=self.temperature)
-            out["_vclr_keys"] = v_k
-            out["_vclr_query"] = v_q
+            out.terms["vclr"] = info_nce(v_q, v_k, self.queue_vclr.keys.detach(), temperature=p.temperature)
+            out.vclr_query, out.vclr_keys = v_q, v_k
         if self.weights["order"] > 0:
-            logits = self.order_logits(features_q, features_k, draw["order_q"], draw["order_k"])
-            label = draw["order_label"].to(logits.device)
-            out["order"] = F.cross_entropy(logits, label)
-            out["order_acc"] = (logits.argmax(1) == label).float().mean().detach()
+            logits = self.order_logits(features_q, features_k, draw.order_q, draw.order_k)
+            label = draw.order_label.to(logits.device)
+            out.terms["order"] = F.cross_entropy(logits, label)
+            out.order_acc = (logits.argmax(1) == label).float().mean().detach()
         return out
-
-    @torch.no_grad()
-    def _key_features(self, x: Tensor) -> Tensor:
-        def encode(chunk: Tensor) -> tuple[Tensor]:
-            return (self._encode(self.momentum_backbone, chunk),)
-
-        if self.shuffle_keys:
-            return shuffled_forward(encode, x, self.shared_generator(1))[0]
-        return encode(x)[0]
 
     def step(self, batch: Batch) -> StepOutput:
         out = self.losses(batch["input"], self.generator(0))
-        loss = sum(self.weights[name] * out[name] for name in ("inter", "intra", "vclr", "order") if name in out)
-        assert isinstance(loss, Tensor)
-        if self._trainer is not None:
-            for name in ("inter", "intra", "vclr", "order", "order_acc"):
-                if name in out:
-                    self.log(f"train/{name}", out[name].detach(), on_step=False, on_epoch=True, sync_dist=True)
-        if "_inter_keys" in out:
-            self.queue_inter.enqueue(out["_inter_keys"])
-        if "_vclr_keys" in out:
-            self.queue_vclr.enqueue(out["_vclr_keys"])
-        if "_u" in out:
-            u = F.normalize(out["_u"].detach(), dim=1)
-            n = out["_inter_keys"].shape[0] // u.shape[0]
-            pos = (u * out["_inter_keys"][::n]).sum(1)
-            return StepOutput(loss, pos, (u @ self.queue_inter.keys[:512].t()).flatten())
-        return StepOutput(loss)
+        loss = weighted_sum(out.terms, self.weights)
+        self.log_terms(out.terms | ({"order_acc": out.order_acc} if out.order_acc is not None else {}))
+        if out.inter_keys is not None:
+            self.queue_inter.enqueue(out.inter_keys)
+        if out.vclr_keys is not None:
+            self.queue_vclr.enqueue(out.vclr_keys)
+        if out.inter_query is None or out.inter_keys is None:
+            return StepOutput(loss)
+        u = F.normalize(out.inter_query.detach(), dim=1)
+        pos = (u * out.inter_keys.view(len(u), -1, u.shape[1])[:, 0]).sum(1)
+        return StepOutput(loss, pos, self.queue_similarities(u, self.queue_inter.keys))
 
-    @torch.no_grad()
-    def order_accuracy(self, videos: Tensor, seed: int = 0, batch_size: int = 64) -> float:
-        """Order-head accuracy (%) on tuples drawn (seeded) from held-out ``videos``, eval mode."""
-        was = self.training
-        self.eval()
-        g = torch.Generator().manual_seed(seed)
-        correct = 0
-        try:
-            for first in range(0, len(videos), batch_size):
-                chunk = videos[first : first + batch_size]
-                b, s = chunk.shape[0], self.segments
-                draw = self.sample(chunk, g)
-                x_q = self.preprocess(self.elements(chunk, draw["query_starts"]).flatten(0, 1))
-                x_k = self.preprocess(self.elements(chunk, draw["key_starts"]).flatten(0, 1))
-                f_q = self._encode(self.backbone, x_q).view(b, s, -1)
-                f_k = self._encode(self.momentum_backbone, x_k).view(b, s, -1)
-                logits = self.order_logits(f_q, f_k, draw["order_q"], draw["order_k"])
-                correct += int((logits.argmax(1) == draw["order_label"]).sum())
-        finally:
-            self.train(was)
-        return 100.0 * correct / len(videos)
+    def order_predictions(self, videos: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        """Order logits ``[B, 4]`` and labels ``[B]`` of tuples drawn from un-augmented ``videos``."""
+        b, s, length, stride = videos.shape[0], self.params.segments, self.clip_length, self.clip_stride
+        draw = self.sample(videos, generator)
+        x_q = self.preprocess(tuple_elements(videos, draw.query_starts, length, stride).flatten(0, 1))
+        x_k = self.preprocess(tuple_elements(videos, draw.key_starts, length, stride).flatten(0, 1))
+        f_q = self.encode_elements(self.backbone, x_q).view(b, s, -1)
+        f_k = self.encode_elements(self.momentum_backbone, x_k).view(b, s, -1)
+        return self.order_logits(f_q, f_k, draw.order_q, draw.order_k), draw.order_label
 
-    @property
     def extra_metric_labels(self) -> dict[str, str]:
-        return {"order_accuracy": "order head accuracy (4-way, %)"} if self.segments >= 3 else {}
+        return {"order_accuracy": "order head accuracy (4-way, %)"} if self.params.segments >= 3 else {}
 
     def extra_metrics(self, test_videos: Tensor, seed: int) -> dict[str, float]:
-        """Method-specific numbers for the clip task's report."""
-        return {"order_accuracy": self.order_accuracy(test_videos, seed)} if self.segments >= 3 else {}
-
-
-def intra_loss(w: Tensor, b_1: Tensor, b_others: Tensor, temperature: float = 0.1) -> Tensor:
-    """SeCo's intra-video loss (``vclr.md`` §2): for every other segment ``j``, two logits
-    ``[w.b_1, w.b_j] / tau`` with target 0, averaged over the ``B (S - 1)`` rows.
-
-    Args:
-        w: ``[B, D]`` the anchor's intra embedding (normalised here).
-        b_1: ``[B, D]`` the momentum embedding of the anchor's frame re-augmented.
-        b_others: ``[B, S - 1, D]`` the momentum embeddings of the other segments' frames.
-    """
-    w, b_1, b_others = F.normalize(w, dim=-1), F.normalize(b_1, dim=-1), F.normalize(b_others, dim=-1)
-    positive = (w * b_1).sum(-1)[:, None].expand(b_others.shape[:2])
-    negative = (w[:, None] * b_others).sum(-1)
-    logits = torch.stack([positive, negative], dim=2).flatten(0, 1) / temperature
-    return F.cross_entropy(logits, torch.zeros(len(logits), dtype=torch.long, device=logits.device))
-
-
-def _no_shuffle(batch: int, segments: int) -> tuple[Tensor, Tensor]:
-    return torch.arange(segments).expand(batch, segments), torch.zeros(batch, dtype=torch.bool)
+        if self.params.segments < 3:
+            return {}
+        return {"order_accuracy": order_accuracy(self, self.order_predictions, test_videos, seed)}

@@ -8,8 +8,8 @@ One step (card §3, as alternating updates [design]):
 2. G's update (after the D-only warm-up): ``x~ = drop(x, G(x))`` of the ``round(r T)``
    lowest-scored frames (straight-through), ``q = phi(x~)``, ``q_r = phi(x)`` with the encoder
    frozen; ``L_G = -w * mean|q - q_r|`` (``w = 100``) on normalised embeddings. With
-   ``official_grad_leak`` G also descends ``L_D`` (card pitfall 4: the official code never zeroes
-   G's gradients before ``L_D.backward``);
+   ``official_grad_leak`` G also descends ``L_D`` (the official code never zeroes G's gradients
+   before ``L_D.backward``);
 3. the encoder's update on ``L_D = InfoNCE(phi(x~), k, queue)`` with the decayed queue, ``x~``
    from the updated G and no gradient to G; then ``k`` is enqueued.
 
@@ -30,6 +30,7 @@ from torch import Tensor, nn
 
 from contrastkit.losses import InfoNCELoss
 from contrastkit.methods.base import Batch, StepOutput
+from contrastkit.methods.clip_base import ClipMethod
 from contrastkit.methods.moco import MoCo, MoCoParams
 from contrastkit.nn.backbones import Backbone
 from contrastkit.nn.video import FrameScorer
@@ -47,7 +48,17 @@ __all__ = ["VideoMoCo", "VideoMoCoParams"]
 
 
 class VideoMoCoParams(MoCoParams):
-    """Recipe options of ``VideoMoCo``: MoCo's (card §6 scale: K 1024, tau 0.07) plus G and decay."""
+    """Options of ``VideoMoCo``: MoCo's at the CPU scale (K 1024, tau 0.07, 32-d head) plus
+
+    Attributes:
+        drop: ``"adversarial"`` (G), ``"random"`` (control) or ``"none"``.
+        drop_ratio: fraction of the ``T`` frames dropped (``round(r T)``; 8 of 32 officially).
+        decay: ``t`` of the queue decay (0.99999 officially; 0.98 at CPU scale; 1 = off).
+        warmup_fraction: the first fraction of epochs trains the encoder alone on clean clips.
+        generator_width: width of the frame scorer G.
+        generator_weight: ``w`` of ``L_G = -w mean|q - q_r|``.
+        official_grad_leak: G also descends ``L_D``, as the official code does.
+    """
 
     name: Literal["videomoco"] = "videomoco"  # type: ignore[assignment]
     temperature: float = Field(0.07, gt=0)
@@ -63,57 +74,39 @@ class VideoMoCoParams(MoCoParams):
 
 
 @register_method("videomoco", VideoMoCoParams, task="clips", summary="VideoMoCo: adversarial frame drop + queue decay")
-class VideoMoCo(MoCo):
-    """VideoMoCo on a clip encoder.
+class VideoMoCo(MoCo, ClipMethod):
+    """VideoMoCo on a clip encoder (``[B, C, T, H, W]`` -> ``[B, D]``).
+
+    Each step takes one random window of ``clip_length`` frames at ``clip_stride`` from the
+    decoded frames; both views are crops of that window (the official key is the same frames).
 
     Args:
-        backbone: a clip encoder (``[B, C, T, H, W]`` -> ``[B, D]``).
+        backbone: a clip encoder.
         augmentation: a ``ClipAugmentation``.
-        drop: ``"adversarial"`` (G), ``"random"`` (control) or ``"none"``.
-        drop_ratio: fraction of the ``T`` frames dropped (``round(r T)``; 8 of 32 officially).
-        decay: ``t`` of the queue decay (0.99999 officially; 0.98 at the card's CPU scale; 1 = off).
-        warmup_fraction: the first fraction of epochs trains the encoder alone on clean clips.
-        generator_width: width of the frame scorer G.
-        generator_weight: ``w`` of ``L_G = -w mean|q - q_r|``.
-        official_grad_leak: G also descends ``L_D``, as the official code does.
-        clip_length, clip_stride: each step takes one random window of ``clip_length`` frames
-            at ``clip_stride`` from the decoded frames; both views are crops of that window
-            (card pitfall 8: the official key is the same frames). None uses the input whole.
-        **moco: ``MoCo`` arguments (temperature, queue_size, momentum, split_bn, ...).
+        params: the options (``VideoMoCoParams``); keywords named like its fields override them.
+        **base: ``ClipMethod`` keyword arguments (``clip_length``, ``clip_stride``, ``seed``, ...).
     """
 
-    def __init__(
-        self,
-        backbone: Backbone,
-        augmentation: ClipAugmentation,
-        *,
-        drop: str = "adversarial",
-        drop_ratio: float = 0.25,
-        decay: float = 0.98,
-        warmup_fraction: float = 0.3,
-        generator_width: int = 16,
-        generator_weight: float = 100.0,
-        official_grad_leak: bool = False,
-        clip_length: int | None = None,
-        clip_stride: int = 1,
-        **moco: Any,
-    ) -> None:
-        if drop not in ("adversarial", "random", "none"):
-            raise ValueError(f"drop must be 'adversarial', 'random' or 'none', got {drop!r}")
-        self._decay = decay
-        super().__init__(backbone, augmentation, **moco)  # type: ignore[arg-type]
-        self.drop = drop
-        self.drop_ratio = drop_ratio
-        self.warmup_fraction = warmup_fraction
-        self.generator_weight = generator_weight
-        self.official_grad_leak = official_grad_leak
-        self.clip_length = clip_length
-        self.clip_stride = clip_stride
-        self.frame_scorer = FrameScorer(3, generator_width) if drop == "adversarial" else None
-        self.last_dropped: Tensor | None = None  # [B, T] frames G dropped in the last step (report strip)
+    params: VideoMoCoParams
 
-    def _make_criterion(self, temperature: float, beta: float, tau_plus: float, size: int, dim: int) -> InfoNCELoss:
-        return InfoNCELoss(temperature, beta=beta, tau_plus=tau_plus, queue_size=size, dim=dim, queue_decay=self._decay)
+    def __init__(
+        self, backbone: Backbone, augmentation: ClipAugmentation, params: VideoMoCoParams | None = None, **options: Any
+    ) -> None:
+        p, base = VideoMoCoParams.resolve(params, options)
+        super().__init__(backbone, augmentation, p, **base)
+        self.frame_scorer = FrameScorer(3, p.generator_width) if p.drop == "adversarial" else None
+        self.last_dropped: Tensor | None = None  # [B, count] frames G dropped in the last step
+
+    def make_criterion(self, p: MoCoParams) -> InfoNCELoss:
+        assert isinstance(p, VideoMoCoParams)
+        return InfoNCELoss(
+            p.temperature,
+            beta=p.beta,
+            tau_plus=p.tau_plus,
+            queue_size=p.queue_size,
+            dim=p.proj_dim,
+            queue_decay=p.decay,
+        )
 
     def players(self) -> dict[str, list[nn.Module]]:
         if self.frame_scorer is None:
@@ -128,13 +121,13 @@ class VideoMoCo(MoCo):
         return [self.augmentation(images, g) for _ in range(count)]
 
     def dropped_count(self, frames: int) -> int:
-        return round(self.drop_ratio * frames)
+        return round(self.params.drop_ratio * frames)
 
     def in_warmup(self) -> bool:
         trainer = self._trainer
         if trainer is None or not trainer.max_epochs:
             return False
-        return self.current_epoch < round(self.warmup_fraction * trainer.max_epochs)
+        return self.current_epoch < round(self.params.warmup_fraction * trainer.max_epochs)
 
     def step(self, batch: Batch) -> StepOutput:
         clips, indices = batch["input"], batch["index"]
@@ -142,7 +135,7 @@ class VideoMoCo(MoCo):
         (k,) = self.keys(x_k)
         count = self.dropped_count(x_q.shape[2])
         x_drop = x_q
-        if self.drop == "random" and not self.in_warmup():
+        if self.params.drop == "random" and not self.in_warmup():
             x_drop = random_frame_drop(x_q, count, self.generator(3))
         elif self.frame_scorer is not None and not self.in_warmup():
             self._generator_update(x_q, k, count)
@@ -152,14 +145,16 @@ class VideoMoCo(MoCo):
             self.last_dropped = lowest
         if self.automatic_optimization:
             q = self.query(x_drop)
-            loss = self.criterion(q, k, sample_ids=indices)
+            loss = self.contrast(q, k, indices)
         else:
             with self.player("encoder") as update:
                 q = self.query(x_drop)
-                loss = self.criterion(q, k, sample_ids=indices)
+                loss = self.contrast(q, k, indices)
                 update(loss)
+        negatives = self.queue_similarities(q, self.criterion.queue_negatives())
+        self.enqueue(k, indices)
         pos = (F.normalize(q.detach(), dim=1) * F.normalize(k, dim=1)).sum(1)
-        return StepOutput(loss, pos, self._negative_sample(q))
+        return StepOutput(loss, pos, negatives)
 
     def generator_loss(self, x_q: Tensor, k: Tensor, count: int) -> Tensor:
         """``L_G = -w mean|q - q_r|`` (plus ``L_D`` with ``official_grad_leak``) on ``x_q``'s drop."""
@@ -167,14 +162,24 @@ class VideoMoCo(MoCo):
         x_drop = adversarial_frame_drop(x_q, self.frame_scorer(x_q), count)
         q = self.query(x_drop)
         q_r = self.query(x_q)
-        loss = -self.generator_weight * (F.normalize(q, dim=1) - F.normalize(q_r, dim=1)).abs().mean()
-        if self.official_grad_leak:
-            loss = loss + self.criterion(q, k, enqueue=False)
+        loss = -self.params.generator_weight * (F.normalize(q, dim=1) - F.normalize(q_r, dim=1)).abs().mean()
+        if self.params.official_grad_leak:
+            loss = loss + self.contrast(q, k, None)
         return loss
 
     def _generator_update(self, x_q: Tensor, k: Tensor, count: int) -> None:
         with self.player("generator") as update:
             loss = self.generator_loss(x_q, k, count)
             update(loss)
-        if self._trainer is not None:
-            self.log("train/generator_loss", loss.detach(), on_step=False, on_epoch=True, sync_dist=True)
+        self.log_terms({"generator_loss": loss})
+
+    def dropped_frames(self, clip: Tensor) -> list[int] | None:
+        """The ``round(r T)`` frames G scores lowest in ``clip`` (None without G)."""
+        if self.frame_scorer is None:
+            return None
+        was = self.frame_scorer.training
+        self.frame_scorer.eval()
+        with torch.no_grad():
+            scores = self.frame_scorer(clip)
+        self.frame_scorer.train(was)
+        return scores.topk(self.dropped_count(clip.shape[2]), dim=1, largest=False).indices[0].tolist()

@@ -16,6 +16,9 @@ Long/short views (``long_short_indices``): a long view of ``T_L`` frames at stri
 from a random start, and ``K`` ordered, disjoint windows splitting its span, each sampled
 densely with ``T_S`` frames at stride ``r_S`` from the window's start (``longshort.md`` §3).
 
+``shuffled_orders`` draws the long/short method's shuffled order of the short views (its hard
+negative) and ``shift_views`` moves each short view by its own circular shift.
+
 Videos too short for a sampler (fewer than ``2 S`` frames for VCLR, or than the long view's
 span) raise ``ValueError``: the data side decodes every video to the same ``F`` frames,
 looping a short video from its start (``contrastkit.data.videos``), so this is the one rule.
@@ -24,17 +27,26 @@ looping a short video from its start (``contrastkit.data.videos``), so this is t
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 __all__ = [
+    "SegmentTuples",
+    "TupleViews",
     "allowed_shuffles",
+    "draw_segment_tuples",
     "gather_frames",
     "long_short_indices",
     "order_shuffles",
     "segment_bounds",
     "segment_pair",
+    "segment_tuple_views",
+    "shift_views",
+    "shuffled_orders",
+    "tuple_elements",
 ]
 
 
@@ -149,3 +161,113 @@ def gather_frames(videos: Tensor, indices: Tensor) -> Tensor:
     flat = indices.reshape(b, -1).to(videos.device)
     out = videos.gather(2, flat[:, None, :, None, None].expand(b, c, flat.shape[1], h, w))
     return out.view(b, c, *indices.shape[1:], h, w)
+
+
+@dataclass(frozen=True)
+class SegmentTuples:
+    """One draw of VCLR's tuples for ``B`` videos of ``S`` segments.
+
+    Attributes:
+        key_starts, query_starts: ``[B, S]`` first frame of each element of the two tuples.
+        order_q, order_k: ``[B, S]`` the order each tuple is presented in (identity or a shuffle).
+        order_label: ``[B]`` ``1[q shuffled] + 2 * 1[k shuffled]`` in ``{0, 1, 2, 3}``.
+        end: ``[B]`` the SeCo anchor's segment, ``0`` or ``S - 1``.
+    """
+
+    key_starts: Tensor
+    query_starts: Tensor
+    order_q: Tensor
+    order_k: Tensor
+    order_label: Tensor
+    end: Tensor
+
+
+def draw_segment_tuples(
+    batch: int,
+    frames: int,
+    segments: int,
+    generator: torch.Generator | None = None,
+    *,
+    span: int = 1,
+    shuffle_probability: float = 0.5,
+) -> SegmentTuples:
+    """Key and query tuples (``segment_pair``), an order shuffle of each (``order_shuffles``;
+    none for ``S < 3``, which has no allowed shuffle) and a random end segment per video."""
+    key_starts, query_starts = segment_pair(batch, frames, segments, generator, span=span)
+    if segments < 3:
+        identity = torch.arange(segments).expand(batch, segments)
+        unshuffled = torch.zeros(batch, dtype=torch.bool)
+        (order_q, shuffled_q), (order_k, shuffled_k) = (identity, unshuffled), (identity, unshuffled)
+    else:
+        order_q, shuffled_q = order_shuffles(batch, segments, generator, shuffle_probability)
+        order_k, shuffled_k = order_shuffles(batch, segments, generator, shuffle_probability)
+    end = torch.where(torch.rand(batch, generator=generator) < 0.5, 0, segments - 1)
+    label = shuffled_q.long() + 2 * shuffled_k.long()
+    return SegmentTuples(key_starts, query_starts, order_q, order_k, label, end)
+
+
+def tuple_elements(videos: Tensor, starts: Tensor, length: int = 1, stride: int = 1) -> Tensor:
+    """Elements ``[B, S, C, T, H, W]`` of ``length`` frames at ``stride`` from ``starts`` ``[B, S]``
+    in decoded videos ``[B, C, F, H, W]``."""
+    offsets = stride * torch.arange(length)
+    return gather_frames(videos, starts[..., None] + offsets).transpose(1, 2)
+
+
+@dataclass(frozen=True)
+class TupleViews:
+    """VCLR's augmented inputs for ``B`` videos (elements ``[C, T, H, W]``, one draw each).
+
+    Attributes:
+        query, key: ``[B, S, C, T, H, W]`` the two tuples in natural order.
+        anchor: ``[B, C, T, H, W]`` the query tuple's element of the end segment, re-augmented.
+        others: ``[B, S - 1, C, T, H, W]`` the query tuple's other elements (as augmented in ``query``).
+    """
+
+    query: Tensor
+    key: Tensor
+    anchor: Tensor
+    others: Tensor
+
+
+def segment_tuple_views(
+    videos: Tensor,
+    draw: SegmentTuples,
+    augment: Callable[[Tensor, torch.Generator], Tensor],
+    generator: torch.Generator,
+    length: int = 1,
+    stride: int = 1,
+) -> TupleViews:
+    """The elements of ``draw`` in ``videos`` ``[B, C, F, H, W]``, each augmented by its own draw of
+    ``augment`` (``[N, C, T, H, W]`` -> the same): query tuple, key tuple, then the anchor."""
+    b, s = draw.query_starts.shape
+
+    def augmented(elements: Tensor) -> Tensor:
+        out = augment(elements.flatten(0, 1), generator)
+        return out.view(elements.shape[0], elements.shape[1], *out.shape[1:])
+
+    raw_q = tuple_elements(videos, draw.query_starts, length, stride)
+    query = augmented(raw_q)
+    key = augmented(tuple_elements(videos, draw.key_starts, length, stride))
+    rows = torch.arange(b)
+    anchor = augmented(raw_q[rows, draw.end][:, None])[:, 0]
+    others = torch.tensor([[j for j in range(s) if j != e] for e in draw.end.tolist()], dtype=torch.long)
+    return TupleViews(query, key, anchor, query[rows[:, None], others])
+
+
+def shuffled_orders(batch: int, views: int, generator: torch.Generator | None = None) -> Tensor:
+    """``[B, K]``: one random non-identity order of the ``K`` short views per video."""
+    perms = [p for p in itertools.permutations(range(views)) if p != tuple(range(views))]
+    if not perms:
+        raise ValueError("one short view has no other order; order_negative needs short_views >= 2")
+    table = torch.tensor(perms, dtype=torch.long)
+    return table[torch.randint(len(perms), (batch,), generator=generator)]
+
+
+def shift_views(views: Tensor, largest: int, generator: torch.Generator | None = None) -> Tensor:
+    """``[B, K, C, T, H, W]`` with each of the ``B K`` views circularly shifted by its own
+    ``(dy, dx)``, each drawn uniformly from ``[-largest, largest]``."""
+    b, k = views.shape[:2]
+    offsets = torch.randint(-largest, largest + 1, (b * k, 2), generator=generator).tolist()
+    flat = views.flatten(0, 1)
+    shifted = [torch.roll(v, shifts=(dy, dx), dims=(-2, -1)) for v, (dy, dx) in zip(flat, offsets, strict=True)]
+    return torch.stack(shifted).view_as(views)

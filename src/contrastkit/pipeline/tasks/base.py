@@ -15,7 +15,7 @@ from contrastkit.registry import DATASETS, METHODS
 if TYPE_CHECKING:
     from contrastkit.config import Recipe
 
-__all__ = ["Evaluation", "Plot", "Task", "build_method", "load_dataset"]
+__all__ = ["Evaluation", "Plot", "Task", "build_method", "load_dataset", "optimizer_settings"]
 
 
 @dataclass
@@ -105,3 +105,11 @@ def load_dataset(recipe: Recipe, root: str | Path | None) -> Any:
 def build_method(recipe: Recipe, **inputs: Any) -> Any:
     """The recipe's registered method, built from what the task provides (``inputs``)."""
     return METHODS.get(recipe.method.name).build(recipe.method, **inputs)
+
+
+def optimizer_settings(recipe: Recipe) -> Any:
+    """The method's ``OptimizerSettings`` from the recipe's ``optim:`` section."""
+    from contrastkit.methods.base import OptimizerSettings
+
+    o = recipe.optim
+    return OptimizerSettings(o.optimizer, o.lr, o.momentum, o.weight_decay, o.warmup_epochs, o.cosine)

@@ -21,10 +21,10 @@ from contrastkit.data.videos import (
     frame_label_tensor,
 )
 from contrastkit.evaluation.retrieval import RECALL_AT
-from contrastkit.methods.base import ContrastiveMethod, OptimizerSettings
+from contrastkit.methods.clip_base import ClipMethod
 from contrastkit.nn.backbones import build_backbone
 from contrastkit.nn.video import load_backbone_weights
-from contrastkit.pipeline.tasks.base import Evaluation, Plot, Task, build_method, load_dataset
+from contrastkit.pipeline.tasks.base import Evaluation, Plot, Task, build_method, load_dataset, optimizer_settings
 from contrastkit.registry import register_task
 from contrastkit.views.image import build_augmentation
 from contrastkit.views.video import ClipAugmentation
@@ -63,9 +63,8 @@ def _channel_stats(frames: torch.Tensor) -> tuple[tuple[float, ...], tuple[float
 
 @register_task(CLIPS_TASK)
 class ClipsTask(Task):
-    """Video pretraining on clips. Methods receive ``backbone``, ``augmentation`` (a
-    ``ClipAugmentation``), ``optimizer``, ``num_classes``, ``knn_k``, ``knn_temperature``,
-    ``seed``, ``clip_length`` and ``clip_stride``."""
+    """Video pretraining on clips. Methods subclass ``ClipMethod`` (``methods/clip_base.py``):
+    what they receive and what they may provide for the evaluation is written there."""
 
     samples = "videos"
     _train_features: torch.Tensor | None = None
@@ -86,12 +85,11 @@ class ClipsTask(Task):
         backbone = build_backbone(recipe.model.backbone, 3, recipe.model.width, d.image_size)
         if recipe.model.weights:
             load_backbone_weights(backbone, recipe.model.weights)
-        o = recipe.optim
-        self.method: ContrastiveMethod = build_method(
+        method = build_method(
             recipe,
             backbone=backbone,
             augmentation=ClipAugmentation(frames, per_frame=d.per_frame_views),
-            optimizer=OptimizerSettings(o.optimizer, o.lr, o.momentum, o.weight_decay, o.warmup_epochs, o.cosine),
+            optimizer=optimizer_settings(recipe),
             num_classes=len(videos.classes),
             knn_k=recipe.eval.knn_k,
             knn_temperature=recipe.eval.knn_temperature,
@@ -99,6 +97,11 @@ class ClipsTask(Task):
             clip_length=d.clip_length,
             clip_stride=d.clip_stride,
         )
+        if not isinstance(method, ClipMethod):
+            raise TypeError(
+                f"method {recipe.method.name!r} trains on clips: it must subclass contrastkit.methods.ClipMethod"
+            )
+        self.method: ClipMethod = method
         self.frame_classes = videos.frame_classes
         self.train_frame_labels = self.test_frame_labels = None
         train_rows = {"input": self.train.frames, "label": self.train.labels}
@@ -127,7 +130,7 @@ class ClipsTask(Task):
             *[(f"linear_probe_drop{round(100 * f)}", f"probe, {round(100 * f)}% dropped") for f in self.drop_fractions],
             *([("consistency_drop25", "consistency, 25% dropped (cos x 100)")] if self.drop_fractions else []),
             *[(f"retrieval_r{k}", f"retrieval R@{k}") for k in RECALL_AT],
-            *[(key, label) for key, label in getattr(self.method, "extra_metric_labels", {}).items()],
+            *self.method.extra_metric_labels().items(),
             *self._part_and_segmentation_metrics(),
         ]
         unit = "frames" if d.clip_length == 1 else f"clips of {d.clip_length} frames (stride {d.clip_stride})"
@@ -168,7 +171,7 @@ class ClipsTask(Task):
 
         e, d, seed = self.recipe.eval, self.recipe.data, self.recipe.trainer.seed
         m = self.method
-        encoder = getattr(m, "clip_encoder", m.backbone)
+        encoder = m.clip_encoder
 
         def features(videos: torch.Tensor, drop: float = 0.0, name: str = "") -> torch.Tensor:
             return clip_features(
@@ -203,29 +206,23 @@ class ClipsTask(Task):
             )
         recall = retrieval_recall(train, ytr, test, yte)
         numbers.update({f"retrieval_r{k}": value for k, value in recall.items()})
-        extra = getattr(m, "extra_metrics", None)
-        if extra is not None:
-            numbers.update(extra(self.test.frames, seed))
-        parts = self._feature_parts()
+        numbers.update(m.extra_metrics(self.test.frames, seed))
+        parts = m.feature_parts()
         for name, part in parts.items():
             numbers[f"linear_probe_{name}"] = linear_probe(train[:, part], ytr, test[:, part], yte, classes, **probe)
         if self.train_frame_labels is not None:
             numbers.update(self._segmentation(encoder, desc, progress))
         return Evaluation(numbers, test, yte)
 
-    def _feature_parts(self) -> dict[str, slice]:
-        parts = getattr(self.method, "feature_parts", None)
-        return parts() if parts is not None else {}
-
     def _part_and_segmentation_metrics(self) -> list[tuple[str, str]]:
-        out = [(f"linear_probe_{n}", f"probe on the {n} part") for n in self._feature_parts()]
+        out = [(f"linear_probe_{n}", f"probe on the {n} part") for n in self.method.feature_parts()]
         if self.train_frame_labels is not None:
             out += [
                 ("seg_frame_acc", "segmentation frame accuracy"),
                 ("seg_edit", "segmentation Edit"),
                 *[(f"seg_f1@{k}", f"segmentation F1@{k}") for k in (10, 25, 50)],
             ]
-            for n in self._feature_parts():
+            for n in self.method.feature_parts():
                 out += [(f"seg_frame_acc_{n}", f"segmentation frame accuracy, {n} part")]
                 out += [(f"temporal_variance_{n}", f"temporal variance of the {n} part (% of total)")]
         return out
@@ -271,7 +268,7 @@ class ClipsTask(Task):
         self._segmentation_predictions = predicted
         scores = segmentation_scores(list(predicted), list(y_test))
         out = {f"seg_{k}": v for k, v in scores.items()}
-        for name, part in self._feature_parts().items():
+        for name, part in self.method.feature_parts().items():
             out[f"seg_frame_acc_{name}"] = float((probe(part) == y_test).float().mean() * 100)
             out[f"temporal_variance_{name}"] = temporal_variance(test[..., part])
         return out
@@ -366,15 +363,8 @@ class ClipsTask(Task):
         else:  # frame-level methods: the whole video, 12 evenly spaced frames
             picks = torch.linspace(0, self.test.frames.shape[2] - 1, min(12, self.test.frames.shape[2]))
             clip = self.test.frames[:1].index_select(2, picks.round().long())
-        scorer = getattr(self.method, "frame_scorer", None)
-        dropped: set[int] = set()
-        if scorer is not None:
-            was = scorer.training
-            scorer.eval()
-            scores = scorer(self.method.preprocess(clip))
-            scorer.train(was)
-            count = self.method.dropped_count(clip.shape[2])  # type: ignore[operator]
-            dropped = set(scores.topk(count, dim=1, largest=False).indices[0].tolist())
+        marked = self.method.dropped_frames(self.method.preprocess(clip))
+        dropped = set(marked or ())
         frames = clip[0].permute(1, 2, 3, 0).numpy()
         fig, axes = plt.subplots(1, len(frames), figsize=(1.1 * len(frames), 1.6), squeeze=False)
         for t, ax in enumerate(axes[0]):
@@ -390,6 +380,6 @@ class ClipsTask(Task):
         fig.savefig(run_dir / "frames.png", dpi=110)
         plt.close(fig)
         caption = "Frames of a test clip" + (
-            " (red: the frames the trained generator G drops)" if scorer is not None else ""
+            " (red: the frames the trained method drops)" if marked is not None else ""
         )
         return Plot("frames.png", caption)

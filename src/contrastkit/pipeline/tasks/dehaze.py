@@ -15,8 +15,7 @@ from torch import Tensor
 from contrastkit.data.dehaze import DEHAZE_TASK, DehazeSet
 from contrastkit.data.module import ArrayDataModule
 from contrastkit.evaluation.restoration import psnr, ssim
-from contrastkit.methods.base import OptimizerSettings
-from contrastkit.pipeline.tasks.base import Evaluation, Plot, Task, build_method, load_dataset
+from contrastkit.pipeline.tasks.base import Evaluation, Plot, Task, build_method, load_dataset, optimizer_settings
 from contrastkit.registry import register_task
 
 if TYPE_CHECKING:
@@ -56,12 +55,12 @@ class DehazeTask(Task):
 
     def __init__(self, recipe: Recipe, root: str | Path | None) -> None:
         super().__init__(recipe, root)
-        d, o, seed = recipe.data, recipe.optim, recipe.trainer.seed
+        d, seed = recipe.data, recipe.trainer.seed
         data: DehazeSet = load_dataset(recipe, root)
         self.data = data
         self.method = build_method(
             recipe,
-            optimizer=OptimizerSettings(o.optimizer, o.lr, o.momentum, o.weight_decay, o.warmup_epochs, o.cosine),
+            optimizer=optimizer_settings(recipe),
             seed=seed,
         )
         train: Any = data.train

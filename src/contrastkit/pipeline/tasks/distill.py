@@ -13,9 +13,8 @@ import torch
 
 from contrastkit.data.distill import DISTILL_TASK, DistillSet
 from contrastkit.data.module import ArrayDataModule
-from contrastkit.methods.base import OptimizerSettings
 from contrastkit.nn.backbones import build_backbone
-from contrastkit.pipeline.tasks.base import Evaluation, Task, build_method, load_dataset
+from contrastkit.pipeline.tasks.base import Evaluation, Task, build_method, load_dataset, optimizer_settings
 from contrastkit.registry import register_task
 from contrastkit.views.image import build_augmentation
 from contrastkit.views.video import ClipAugmentation
@@ -36,7 +35,7 @@ class DistillTask(Task):
 
     def __init__(self, recipe: Recipe, root: str | Path | None) -> None:
         super().__init__(recipe, root)
-        d, o, seed = recipe.data, recipe.optim, recipe.trainer.seed
+        d, seed = recipe.data, recipe.trainer.seed
         data: DistillSet = load_dataset(recipe, root)
         self.data = data
         x = data.train_clips[:256].float().div(255).transpose(0, 1).reshape(3, -1)
@@ -47,7 +46,7 @@ class DistillTask(Task):
             recipe,
             backbone=backbone,
             augmentation=ClipAugmentation(frames, per_frame=d.per_frame_views),
-            optimizer=OptimizerSettings(o.optimizer, o.lr, o.momentum, o.weight_decay, o.warmup_epochs, o.cosine),
+            optimizer=optimizer_settings(recipe),
             num_classes=len(data.classes),
             teacher_dims={k: v.shape[1] for k, v in data.train_teachers.items()},
             seed=seed,

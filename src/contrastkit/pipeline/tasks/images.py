@@ -11,9 +11,9 @@ from contrastkit.data.image_files import ImageFiles
 from contrastkit.data.images import DataError, ImageSplits
 from contrastkit.data.module import ArrayDataModule
 from contrastkit.evaluation.low_label import few_label_key
-from contrastkit.methods.base import ContrastiveMethod, OptimizerSettings
+from contrastkit.methods.base import ContrastiveMethod
 from contrastkit.nn.backbones import build_backbone
-from contrastkit.pipeline.tasks.base import Evaluation, Plot, Task, build_method, load_dataset
+from contrastkit.pipeline.tasks.base import Evaluation, Plot, Task, build_method, load_dataset, optimizer_settings
 from contrastkit.registry import register_task
 from contrastkit.views.image import build_augmentation, resolve_preset
 
@@ -40,12 +40,11 @@ def image_method(recipe: Recipe, splits: ImageSplits) -> ContrastiveMethod:
     """The recipe's method with a fresh backbone (seed the RNG first for reproducible weights)."""
     backbone = build_backbone(recipe.model.backbone, splits.channels, recipe.model.width, splits.image_size)
     augmentation = build_augmentation(recipe.data.augmentation, splits.image_size, splits.mean, splits.std)
-    o = recipe.optim
     method: ContrastiveMethod = build_method(
         recipe,
         backbone=backbone,
         augmentation=augmentation,
-        optimizer=OptimizerSettings(o.optimizer, o.lr, o.momentum, o.weight_decay, o.warmup_epochs, o.cosine),
+        optimizer=optimizer_settings(recipe),
         num_classes=splits.num_classes,
         knn_k=recipe.eval.knn_k,
         knn_temperature=recipe.eval.knn_temperature,

@@ -13,8 +13,7 @@ import torch
 
 from contrastkit.data.module import ArrayDataModule
 from contrastkit.data.pairs import PAIRS_TASK, PairSet
-from contrastkit.methods.base import OptimizerSettings
-from contrastkit.pipeline.tasks.base import Evaluation, Plot, Task, build_method, load_dataset
+from contrastkit.pipeline.tasks.base import Evaluation, Plot, Task, build_method, load_dataset, optimizer_settings
 from contrastkit.registry import register_task
 
 if TYPE_CHECKING:
@@ -32,7 +31,7 @@ class PairsTask(Task):
 
     def __init__(self, recipe: Recipe, root: str | Path | None) -> None:
         super().__init__(recipe, root)
-        d, o, seed = recipe.data, recipe.optim, recipe.trainer.seed
+        d, seed = recipe.data, recipe.trainer.seed
         pairs: PairSet = load_dataset(recipe, root)
         self.pairs = pairs
         self.clips = pairs.train_video.dim() == 5
@@ -50,7 +49,7 @@ class PairsTask(Task):
             recipe,
             video_dim=pairs.train_video.shape[-1],
             text_dim=pairs.train_text.shape[-1],
-            optimizer=OptimizerSettings(o.optimizer, o.lr, o.momentum, o.weight_decay, o.warmup_epochs, o.cosine),
+            optimizer=optimizer_settings(recipe),
             seed=seed,
             **inputs,
         )
