@@ -24,7 +24,7 @@ import torch
 
 from contrastkit.data.graphs import load_graph_dataset
 from contrastkit.evaluation.graph import svm_graph_classification
-from contrastkit.methods.mvgrl import MVGRLGraph
+from contrastkit.methods.mvgrl_graph import MVGRLGraph
 
 RESULTS = Path(__file__).parent / "results"
 

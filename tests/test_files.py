@@ -6,6 +6,8 @@ import multiprocessing
 import os
 import time
 
+import pytest
+
 from contrastkit._files import temporary_sibling, write_atomic
 
 
@@ -37,3 +39,23 @@ def test_two_processes_writing_one_file_never_fail_or_tear_it(tmp_path):
     assert [w.exitcode for w in workers] == [0, 0]
     assert path.read_text() in ("a" * 1000, "b" * 1000)
     assert not [p for p in tmp_path.iterdir() if p.name != "labels.csv"]  # no temporary left behind
+
+
+def test_an_interrupted_write_leaves_the_old_file_whole_and_no_temporary(tmp_path, monkeypatch):
+    """The write fails half-way (here: a character the encoding refuses, after a valid part):
+    the target still holds the old text, of another length than the new one."""
+    path = tmp_path / "results.json"
+    path.write_text('{"old": 1}')
+    with pytest.raises(UnicodeEncodeError):
+        write_atomic(path, '{"new": "' + "x" * 10_000 + "\udc80" + '"}')
+    assert path.read_text() == '{"old": 1}'
+    assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
+
+    def killed(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "fsync", killed)  # a kill between the write and the rename
+    with pytest.raises(KeyboardInterrupt):
+        write_atomic(path, "new")
+    assert path.read_text() == '{"old": 1}'
+    assert [p.name for p in tmp_path.iterdir()] == ["results.json"]

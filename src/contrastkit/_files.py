@@ -21,8 +21,12 @@ def write_atomic(path: str | os.PathLike[str], text: str) -> None:
     """Replace ``path`` with ``text``: readers see the old file or the new one, never a part."""
     path = Path(path)
     tmp = temporary_sibling(path)
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -243,7 +243,7 @@ def _check_takes_base_arguments(name: str, cls: Any) -> None:
     (a plugin that forgot ``**base`` would otherwise fail later with a bare ``TypeError``)."""
     if not isinstance(cls, type) or "__init__" not in vars(cls):
         return
-    own = inspect.signature(cls.__init__).parameters
+    own = inspect.signature(vars(cls)["__init__"]).parameters
     if any(p.kind is p.VAR_KEYWORD for p in own.values()):
         return
     base = next((b for b in cls.__mro__[1:] if "__init__" in vars(b) and b.__module__.startswith("contrastkit")), None)
@@ -251,7 +251,7 @@ def _check_takes_base_arguments(name: str, cls: Any) -> None:
         return
     wanted = [
         p.name
-        for p in inspect.signature(base.__init__).parameters.values()
+        for p in inspect.signature(vars(base)["__init__"]).parameters.values()
         if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is not p.empty
     ]
     missing = [arg for arg in wanted if arg not in own]

@@ -41,3 +41,24 @@ def test_counts_are_summed_over_videos_before_f1():
     assert scores["frame_acc"] == pytest.approx(70.0)
     with pytest.raises(ValueError, match="frames"):
         segmentation_scores([[0, 1]], [[0, 1, 1]])
+
+
+def test_each_video_is_scored_against_its_own_truth():
+    """Videos of different truths (and lengths): a perfect prediction of each scores 100
+    everywhere, and the same predictions handed to the wrong videos do not."""
+    truths = [[0, 0, 1, 1, 2, 2], [3, 3, 3, 1, 1, 1], [2, 2, 2, 2, 0, 0], [1, 0, 1, 0, 1, 0, 1, 0]]
+    assert segmentation_scores(truths, truths) == pytest.approx(
+        {"frame_acc": 100.0, "edit": 100.0, "f1@10": 100.0, "f1@25": 100.0, "f1@50": 100.0}
+    )
+    swapped = [truths[1], truths[0], truths[2], truths[3]]
+    scores = segmentation_scores(swapped, truths)
+    assert scores["frame_acc"] == pytest.approx(100 * (0 + 2 + 6 + 8) / 26)
+    assert scores["edit"] < 100.0
+
+
+def test_frame_accuracy_pools_the_frames_of_all_videos():
+    """A long video right everywhere and a short one wrong everywhere: 10 of 12 frames are
+    right (83.3%), not the mean of the two videos' accuracies (50%)."""
+    long, short = [0] * 4 + [1] * 6, [2, 3]
+    scores = segmentation_scores([long, [3, 2]], [long, short])
+    assert scores["frame_acc"] == pytest.approx(100 * 10 / 12)

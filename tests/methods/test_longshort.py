@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import lightning as L
@@ -10,10 +11,10 @@ import torch
 import torch.nn.functional as F
 
 from contrastkit.data.motion_phases import VELOCITY, phase_lengths, phase_video
-from contrastkit.methods import LongShortViews, OptimizerSettings
 from contrastkit.functional.video import nonstationary_loss, stationary_loss, temporal_loss
-from contrastkit.nn.heads import OrderAggregator, check_order_sensitive
+from contrastkit.methods import LongShortViews, OptimizerSettings
 from contrastkit.nn import TinyClipCNN
+from contrastkit.nn.heads import OrderAggregator, check_order_sensitive
 from contrastkit.views import build_augmentation
 from contrastkit.views.segments import long_short_indices, shift_views, shuffled_orders
 from contrastkit.views.video import ClipAugmentation
@@ -232,3 +233,34 @@ def test_videos_shorter_than_the_long_view_are_refused_with_the_numbers():
         long_short_indices(2, 40)
     with pytest.raises(ValueError, match="spans 13 > 12"):
         _build().losses(VIDEOS[:, :, :12])
+
+
+def test_each_loss_reads_the_half_that_feature_parts_names():
+    """The gradient of ``L_stat`` reaches the backbone feature only in the stationary slice of
+    ``feature_parts()``, that of ``L_nons`` only in the non-stationary one."""
+    for term, own, other in [("stat", "stationary", "nonstationary"), ("nons", "nonstationary", "stationary")]:
+        model = _build()
+        parts, features = model.feature_parts(), []
+
+        def keep(module, args, out, features=features):
+            out.retain_grad()
+            features.append(out)
+
+        model.backbone.register_forward_hook(keep)
+        model.losses(VIDEOS)[term].backward()
+        assert len(features) == 2  # the long views, then the short views
+        for h in features:
+            assert h.grad[:, parts[own]].abs().sum() > 0, term
+            assert torch.equal(h.grad[:, parts[other]], torch.zeros_like(h.grad[:, parts[other]])), term
+
+
+def test_the_shuffled_aggregate_is_a_negative_of_the_nonstationary_loss():
+    """One more negative makes InfoNCE strictly larger: with the same weights and draws,
+    ``L_nons`` with ``order_negative`` exceeds ``L_nons`` without it by the shuffled aggregate's
+    share of the denominator."""
+    model = _build()
+    without = copy.deepcopy(model)
+    without.params = model.params.model_copy(update={"order_negative": False})
+    on, off = model.losses(VIDEOS)["nons"], without.losses(VIDEOS)["nons"]
+    assert float(on) > float(off) + 1e-4
+    torch.testing.assert_close(model.losses(VIDEOS)["stat"], without.losses(VIDEOS)["stat"])

@@ -59,3 +59,26 @@ def test_smoke_shrinks_the_queue_only():
     method = {"name": "moco", "queue_size": 65536, "temperature": 0.2}
     MoCoParams.smoke(method)
     assert method == {"name": "moco", "queue_size": 256, "temperature": 0.2}
+
+
+@pytest.mark.parametrize("cls", [MoCo, MoCHi])
+def test_symmetric_moco_never_meets_a_key_of_its_own_batch_among_its_negatives(cls):
+    """Both directions' losses read the queue as it was before the step; both directions' keys
+    enter it afterwards, in one enqueue (the official symmetric MoCo)."""
+    model = build(cls, symmetric=True, queue_size=256)
+    queue = model.criterion.queue
+    seen = []
+    model.criterion.register_forward_pre_hook(lambda module, args: seen.append(queue.keys.clone()))
+    before = queue.keys.clone()
+    model.step(BATCH)
+    assert len(seen) == 2 and all(torch.equal(keys, before) for keys in seen)
+    assert int(queue.step) == 1 and int(queue.ptr) == 2 * len(BATCH["index"])
+    assert torch.equal(queue.sample_ids[: 2 * len(BATCH["index"])], torch.cat([BATCH["index"], BATCH["index"]]))
+
+
+def test_the_queue_takes_the_keys_after_the_loss_in_the_method():
+    model = build(MoCo, queue_size=256)
+    with torch.no_grad():
+        (k,) = model.keys(model.views(BATCH["input"])[1])
+    model.step(BATCH)
+    torch.testing.assert_close(model.criterion.queue.keys[: len(k)], torch.nn.functional.normalize(k, dim=1))

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from contrastkit.data.graphs import sbm_graph, sbm_graph_set
-from contrastkit.methods.mvgrl import MVGRL, MVGRLGraph
+from contrastkit.methods import MVGRL, MVGRLGraph
 from contrastkit.nn.graph import BilinearDiscriminator
 
 

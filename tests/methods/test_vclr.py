@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 
 from contrastkit.evaluation.retrieval import retrieval_recall
-from contrastkit.methods import VCLR, OptimizerSettings
 from contrastkit.functional.video import intra_loss
+from contrastkit.methods import VCLR, OptimizerSettings
 from contrastkit.nn import ConvNetSmall, TinyClipCNN
 from contrastkit.nn.heads import order_embedding
 from contrastkit.views import build_augmentation
@@ -171,7 +171,9 @@ def test_order_embeddings_normalise_across_frames_by_default():
     assert model.params.order_norm == "frames"
     frames = order_embedding(model.heads["order"], features, order, model.params.order_norm)
     assert torch.allclose(frames.norm(dim=1), torch.ones(4, 16), atol=1e-5)
-    assert torch.allclose(order_embedding(model.heads["order"], features, order, "features").norm(dim=2), torch.ones(4, 3))
+    assert torch.allclose(
+        order_embedding(model.heads["order"], features, order, "features").norm(dim=2), torch.ones(4, 3)
+    )
 
 
 # --- L_inter rows, queues (oracle 6), EMA (oracle 8) ---------------------------------------
@@ -246,7 +248,7 @@ def test_loss_falls_on_a_fixed_batch_with_frame_and_clip_encoders(clip_level):
 def test_clip_level_elements_are_clips_of_clip_length_frames():
     model = _build(backbone=TinyClipCNN(3, 8), clip_length=3, clip_stride=1)
     starts = torch.tensor([[0, 4, 8]] * 2)
-    elements = tuple_elements(VIDEOS[:2], starts, model.clip_length, model.clip_stride)
+    elements = tuple_elements(VIDEOS[:2], starts, model.element_length, model.clip_stride)
     assert elements.shape == (2, 3, 3, 3, 16, 16)
     assert torch.equal(elements[1, 2, :, 1], VIDEOS[1, :, 9])
     assert model.clip_encoder is model.backbone
@@ -287,3 +289,56 @@ def test_a_video_shorter_than_the_segments_is_looped_to_the_decoded_length(tmp_p
     assert torch.isfinite(out.terms["inter"]) and torch.isfinite(out.terms["order"])
     with pytest.raises(ValueError, match="5 frames cannot give 3 segments"):
         _build().losses(decoded[:, :, :5], torch.Generator())
+
+
+# --- the step as a whole, and the properties each term rests on ----------------------------
+
+
+def test_the_steps_loss_is_the_weighted_sum_of_its_terms_and_every_head_learns_from_it():
+    model = _build(inter_weight=0.5, intra_weight=2.0, vclr_weight=1.5, order_weight=3.0)
+    queues = [copy.deepcopy(q.state_dict()) for q in (model.queue_inter, model.queue_vclr)]
+    out = model.losses(BATCH["input"], model.generator(0))
+    expected = sum(model.weights[name] * out.terms[name] for name in ("inter", "intra", "vclr", "order"))
+    model.queue_inter.load_state_dict(queues[0])
+    model.queue_vclr.load_state_dict(queues[1])
+    model.zero_grad()
+    loss = model.step(BATCH).loss
+    torch.testing.assert_close(loss, expected)
+    loss.backward()
+    for name, module in [*model.heads.items(), ("order_classifier", model.order_classifier)]:
+        assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in module.parameters()), name
+
+
+def test_the_order_classifier_learns_the_labels_of_the_draw():
+    """On a fixed batch (the same draw every step) the classifier fits the draw's labels: its
+    accuracy against the labels ``sample`` drew reaches 100%."""
+    model = _build(inter_weight=0, intra_weight=0, vclr_weight=0, split_bn=1)
+    opt = torch.optim.Adam([*model.order_classifier.parameters(), *model.heads["order"].parameters()], lr=0.02)
+    for _ in range(60):
+        out = model.losses(VIDEOS, torch.Generator().manual_seed(0))
+        opt.zero_grad()
+        out.terms["order"].backward()
+        opt.step()
+    labels = model.sample(VIDEOS, torch.Generator().manual_seed(0)).order_label
+    assert len(set(labels.tolist())) == 4  # all four classes are in the batch
+    assert float(out.order_acc) == 1.0 and float(out.terms["order"]) < 0.1
+
+
+def test_inter_keys_are_the_momentum_embeddings_of_the_anchors_frame_and_the_other_segments():
+    """One key per element: ``x_1`` (the anchor's frame re-augmented) and each other query
+    element, through the momentum backbone and inter head (eval mode: per-sample features)."""
+    from contrastkit.views.segments import segment_tuple_views
+
+    model = _build(split_bn=1, shuffle_keys=False)
+    model.eval()
+    out = model.losses(VIDEOS[:8], torch.Generator().manual_seed(4))
+    g = torch.Generator().manual_seed(4)
+    draw = model.sample(VIDEOS[:8], g)
+    x = segment_tuple_views(VIDEOS[:8], draw, model.augmentation, g)
+    elements = torch.cat([x.anchor[:, None], x.others], dim=1)[:, :, :, 0]  # [B, S, C, H, W]: frames
+    with torch.no_grad():
+        features = model.momentum_backbone(elements.flatten(0, 1))
+        expected = F.normalize(model.momentum_heads.module["inter"](features), dim=1)
+    torch.testing.assert_close(out.inter_keys, expected, atol=1e-5, rtol=1e-4)
+    per_video = out.inter_keys.view(8, 3, -1)
+    assert (per_video[:, 0] - per_video[:, 1]).abs().amax(1).min() > 1e-3  # distinct frames, distinct keys

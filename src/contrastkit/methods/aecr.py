@@ -34,7 +34,14 @@ __all__ = ["AECR", "AECRParams", "build_extractor", "extractor_from_run", "paire
 
 
 class AECRParams(MethodParams):
-    """Recipe options of ``AECR`` (card §2 objective, §6 CPU-sized network)."""
+    """Options of ``AECR`` (the paper's objective, a CPU-sized network).
+
+    Attributes:
+        cr_weight: beta (0 = L1 only: no extractor is built).
+        negatives: False = the ablation without hazy negatives.
+        extractor, vgg_weights, extractor_seed, extractor_width_divisor: see ``build_extractor``.
+        ngf, fa_repeats, deformable, deconv: ``nn.AECRNet``.
+    """
 
     name: Literal["aecr"] = "aecr"
     cr_weight: float = Field(0.1, ge=0)
@@ -124,44 +131,50 @@ def paired_flips(hazy: Tensor, clear: Tensor, g: torch.Generator) -> tuple[Tenso
 
 @register_method("aecr", AECRParams, task="dehaze", summary="AECR-Net: dehazing with contrastive regularisation")
 class AECR(L.LightningModule):
-    """AECR-Net trained with L1 + contrastive regularisation.
+    """AECR-Net trained with L1 + contrastive regularisation. Batches: ``{"hazy", "clear": uint8
+    [B, 3, c, c]}``.
 
     Args:
+        params: the options (``AECRParams``); keywords named like its fields override them.
         optimizer: Adam 1e-4 with per-step cosine decay in the official code.
         seed: base of the per-step augmentation generator.
-        cr_weight: beta (0 = L1 only: no extractor is built).
-        negatives: False = the ablation without hazy negatives.
-        extractor, vgg_weights, extractor_seed, extractor_width_divisor: see ``build_extractor``.
-        ngf, fa_repeats, deformable, deconv: ``nn.AECRNet``.
-
-    Batches: ``{"hazy", "clear": uint8 [B, 3, c, c]}``.
     """
+
+    params: AECRParams
 
     def __init__(
         self,
+        params: AECRParams | None = None,
         *,
         optimizer: OptimizerSettings | None = None,
         seed: int = 0,
-        cr_weight: float = 0.1,
-        negatives: bool = True,
-        extractor: str = "vgg19",
-        vgg_weights: str | None = None,
-        extractor_seed: int = 0,
-        extractor_width_divisor: int = 1,
-        ngf: int = 16,
-        fa_repeats: int = 3,
-        deformable: bool = True,
-        deconv: bool = True,
+        **options: Any,
     ) -> None:
+        p, rest = AECRParams.resolve(params, options)
+        if rest:
+            raise TypeError(
+                f"AECR got unknown options {', '.join(rest)}; allowed: {', '.join(AECRParams.model_fields)}"
+            )
         super().__init__()
-        self.net = AECRNet(ngf, fa_repeats, deformable=deformable, deconv=deconv)
+        self.params = p
+        self.net = AECRNet(p.ngf, p.fa_repeats, deformable=p.deformable, deconv=p.deconv)
         self.optimizer_settings = optimizer or OptimizerSettings("adam", lr=1e-4, weight_decay=0.0)
-        self.seed, self.cr_weight, self.negatives = seed, cr_weight, negatives
+        self.seed, self.cr_weight, self.negatives = seed, p.cr_weight, p.negatives
         features = (
-            build_extractor(extractor, vgg_weights, extractor_seed, extractor_width_divisor) if cr_weight else None
+            build_extractor(p.extractor, p.vgg_weights, p.extractor_seed, p.extractor_width_divisor)
+            if p.cr_weight
+            else None
         )
         self._extractor = [features]  # a list keeps it out of state_dict and checkpoints
         self._g: torch.Generator | None = None
+
+    def describe(self) -> str:
+        """The network and its CR extractor in one line (the report's model line)."""
+        params = sum(p.numel() for p in self.net.parameters())
+        extractor = self.extractor.description if self.extractor is not None else "none (L1 only)"
+        return (
+            f"AECR-Net ngf {self.net.ngf}, FA x{self.net.fa_repeats}, {params:,} parameters; CR extractor: {extractor}"
+        )
 
     @property
     def extractor(self) -> FrozenExtractor | None:

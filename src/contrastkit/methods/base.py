@@ -136,6 +136,10 @@ class ContrastiveMethod(L.LightningModule):
     def automatic_optimization(self) -> bool:
         return len(self.players()) <= 1
 
+    @automatic_optimization.setter
+    def automatic_optimization(self, value: bool) -> None:
+        raise AttributeError("automatic_optimization follows players(): return several players for manual optimisation")
+
     @contextmanager
     def player(self, name: str) -> Iterator[Callable[[Tensor], None]]:
         """Update one player of a two-player method: inside the block only that player's

@@ -82,26 +82,22 @@ class CCL(ContrastiveMethod):
         **base: ``ContrastiveMethod`` arguments (optimizer, seed, ...).
     """
 
+    params: CCLParams
+
     def __init__(
         self,
         backbone: Backbone,
         augmentation: ClipAugmentation,
+        params: CCLParams | None = None,
         *,
         num_classes: int,
         teacher_dims: dict[str, int],
-        teachers: str = "both",
-        direct: bool = False,
-        loss_weight: float = 0.5,
-        audio_temperature: float = 0.5,
-        image_temperature: float = 0.1,
-        official_grad_leak: bool = True,
-        clip_length: int | None = None,
-        clip_stride: int = 1,
-        **base: Any,
+        **options: Any,
     ) -> None:
-        if teachers not in ("audio", "image", "both", "none"):
-            raise ValueError(f"teachers must be audio, image, both or none, got {teachers!r}")
+        p, base = CCLParams.resolve(params, options)
         super().__init__(backbone, augmentation, num_classes=num_classes, **base)  # type: ignore[arg-type]
+        self.params = p
+        teachers = p.teachers
         self.teacher_names = [] if teachers == "none" else ["audio", "image"] if teachers == "both" else [teachers]
         for name in self.teacher_names:
             if teacher_dims[name] != backbone.feature_dim:
@@ -109,16 +105,16 @@ class CCL(ContrastiveMethod):
                     f"the {name} teacher's features are {teacher_dims[name]}-d but the student's "
                     f"{backbone.feature_dim}-d; CCL contrasts them directly, so they must match"
                 )
-        self.direct = direct
-        self.weight = loss_weight if len(self.teacher_names) == 2 else 1.0
-        self.temperatures = {"audio": audio_temperature, "image": image_temperature}
-        self.official_grad_leak = official_grad_leak
+        self.direct = p.direct
+        self.weight = p.loss_weight if len(self.teacher_names) == 2 else 1.0
+        self.temperatures = {"audio": p.audio_temperature, "image": p.image_temperature}
+        self.official_grad_leak = p.official_grad_leak
         self.classifier = nn.Linear(backbone.feature_dim, num_classes)
         self.compositions = nn.ModuleDict(
             {
                 name: Composition(teacher_dims[name], backbone.feature_dim, num_classes)
                 for name in self.teacher_names
-                if not direct
+                if not p.direct
             }
         )
 
@@ -171,8 +167,7 @@ class CCL(ContrastiveMethod):
         for s in sched if isinstance(sched, list) else [sched]:
             if s is not None:
                 s.step()
-        if self._trainer is not None:
-            self.log("train/composition_loss", out["composition"].detach(), on_step=False, on_epoch=True)
+        self.log_terms({"composition_loss": out["composition"]})
         return StepOutput(out["student"])
 
     @torch.no_grad()

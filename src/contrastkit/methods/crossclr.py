@@ -37,7 +37,14 @@ __all__ = ["ClipEncoder", "CrossCLR", "CrossCLRParams", "FeatureEncoder", "clip_
 
 
 class CrossCLRParams(MethodParams):
-    """Recipe options of ``CrossCLR`` (card §2 defaults; the §6 encoder sizes)."""
+    """Options of ``CrossCLR`` (the paper's loss defaults; CPU-sized encoders).
+
+    Attributes:
+        temperature, intra_weight, prune_threshold, weight_temperature, mode, connectivity:
+            ``functional.crossclr`` (``None`` threshold = prune nothing, ``None`` weight
+            temperature = uniform anchor weights).
+        encoder, hidden, dim, layers: ``FeatureEncoder`` of each modality.
+    """
 
     name: Literal["crossclr"] = "crossclr"
     temperature: float = Field(0.03, gt=0)
@@ -118,51 +125,48 @@ class CrossCLR(L.LightningModule):
 
     Args:
         video_dim, text_dim: input feature widths (last dimension).
-        optimizer: optimiser settings (Adam 1e-3 at the card's scale).
+        params: the options (``CrossCLRParams``); keywords named like its fields override them.
+        optimizer: optimiser settings (Adam 1e-3 at CPU scale).
         seed: kept for the run's record (no per-step randomness here).
-        temperature, intra_weight, prune_threshold, weight_temperature, mode, connectivity:
-            ``functional.crossclr`` (``None`` threshold = prune nothing, ``None`` weight
-            temperature = uniform anchor weights).
-        encoder, hidden, dim, layers: ``FeatureEncoder`` of each modality.
         video_backbone: a clip backbone; the video side is then ``ClipEncoder`` on raw clips
             (``video_dim`` is ignored).
     """
+
+    params: CrossCLRParams
 
     def __init__(
         self,
         video_dim: int,
         text_dim: int,
+        params: CrossCLRParams | None = None,
         *,
         optimizer: OptimizerSettings | None = None,
         seed: int = 0,
-        temperature: float = 0.03,
-        intra_weight: float = 0.8,
-        prune_threshold: float | None = 0.7,
-        weight_temperature: float | None = 0.0035,
-        mode: str = "paper",
-        connectivity: str = "dot",
-        encoder: str = "mlp",
-        hidden: int = 128,
-        dim: int = 32,
-        layers: int = 2,
         video_backbone: Backbone | None = None,
+        **options: Any,
     ) -> None:
+        p, rest = CrossCLRParams.resolve(params, options)
+        if rest:
+            raise TypeError(
+                f"CrossCLR got unknown options {', '.join(rest)}; allowed: {', '.join(CrossCLRParams.model_fields)}"
+            )
         super().__init__()
+        self.params = p
         self.video_encoder: nn.Module = (
-            ClipEncoder(video_backbone, hidden, dim)
+            ClipEncoder(video_backbone, p.hidden, p.dim)
             if video_backbone is not None
-            else FeatureEncoder(video_dim, hidden, dim, encoder, layers)
+            else FeatureEncoder(video_dim, p.hidden, p.dim, p.encoder, p.layers)
         )
-        self.text_encoder = FeatureEncoder(text_dim, hidden, dim, encoder, layers)
+        self.text_encoder = FeatureEncoder(text_dim, p.hidden, p.dim, p.encoder, p.layers)
         self.optimizer_settings = optimizer or OptimizerSettings("adam", lr=1e-3, weight_decay=0.0)
         self.seed = seed
         self.loss_options: dict[str, Any] = dict(
-            temperature=temperature,
-            intra_weight=intra_weight,
-            prune_threshold=float("inf") if prune_threshold is None else prune_threshold,
-            weight_temperature=float("inf") if weight_temperature is None else weight_temperature,
-            mode=mode,
-            connectivity_kind=connectivity,
+            temperature=p.temperature,
+            intra_weight=p.intra_weight,
+            prune_threshold=float("inf") if p.prune_threshold is None else p.prune_threshold,
+            weight_temperature=float("inf") if p.weight_temperature is None else p.weight_temperature,
+            mode=p.mode,
+            connectivity_kind=p.connectivity,
         )
 
     def embed_video(self, x: Tensor) -> Tensor:

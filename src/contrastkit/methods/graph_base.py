@@ -46,7 +46,7 @@ class GraphMethod(L.LightningModule):
         seed: base of ``generator()``.
     """
 
-    def __init__(self, lr: float, weight_decay: float, patience: int, seed: int) -> None:
+    def __init__(self, *, lr: float = 1e-3, weight_decay: float = 0.0, patience: int = 20, seed: int = 0) -> None:
         super().__init__()
         self.lr = lr
         self.weight_decay = weight_decay

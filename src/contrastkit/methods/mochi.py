@@ -77,7 +77,7 @@ class MoCHi(MoCo):
             dim=p.proj_dim,
         )
 
-    def contrast(self, q: Tensor, k: Tensor, indices: Tensor) -> Tensor:
+    def contrast(self, q: Tensor, k: Tensor, indices: Tensor | None) -> Tensor:
         assert isinstance(self.criterion, MoCHiLoss)
         self.criterion.mixing_enabled = self.current_epoch >= self.params.mix_start_epoch
         self.criterion.generator = self.generator(2)

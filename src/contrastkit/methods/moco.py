@@ -123,7 +123,7 @@ class MoCo(ContrastiveMethod):
     def query(self, x: Tensor) -> Tensor:
         return self.projection(self.backbone(x))
 
-    def contrast(self, q: Tensor, k: Tensor, indices: Tensor) -> Tensor:
+    def contrast(self, q: Tensor, k: Tensor, indices: Tensor | None) -> Tensor:
         """InfoNCE of ``q`` against ``k`` and the queue as it was before this step."""
         return self.criterion(q, k, sample_ids=indices, enqueue=False)
 

@@ -20,7 +20,14 @@ __all__ = ["SimCLR", "SimCLRParams"]
 
 
 class SimCLRParams(MethodParams):
-    """Recipe options of ``SimCLR`` (``method: {name: simclr, ...}``)."""
+    """Options of ``SimCLR`` (``method: {name: simclr, ...}`` in a recipe, keywords in Python).
+
+    Attributes:
+        temperature: NT-Xent temperature (HCL's code uses 0.5).
+        beta, tau_plus: HCL hardness and debiasing (0, 0 = SimCLR).
+        proj_hidden, proj_dim, proj_layers, proj_batch_norm: projection head; HCL's is
+            ``Linear(C, 512, no bias) -> BN -> ReLU -> Linear(512, 128)``.
+    """
 
     name: Literal["simclr"] = "simclr"
     temperature: float = Field(0.5, gt=0)
@@ -38,10 +45,7 @@ class SimCLR(ContrastiveMethod):
 
     Args:
         backbone, augmentation: see ``ContrastiveMethod``.
-        temperature: NT-Xent temperature (HCL's code uses 0.5).
-        beta, tau_plus: HCL hardness and debiasing (0, 0 = SimCLR).
-        proj_hidden, proj_dim, proj_layers, proj_batch_norm: projection head; HCL's is
-            ``Linear(C, 512, no bias) -> BN -> ReLU -> Linear(512, 128)``.
+        params: the options (``SimCLRParams``); keywords named like its fields override them.
         **base: ``ContrastiveMethod`` keyword arguments.
 
     Example:
@@ -50,25 +54,18 @@ class SimCLR(ContrastiveMethod):
         >>> model = SimCLR(ConvNetSmall(1, 8), build_augmentation("digits", 16, (0.3,), (0.3,)), beta=1.0, tau_plus=0.1)
     """
 
+    params: SimCLRParams
+
     def __init__(
-        self,
-        backbone: Backbone,
-        augmentation: ViewAugmentation,
-        *,
-        temperature: float = 0.5,
-        beta: float = 0.0,
-        tau_plus: float = 0.0,
-        proj_hidden: int = 512,
-        proj_dim: int = 128,
-        proj_layers: int = 2,
-        proj_batch_norm: bool = True,
-        **base: Any,
+        self, backbone: Backbone, augmentation: ViewAugmentation, params: SimCLRParams | None = None, **options: Any
     ) -> None:
+        p, base = SimCLRParams.resolve(params, options)
         super().__init__(backbone, augmentation, **base)
+        self.params = p
         self.projection = ProjectionHead(
-            backbone.feature_dim, proj_hidden, proj_dim, proj_layers, batch_norm=proj_batch_norm, bias=False
+            backbone.feature_dim, p.proj_hidden, p.proj_dim, p.proj_layers, batch_norm=p.proj_batch_norm, bias=False
         )
-        self.criterion = NTXentLoss(temperature, beta=beta, tau_plus=tau_plus)
+        self.criterion = NTXentLoss(p.temperature, beta=p.beta, tau_plus=p.tau_plus)
 
     def step(self, batch: Batch) -> StepOutput:
         x1, x2 = self.views(batch["input"])

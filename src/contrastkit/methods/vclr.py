@@ -132,8 +132,8 @@ class VCLR(ClipMethod):
         super().__init__(backbone, augmentation, **base)
         self.params = p
         self.ema_momentum = p.ema_momentum
-        self.clip_length = self.clip_length if self.clip_length and self.clip_length > 1 else 1
-        self.frame_level = self.clip_length == 1
+        self.element_length: int = self.clip_length if self.clip_length and self.clip_length > 1 else 1
+        self.frame_level = self.element_length == 1
         self.shuffle_probability = SHUFFLE_PROBABILITY
         self.weights = {
             "inter": p.inter_weight,
@@ -154,9 +154,11 @@ class VCLR(ClipMethod):
 
     def sample(self, videos: Tensor, generator: torch.Generator) -> SegmentTuples:
         """Tuples, order shuffles and end segments for ``videos`` ``[B, C, F, H, W]``."""
-        b, frames, span = videos.shape[0], videos.shape[2], (self.clip_length - 1) * self.clip_stride + 1
+        b, frames, span = videos.shape[0], videos.shape[2], (self.element_length - 1) * self.clip_stride + 1
         segments = self.params.segments
-        return draw_segment_tuples(b, frames, segments, generator, span=span, shuffle_probability=self.shuffle_probability)
+        return draw_segment_tuples(
+            b, frames, segments, generator, span=span, shuffle_probability=self.shuffle_probability
+        )
 
     def order_logits(self, features_q: Tensor, features_k: Tensor, order_q: Tensor, order_k: Tensor) -> Tensor:
         """``[B, 4]`` from per-element backbone features ``[B, S, D]`` of both tuples (natural
@@ -172,7 +174,7 @@ class VCLR(ClipMethod):
         for the queues; enqueues nothing (``step`` does, after all losses)."""
         p, b, s = self.params, videos.shape[0], self.params.segments
         draw = self.sample(videos, generator)
-        x = segment_tuple_views(videos, draw, self.augmentation, generator, self.clip_length, self.clip_stride)
+        x = segment_tuple_views(videos, draw, self.augmentation, generator, self.element_length, self.clip_stride)
         rows = torch.arange(b)
         features_q = self.encode_elements(self.backbone, x.query.flatten(0, 1)).view(b, s, -1)
         anchor = features_q[rows, draw.end]
@@ -231,7 +233,7 @@ class VCLR(ClipMethod):
 
     def order_predictions(self, videos: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         """Order logits ``[B, 4]`` and labels ``[B]`` of tuples drawn from un-augmented ``videos``."""
-        b, s, length, stride = videos.shape[0], self.params.segments, self.clip_length, self.clip_stride
+        b, s, length, stride = videos.shape[0], self.params.segments, self.element_length, self.clip_stride
         draw = self.sample(videos, generator)
         x_q = self.preprocess(tuple_elements(videos, draw.query_starts, length, stride).flatten(0, 1))
         x_k = self.preprocess(tuple_elements(videos, draw.key_starts, length, stride).flatten(0, 1))

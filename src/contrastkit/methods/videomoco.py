@@ -93,7 +93,7 @@ class VideoMoCo(MoCo, ClipMethod):
         self, backbone: Backbone, augmentation: ClipAugmentation, params: VideoMoCoParams | None = None, **options: Any
     ) -> None:
         p, base = VideoMoCoParams.resolve(params, options)
-        super().__init__(backbone, augmentation, p, **base)
+        super().__init__(backbone, augmentation, p, **base)  # type: ignore[arg-type]
         self.frame_scorer = FrameScorer(3, p.generator_width) if p.drop == "adversarial" else None
         self.last_dropped: Tensor | None = None  # [B, count] frames G dropped in the last step
 

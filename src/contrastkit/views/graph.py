@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "crop_window",
     "diffusion_matrix",
     "contiguous_windows",
     "dense_adjacency",
@@ -135,3 +136,14 @@ def diffusion_matrix(
     if kind == "heat":
         return heat_diffusion(adj, heat_t)
     raise ValueError(f"diffusion must be 'ppr' or 'heat', got {kind!r}")
+
+
+def crop_window(matrix: Tensor, start: int, stop: int) -> Tensor:
+    """The block ``[start:stop, start:stop]`` of a dense or sparse COO ``[n, n]`` matrix (sparse
+    stays sparse, coalesced): MVGRL's sub-graph of contiguous nodes."""
+    if not matrix.is_sparse:
+        return matrix[start:stop, start:stop]
+    idx, val = matrix.indices(), matrix.values()
+    keep = (idx[0] >= start) & (idx[0] < stop) & (idx[1] >= start) & (idx[1] < stop)
+    n = stop - start
+    return torch.sparse_coo_tensor(idx[:, keep] - start, val[keep], (n, n), check_invariants=False).coalesce()

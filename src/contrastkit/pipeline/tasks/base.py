@@ -102,9 +102,23 @@ def load_dataset(recipe: Recipe, root: str | Path | None) -> Any:
     return DATASETS.get(recipe.data.dataset).load(recipe.data, root, recipe.trainer.seed)
 
 
-def build_method(recipe: Recipe, **inputs: Any) -> Any:
-    """The recipe's registered method, built from what the task provides (``inputs``)."""
-    return METHODS.get(recipe.method.name).build(recipe.method, **inputs)
+def build_method(recipe: Recipe, contract: type | None = None, **inputs: Any) -> Any:
+    """The recipe's registered method, built from what the task provides (``inputs``).
+
+    ``contract`` is what the task asks of its methods: a base class or a runtime-checkable
+    ``Protocol``; a method that does not meet it is refused in one line naming what is missing.
+    """
+    method = METHODS.get(recipe.method.name).build(recipe.method, **inputs)
+    if contract is not None and not isinstance(method, contract):
+        from contrastkit.config import RecipeError
+
+        name, kind = recipe.method.name, type(method).__name__
+        if not getattr(contract, "_is_protocol", False):
+            raise RecipeError(f"method {name!r} ({kind}) must subclass {contract.__module__}.{contract.__name__}")
+        members = {m for m in (*vars(contract), *getattr(contract, "__annotations__", {})) if not m.startswith("_")}
+        missing = sorted(m for m in members if not hasattr(method, m))
+        raise RecipeError(f"method {name!r} ({kind}) lacks {', '.join(missing)}, which this task calls")
+    return method
 
 
 def optimizer_settings(recipe: Recipe) -> Any:

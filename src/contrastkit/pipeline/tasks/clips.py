@@ -85,8 +85,9 @@ class ClipsTask(Task):
         backbone = build_backbone(recipe.model.backbone, 3, recipe.model.width, d.image_size)
         if recipe.model.weights:
             load_backbone_weights(backbone, recipe.model.weights)
-        method = build_method(
+        self.method: ClipMethod = build_method(
             recipe,
+            ClipMethod,
             backbone=backbone,
             augmentation=ClipAugmentation(frames, per_frame=d.per_frame_views),
             optimizer=optimizer_settings(recipe),
@@ -97,11 +98,6 @@ class ClipsTask(Task):
             clip_length=d.clip_length,
             clip_stride=d.clip_stride,
         )
-        if not isinstance(method, ClipMethod):
-            raise TypeError(
-                f"method {recipe.method.name!r} trains on clips: it must subclass contrastkit.methods.ClipMethod"
-            )
-        self.method: ClipMethod = method
         self.frame_classes = videos.frame_classes
         self.train_frame_labels = self.test_frame_labels = None
         train_rows = {"input": self.train.frames, "label": self.train.labels}

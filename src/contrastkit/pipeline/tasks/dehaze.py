@@ -7,7 +7,7 @@ input itself and the dark channel prior)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
 
 import torch
 from torch import Tensor
@@ -47,9 +47,23 @@ def restoration_scores(
     return p, s, out
 
 
+@runtime_checkable
+class RestorationMethod(Protocol):
+    """What the ``dehaze`` task asks of a method (AECR). It is built with ``optimizer`` and
+    ``seed``; batches are ``{"hazy": [B, 3, S, S], "clear": [B, 3, S, S], "index"}``."""
+
+    def restore(self, hazy: Tensor) -> Tensor:
+        """Restored images ``[N, 3, H, W]`` in ``[0, 1]`` from hazy ones of any size."""
+        ...
+
+    def describe(self) -> str:
+        """The model in one line, for the report."""
+        ...
+
+
 @register_task(DEHAZE_TASK)
 class DehazeTask(Task):
-    """Methods receive ``optimizer`` and ``seed``; they provide ``restore(hazy) -> restored``."""
+    """Hazy/clear pairs; methods meet ``RestorationMethod``."""
 
     samples = "image pairs"
 
@@ -58,11 +72,7 @@ class DehazeTask(Task):
         d, seed = recipe.data, recipe.trainer.seed
         data: DehazeSet = load_dataset(recipe, root)
         self.data = data
-        self.method = build_method(
-            recipe,
-            optimizer=optimizer_settings(recipe),
-            seed=seed,
-        )
+        self.method = build_method(recipe, RestorationMethod, optimizer=optimizer_settings(recipe), seed=seed)
         train: Any = data.train
         self.datamodule = ArrayDataModule(
             train, d.batch_size, d.num_workers, seed, monitor=(self._monitor_pairs(),), drop_last=True
@@ -99,10 +109,7 @@ class DehazeTask(Task):
         data["test_subset"] = min(int(data.get("test_subset") or 16), 16)
 
     def model_line(self) -> str:
-        m: Any = self.method
-        params = sum(p.numel() for p in m.net.parameters())
-        extractor = m.extractor.description if m.extractor is not None else "none (L1 only)"
-        return f"AECR-Net ngf {m.net.ngf}, FA x{m.net.fa_repeats}, {params:,} parameters; CR extractor: {extractor}"
+        return cast(RestorationMethod, self.method).describe()
 
     def _sets(self) -> dict[str, tuple[list[Tensor], list[Tensor], list[str]]]:
         return {

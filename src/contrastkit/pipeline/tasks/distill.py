@@ -7,9 +7,10 @@ uninformative)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import torch
+from torch import Tensor
 
 from contrastkit.data.distill import DISTILL_TASK, DistillSet
 from contrastkit.data.module import ArrayDataModule
@@ -25,11 +26,25 @@ if TYPE_CHECKING:
 __all__ = ["DistillTask"]
 
 
+@runtime_checkable
+class DistillMethod(Protocol):
+    """What the ``distill`` task asks of a method (CCL). It is built with ``backbone``,
+    ``augmentation`` (a ``ClipAugmentation``), ``optimizer``, ``num_classes``, ``teacher_dims``
+    (``{name: D}``), ``seed`` and ``knn_k``; batches are ``{"input": uint8 clips, "label",
+    "index", <teacher name>: [B, D]}`` (an all-zero teacher row is a missing modality)."""
+
+    def predict_logits(self, clips: Tensor) -> Tensor:
+        """Class logits ``[N, classes]`` of un-augmented clips."""
+        ...
+
+    def embed(self, clips: Tensor) -> Tensor:
+        """Student features ``[N, D]`` of un-augmented clips."""
+        ...
+
+
 @register_task(DISTILL_TASK)
 class DistillTask(Task):
-    """Methods receive ``backbone``, ``augmentation``, ``optimizer``, ``num_classes``,
-    ``teacher_dims``, ``seed``, ``clip_length``, ``clip_stride``; they provide ``predict_logits``
-    and ``embed``."""
+    """Clips with teacher features; methods meet ``DistillMethod``."""
 
     samples = "clips"
 
@@ -44,6 +59,7 @@ class DistillTask(Task):
         backbone = build_backbone(recipe.model.backbone, 3, recipe.model.width, d.image_size)
         self.method = build_method(
             recipe,
+            DistillMethod,
             backbone=backbone,
             augmentation=ClipAugmentation(frames, per_frame=d.per_frame_views),
             optimizer=optimizer_settings(recipe),
@@ -51,8 +67,6 @@ class DistillTask(Task):
             teacher_dims={k: v.shape[1] for k, v in data.train_teachers.items()},
             seed=seed,
             knn_k=recipe.eval.knn_k,
-            clip_length=d.clip_length,
-            clip_stride=d.clip_stride,
         )
         rows = {"input": data.train_clips, "label": data.train_labels, **data.train_teachers}
         self.datamodule = ArrayDataModule(rows, d.batch_size, d.num_workers, seed)

@@ -7,9 +7,10 @@ shows the similarity matrix of the first 64 test pairs."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import torch
+from torch import Tensor
 
 from contrastkit.data.module import ArrayDataModule
 from contrastkit.data.pairs import PAIRS_TASK, PairSet
@@ -22,10 +23,24 @@ if TYPE_CHECKING:
 __all__ = ["PairsTask"]
 
 
+@runtime_checkable
+class PairMethod(Protocol):
+    """What the ``pairs`` task asks of a method (CrossCLR). It is built with ``video_dim``,
+    ``text_dim``, ``optimizer``, ``seed`` and, for raw clips, ``video_backbone``; batches are
+    ``{"video": [B, ...], "text": [B, ...], "index": [B]}``."""
+
+    def embed_video(self, video: Tensor) -> Tensor:
+        """``[N, D_v]`` features or ``[N, C, T, H, W]`` clips -> ``[N, d]`` (un-normalised)."""
+        ...
+
+    def embed_text(self, text: Tensor) -> Tensor:
+        """``[N, D_t]`` (or ``[N, L, D_t]``) text features -> ``[N, d]``."""
+        ...
+
+
 @register_task(PAIRS_TASK)
 class PairsTask(Task):
-    """Methods receive ``video_dim``, ``text_dim``, ``optimizer`` and ``seed``; they provide
-    ``embed_video`` and ``embed_text``."""
+    """Paired video and text features; methods meet ``PairMethod``."""
 
     samples = "pairs"
 
@@ -47,6 +62,7 @@ class PairsTask(Task):
             inputs["video_backbone"] = backbone
         self.method = build_method(
             recipe,
+            PairMethod,
             video_dim=pairs.train_video.shape[-1],
             text_dim=pairs.train_text.shape[-1],
             optimizer=optimizer_settings(recipe),
