@@ -98,7 +98,7 @@ def real_content_check(
     above the second for every video, and whether the pristine and distorted carphone encodings
     are each other's nearest neighbour among the four whole-video features.
     """
-    from contrastkit.data.video import probe, read_frames
+    from contrastkit.data.video_io import probe, read_frames
 
     folder = Path(data_root) / "video"
     features, owners = [], []

@@ -120,9 +120,9 @@ def collect_runs(folder: Path) -> dict[str, Any]:
 
 def run_speed() -> dict[str, Any]:
     """Steps on one batch of the recipe's size, outside Lightning, with manual optimisers."""
-    from contrastkit.data.videos import decode_videos, default_decode_workers
+    from contrastkit.data.video_folders import decode_videos, default_decode_workers
     from contrastkit.pipeline.tasks import build_task
-    from contrastkit.views.video import adversarial_frame_drop
+    from contrastkit.views.clips import adversarial_frame_drop
 
     torch.manual_seed(0)
     raw = _recipe(ARMS["(d) VideoMoCo (G + decay)"], 0)

@@ -230,7 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _quiet_libraries()
     command = "contrastkit " + shlex.join(list(argv) if argv is not None else sys.argv[1:])
     from contrastkit.config import RecipeError
-    from contrastkit.data.images import DataError
+    from contrastkit.data.errors import DataError
     from contrastkit.federated.simulation import FlowerRunError
     from contrastkit.nn.text import TextExtraMissing
 

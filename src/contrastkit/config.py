@@ -3,9 +3,11 @@
 A recipe has the sections ``method``, ``data``, ``model``, ``optim``, ``eval`` and ``trainer``
 (and optionally ``plugins``: modules that register more methods, tasks, datasets, backbones).
 ``method.name`` picks a registered method; the rest of ``method`` are that method's own options,
-validated by the params class it registered. ``data.dataset`` and ``model.backbone`` name
-registered entries. Unknown keys are rejected with the list of allowed ones. This module holds
-no method or dataset names: they live in ``contrastkit.registry``.
+validated by the params class it registered. Likewise ``data.dataset`` picks a registered dataset
+and the rest of ``data`` are its options, validated by the settings class it registered (the
+task's common ones included). ``model.backbone`` names a registered backbone. Unknown keys are
+rejected with the list of allowed ones. This module holds no method or dataset names: they live in
+``contrastkit.registry``.
 """
 
 from __future__ import annotations
@@ -19,9 +21,27 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator, model_validator
 
-from contrastkit.registry import BACKBONES, DATASETS, METHODS, TASKS, MethodParams, RegistryError, load_plugins
+from contrastkit.registry import (
+    BACKBONES,
+    DATASETS,
+    METHODS,
+    TASKS,
+    DataSettings,
+    MethodParams,
+    RegistryError,
+    load_plugins,
+)
 
-__all__ = ["Recipe", "RecipeError", "apply_overrides", "flatten_keys", "list_recipes", "load_recipe", "smoke"]
+__all__ = [
+    "Recipe",
+    "RecipeError",
+    "apply_overrides",
+    "flatten_keys",
+    "list_recipes",
+    "load_recipe",
+    "smoke",
+    "upgrade_stored_recipe",
+]
 
 
 class RecipeError(ValueError):
@@ -30,47 +50,6 @@ class RecipeError(ValueError):
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class DataSettings(_Strict):
-    """The ``data:`` section. ``dataset`` names a registered dataset (``contrastkit.registry``)."""
-
-    dataset: str
-    root: str | None = None
-    path: str | None = None
-    image_size: int = Field(16, gt=0)
-    augmentation: str = "auto"
-    labels: Literal["auto", "folders", "none"] = "auto"
-    train_subset: int | None = Field(None, gt=0)
-    test_subset: int | None = Field(None, gt=0)
-    batch_size: int = Field(256, gt=0)
-    num_workers: int = Field(0, ge=0)
-    download: bool = False
-    normalize_features: bool = True
-    video_frames: int = Field(32, gt=0)
-    clip_length: int = Field(16, gt=0)
-    clip_stride: int = Field(1, gt=0)
-    per_frame_views: bool = False
-    cache_dir: str | None = None
-    text_encoder: Literal["minilm", "hashing"] = "minilm"
-    video_input: Literal["descriptor", "clips"] = "descriptor"
-    glyph_contrast: float = Field(0.35, gt=0, le=1)
-
-    @field_validator("dataset")
-    @classmethod
-    def _registered(cls, name: str) -> str:
-        if name not in DATASETS:
-            raise ValueError(f"unknown dataset {name!r}; registered: {', '.join(DATASETS.names())}")
-        return name
-
-    @field_validator("augmentation")
-    @classmethod
-    def _preset(cls, name: str) -> str:
-        from contrastkit.views.image import PRESETS
-
-        if name != "auto" and name not in PRESETS:
-            raise ValueError(f"unknown augmentation {name!r}; presets: auto, {', '.join(PRESETS)}")
-        return name
 
 
 class ModelSettings(_Strict):
@@ -169,7 +148,7 @@ class Recipe(_Strict):
     description: str = ""
     plugins: list[str] = []
     method: SerializeAsAny[MethodParams]
-    data: DataSettings
+    data: SerializeAsAny[DataSettings]
     model: ModelSettings = ModelSettings()
     optim: OptimSettings = OptimSettings()
     eval: EvalSettings = EvalSettings()
@@ -271,10 +250,68 @@ def validate(raw: dict[str, Any]) -> Recipe:
         params = params_type.model_validate(method)
     except ValidationError as err:
         raise RecipeError(f"recipe '{name}': {_explain(err, raw, params_type, prefix='method')}") from None
+    data = raw.get("data")
+    if not isinstance(data, dict) or "dataset" not in data:
+        raise RecipeError(
+            f"recipe '{name}': data must be a mapping with a dataset; one of {', '.join(DATASETS.names())}"
+        )
+    if data["dataset"] not in DATASETS:
+        known = ", ".join(DATASETS.names())
+        raise RecipeError(f"recipe '{name}': data.dataset: unknown dataset {data['dataset']!r}; registered: {known}")
+    task = METHODS.get(params.name).task_for(params)
+    if DATASETS.get(data["dataset"]).task != task:
+        fitting = ", ".join(n for n, entry in DATASETS.items() if entry.task == task)
+        raise RecipeError(
+            f"recipe '{name}': data.dataset {data['dataset']!r} does not fit method {params.description()}; "
+            f"use one of {fitting}"
+        )
+    settings_type = DATASETS.get(data["dataset"]).settings
     try:
-        return Recipe.model_validate({**raw, "method": params})
+        settings = settings_type.model_validate(data)
+    except ValidationError as err:
+        raise RecipeError(f"recipe '{name}': {_explain(err, raw, settings_type, prefix='data')}") from None
+    try:
+        return Recipe.model_validate({**raw, "method": params, "data": settings})
     except ValidationError as err:
         raise RecipeError(f"recipe '{name}': {_explain(err, raw)}") from None
+
+
+LEGACY_DATA_KEYS = (
+    "path",
+    "image_size",
+    "augmentation",
+    "labels",
+    "download",
+    "normalize_features",
+    "video_frames",
+    "clip_length",
+    "clip_stride",
+    "per_frame_views",
+    "cache_dir",
+    "text_encoder",
+    "video_input",
+    "glyph_contrast",
+)
+"""The ``data:`` keys every stored recipe held when one settings class served every dataset."""
+
+
+def upgrade_stored_recipe(raw: dict[str, Any]) -> dict[str, Any]:
+    """A recipe stored by an earlier version (a run folder's ``recipe.yaml``, a checkpoint's copy)
+    in today's terms: method options under their new names (``MethodParams.renamed``) and the
+    ``data:`` options its dataset does not declare dropped (they were stored for every dataset
+    and read by none but their own)."""
+    out = copy.deepcopy(raw)
+    method, data = out.get("method"), out.get("data")
+    if isinstance(method, dict) and method.get("name") in METHODS:
+        for old, (new, _) in METHODS.get(method["name"]).params.renamed.items():
+            if old in method and new not in method:
+                method[new] = method.pop(old)
+    if isinstance(data, dict) and data.get("dataset") in DATASETS:
+        declared = DATASETS.get(data["dataset"]).settings.model_fields
+        for key in LEGACY_DATA_KEYS:
+            if key in data and key not in declared:
+                del data[key]
+    return out
 
 
 def load_recipe(name_or_path: str) -> dict[str, Any]:

@@ -29,11 +29,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
     "BACKBONES",
     "DATASETS",
+    "DataSettings",
     "METHODS",
     "TASKS",
     "BackboneEntry",
@@ -170,6 +171,24 @@ class RenamedOption(UserWarning):
     """A recipe or constructor used an option's old name; it still works, under the new one."""
 
 
+class DataSettings(BaseModel):
+    """Base of every dataset's recipe options (the ``data:`` section): strict, frozen.
+
+    A dataset declares the options it reads in a subclass and registers it with
+    ``register_dataset(..., settings=...)``; the options its task reads come from the task's
+    own subclass of this (``data.images.ImageData``, ``data.video_folders.ClipData``, ...), which
+    such a dataset extends. These fields are the ones every task and loader share.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    dataset: str
+    root: str | None = None
+    train_subset: int | None = Field(None, gt=0)
+    test_subset: int | None = Field(None, gt=0)
+    batch_size: int = Field(256, gt=0)
+    num_workers: int = Field(0, ge=0)
+
+
 @dataclass(frozen=True)
 class MethodEntry:
     """A registered method.
@@ -198,15 +217,17 @@ class MethodEntry:
 class DatasetEntry:
     """A registered dataset: the task (modality) it feeds and its loader.
 
-    ``load(settings, root, seed)`` receives the recipe's ``data`` section, the data root
-    (``--data-root`` / ``$CONTRASTKIT_DATA`` / ``data.root``, may be None) and the seed, and
-    returns what its task expects (image splits, a graph, a set of graphs, ...).
+    ``load(settings, root, seed)`` receives the recipe's ``data`` section (validated by
+    ``settings``, the dataset's ``DataSettings`` subclass), the data root (``--data-root`` /
+    ``$CONTRASTKIT_DATA`` / ``data.root``, may be None) and the seed, and returns what its task
+    expects (image splits, a graph, a set of graphs, ...).
     """
 
     name: str
     task: str
     load: Callable[..., Any]
     summary: str = ""
+    settings: type[DataSettings] = DataSettings
 
 
 @dataclass(frozen=True)
@@ -306,11 +327,19 @@ def register_task(name: str, *, replace: bool = False) -> Callable[[T], T]:
     return decorate
 
 
-def register_dataset(name: str, task: str, *, summary: str = "", replace: bool = False) -> Callable[[T], T]:
-    """Function decorator: register a loader ``load(settings, root, seed)`` as dataset ``name``."""
+def register_dataset(
+    name: str,
+    task: str,
+    *,
+    settings: type[DataSettings] = DataSettings,
+    summary: str = "",
+    replace: bool = False,
+) -> Callable[[T], T]:
+    """Function decorator: register a loader ``load(settings, root, seed)`` as dataset ``name``,
+    its recipe options declared by ``settings`` (a ``DataSettings`` subclass)."""
 
     def decorate(load: T) -> T:
-        DATASETS.add(name, DatasetEntry(name, task, load, summary), replace=replace)  # type: ignore[arg-type]
+        DATASETS.add(name, DatasetEntry(name, task, load, summary, settings), replace=replace)  # type: ignore[arg-type]
         return load
 
     return decorate
@@ -328,10 +357,10 @@ def register_backbone(name: str, *, summary: str = "", replace: bool = False) ->
 
 _BUILTIN_MODULES = (
     "contrastkit.nn.backbones",
-    "contrastkit.nn.video",
+    "contrastkit.nn.clip_encoders",
     "contrastkit.data.images",
     "contrastkit.data.graphs",
-    "contrastkit.data.videos",
+    "contrastkit.data.video_folders",
     "contrastkit.data.moving_objects",
     "contrastkit.data.global_context",
     "contrastkit.data.motion_phases",

@@ -42,7 +42,7 @@ def test_a_tone_lights_the_band_that_holds_its_frequency():
 
 def test_the_real_aac_track_gives_finite_log_mels_of_the_right_length():
     pytest.importorskip("av")
-    from contrastkit.data.video import probe, read_audio
+    from contrastkit.data.video_io import probe, read_audio
 
     path = SHARED / "bigbuckbunny.mp4"
     if not path.is_file():

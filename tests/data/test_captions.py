@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from contrastkit.data.captions import CAPTION_TEMPLATES, caption, caption_pairs
-from contrastkit.data.images import DataError
+from contrastkit.data.errors import DataError
 from contrastkit.data.moving_objects import DIRECTIONS
 
 

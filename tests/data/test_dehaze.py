@@ -16,7 +16,7 @@ from contrastkit.data.dehaze import (
     smooth_depth,
     synthetic_haze,
 )
-from contrastkit.data.images import DataError
+from contrastkit.data.errors import DataError
 
 
 def test_haze_model_oracles() -> None:

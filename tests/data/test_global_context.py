@@ -8,7 +8,7 @@ import torch
 pytest.importorskip("av")
 
 from contrastkit.data.global_context import GLYPHS, generate_global_context, global_context_frames  # noqa: E402
-from contrastkit.data.videos import decode_videos, load_video_folder  # noqa: E402
+from contrastkit.data.video_folders import decode_videos, load_video_folder  # noqa: E402
 
 
 def _decoded(root, **kw):

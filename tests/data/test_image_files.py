@@ -12,8 +12,9 @@ import torch
 from PIL import Image
 
 from contrastkit.cli import main
+from contrastkit.data.errors import DataError
 from contrastkit.data.image_files import ImageFiles, decode_image, find_images, folder_labels
-from contrastkit.data.images import DataError, load_image_folder
+from contrastkit.data.images import load_image_folder
 from contrastkit.views.image import resolve_preset
 
 

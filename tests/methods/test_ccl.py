@@ -14,7 +14,7 @@ from contrastkit.methods import CCL
 from contrastkit.methods.ccl import Composition, official_update
 from contrastkit.nn import TinyClipCNN
 from contrastkit.views import build_augmentation
-from contrastkit.views.video import ClipAugmentation
+from contrastkit.views.clips import ClipAugmentation
 
 DATA = ccl_synthetic(0, train_per_class=4, test_per_class=2)
 BATCH = {"input": DATA.train_clips[:24], "label": DATA.train_labels[:24], "index": torch.arange(24)}

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from contrastkit.cli import main
-from contrastkit.data.images import DataError
+from contrastkit.data.errors import DataError
 from contrastkit.data.pairs import clustered_pairs, load_feature_pairs
 from contrastkit.evaluation.crossmodal import cluster_recall_at_1, paired_ranks, retrieval_scores
 from contrastkit.functional.crossclr import connectivity, crossclr

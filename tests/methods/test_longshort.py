@@ -16,8 +16,8 @@ from contrastkit.methods import LongShortViews, OptimizerSettings
 from contrastkit.nn import TinyClipCNN
 from contrastkit.nn.heads import OrderAggregator, check_order_sensitive
 from contrastkit.views import build_augmentation
+from contrastkit.views.clips import ClipAugmentation
 from contrastkit.views.segments import long_short_indices, shift_views, shuffled_orders
-from contrastkit.views.video import ClipAugmentation
 
 VIDEOS = torch.randint(0, 256, (8, 3, 24, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
 BATCH = {"input": VIDEOS, "index": torch.arange(8)}
@@ -198,7 +198,7 @@ def test_generated_phases_move_the_object_by_their_velocity():
 def test_generated_sets_keep_appearance_and_have_four_distinct_phases(tmp_path):
     pytest.importorskip("av")
     from contrastkit.data.motion_phases import generate_motion_phases, read_frame_labels
-    from contrastkit.data.videos import load_video_folder
+    from contrastkit.data.video_folders import load_video_folder
 
     root = generate_motion_phases(tmp_path / "mp", train=8, test=4, frames=20, size=16, min_phase=4, seed=1)
     videos = load_video_folder(root)

@@ -30,7 +30,7 @@ from contrastkit.methods import (
 from contrastkit.nn import ConvNetSmall, TinyClipCNN
 from contrastkit.registry import METHODS, MethodParams, RegistryError, RenamedOption, register_method
 from contrastkit.views import build_augmentation
-from contrastkit.views.video import ClipAugmentation
+from contrastkit.views.clips import ClipAugmentation
 
 IMAGES = build_augmentation("digits", 16, (0.3,), (0.3,))
 CLIPS = ClipAugmentation(build_augmentation("moco_v2", 16, (0.5,) * 3, (0.25,) * 3))

@@ -17,8 +17,8 @@ from contrastkit.methods import VCLR, OptimizerSettings
 from contrastkit.nn import ConvNetSmall, TinyClipCNN
 from contrastkit.nn.heads import order_embedding
 from contrastkit.views import build_augmentation
+from contrastkit.views.clips import ClipAugmentation
 from contrastkit.views.segments import allowed_shuffles, order_shuffles, segment_bounds, segment_pair, tuple_elements
-from contrastkit.views.video import ClipAugmentation
 
 VIDEOS = torch.randint(0, 256, (16, 3, 12, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
 BATCH = {"input": VIDEOS[:8], "index": torch.arange(8)}
@@ -277,7 +277,7 @@ def test_a_video_shorter_than_the_segments_is_looped_to_the_decoded_length(tmp_p
     recipe's ``video_frames``, so a 4-frame mp4 still yields 3 segments of 2+ frames."""
     pytest.importorskip("av")
     from contrastkit.data.moving_objects import _write_mp4
-    from contrastkit.data.videos import decode_videos
+    from contrastkit.data.video_folders import decode_videos
 
     path = tmp_path / "short.mp4"
     _write_mp4(

@@ -12,7 +12,7 @@ from contrastkit.data.module import ArrayDataModule
 from contrastkit.methods import MoCo, OptimizerSettings, VideoMoCo
 from contrastkit.nn import TinyClipCNN
 from contrastkit.views import build_augmentation
-from contrastkit.views.video import ClipAugmentation
+from contrastkit.views.clips import ClipAugmentation
 
 CLIPS = torch.randint(0, 256, (48, 3, 8, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
 BATCH = {"input": CLIPS[:16], "index": torch.arange(16)}
@@ -84,7 +84,7 @@ def test_generator_loss_is_minus_w_times_the_l1_gap_and_the_leak_adds_the_encode
     x = model.views(CLIPS[:8])[0]
     k = torch.nn.functional.normalize(torch.randn(8, 16), dim=1)
     with torch.no_grad():
-        from contrastkit.views.video import adversarial_frame_drop
+        from contrastkit.views.clips import adversarial_frame_drop
 
         scores = model.frame_scorer(x)
         q = torch.nn.functional.normalize(model.query(adversarial_frame_drop(x, scores, 2)), dim=1)
@@ -144,7 +144,7 @@ def _spy_on_one_step(model, monkeypatch):
 
 
 def test_the_encoder_trains_on_the_clip_with_gs_frames_dropped(monkeypatch):
-    from contrastkit.views.video import drop_frames, frame_drop_mask
+    from contrastkit.views.clips import drop_frames, frame_drop_mask
 
     model = _build(warmup_fraction=0.0, split_bn=1)
     seen = _spy_on_one_step(model, monkeypatch)
@@ -165,7 +165,7 @@ def test_the_generator_moves_towards_a_larger_gap_between_dropped_and_clean_quer
     seen = _spy_on_one_step(model, monkeypatch)
     x_q, k, count = seen["generator_inputs"][0]
     before = seen["model_before"]
-    from contrastkit.views.video import adversarial_frame_drop
+    from contrastkit.views.clips import adversarial_frame_drop
 
     scores = before.frame_scorer(x_q)
     q = torch.nn.functional.normalize(
@@ -184,7 +184,7 @@ def test_the_generator_moves_towards_a_larger_gap_between_dropped_and_clean_quer
 
 def test_the_official_leak_passes_the_encoder_loss_gradient_to_g():
     """With ``official_grad_leak`` G's gradient gains exactly that of ``L_D`` through its drop."""
-    from contrastkit.views.video import adversarial_frame_drop
+    from contrastkit.views.clips import adversarial_frame_drop
 
     plain, leak = _build(drop_ratio=0.25), _build(drop_ratio=0.25, official_grad_leak=True)
     leak.load_state_dict(plain.state_dict())

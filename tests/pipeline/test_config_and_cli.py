@@ -114,3 +114,49 @@ def test_federated_unknown_key_lists_that_sections_keys():
     allowed = "dataset, image_size, root, test_subset, train_subset"
     with pytest.raises(RecipeError, match=rf"unknown key 'data.batch_size'; allowed in data: {allowed}$"):
         validate_federated(raw)
+
+
+def test_datasets_declare_their_own_options():
+    """An image dataset refuses clip options and names its own; a clip dataset takes them."""
+    from contrastkit.data.images import ImageData
+    from contrastkit.data.video_folders import ClipData
+
+    raw = load_recipe("moco-digits")
+    with pytest.raises(
+        RecipeError, match=r"unknown key 'data.video_frames'; allowed in data: augmentation, batch_size"
+    ):
+        validate({**raw, "data": {**raw["data"], "video_frames": 8}})
+    assert type(validate(raw).data) is ImageData
+    clips = validate(load_recipe("videomoco-synthetic")).data
+    assert isinstance(clips, ClipData) and clips.clip_length == 16
+
+
+def test_recipes_stored_by_earlier_versions_still_load():
+    """A run folder's recipe.yaml from before: every dataset's options under data, and the key
+    encoder's EMA rate under method.momentum."""
+    from contrastkit.config import upgrade_stored_recipe
+
+    stored = validate(load_recipe("moco-digits")).to_dict()
+    stored["method"]["momentum"] = stored["method"].pop("ema_momentum")
+    stored["data"].update(video_frames=32, clip_length=16, text_encoder="minilm", glyph_contrast=0.35, download=False)
+    with pytest.raises(RecipeError, match="unknown key 'data.video_frames'"):
+        validate(stored)
+    upgraded = upgrade_stored_recipe(stored)
+    assert "momentum" in stored["method"]  # the stored copy is left as it was
+    assert validate(upgraded).to_dict() == validate(load_recipe("moco-digits")).to_dict()
+
+
+def test_a_dataset_without_its_tasks_options_is_refused_in_one_line(tmp_path):
+    from contrastkit.data.images import ImageData
+    from contrastkit.pipeline.tasks.base import data_settings
+    from contrastkit.registry import DATASETS, register_dataset
+
+    register_dataset("toy-bare-images", task="images")(lambda settings, root, seed: None)
+    try:
+        recipe = validate({**load_recipe("moco-digits"), "data": {"dataset": "toy-bare-images"}})
+        with pytest.raises(
+            RecipeError, match=r"declares DataSettings, which lacks the ImageData options .*settings=ImageData"
+        ):
+            data_settings(recipe, ImageData)
+    finally:
+        DATASETS.remove("toy-bare-images")

@@ -48,6 +48,11 @@ def test_plugin_entries_are_validated_like_built_ins(tmp_path):
     raw = load_recipe(str(PLUGIN_RECIPE))
     with pytest.raises(RecipeError, match=r"unknown key 'method.noize'; allowed in method: name, noise, temperature"):
         validate({**raw, "method": {"name": "noisy-views", "noize": 1}})
+    with pytest.raises(RecipeError, match=r"unknown key 'data.clusterz'; allowed in data: .*clusters, dataset"):
+        validate({**raw, "data": {"dataset": "toy_clusters", "clusterz": 3}})
+    with pytest.raises(RecipeError, match=r"data.clusters: Input should be greater than or equal to 2"):
+        validate({**raw, "data": {"dataset": "toy_clusters", "clusters": 1}})
+    assert validate({**raw, "data": {"dataset": "toy_clusters", "clusters": 3}}).data.clusters == 3
     with pytest.raises(RecipeError, match=r"data.dataset 'digits' does not fit method noisy-views; use one of"):
         validate({**raw, "data": {"dataset": "digits"}})
     with pytest.raises(RecipeError, match="plugin file nope.py not found"):
@@ -56,15 +61,23 @@ def test_plugin_entries_are_validated_like_built_ins(tmp_path):
         validate({**raw, "plugins": ["no_such_module_xyz"]})
 
 
-def test_the_adding_a_method_example_in_the_docs_runs(tmp_path):
-    """docs/design.md's example method and recipe, copied out as written, train at smoke size."""
+@pytest.mark.parametrize("example", [0, 1], ids=["image-method", "clip-method"])
+def test_the_adding_a_method_examples_in_the_docs_run(example, tmp_path):
+    """docs/design.md's example methods and recipes, copied out as written, train at smoke size
+    through the unchanged CLI."""
     import re
 
     doc = (Path(__file__).resolve().parents[2] / "docs" / "design.md").read_text()
     section = doc.split("## Adding a method", 1)[1]
-    (tmp_path / "two_crop.py").write_text(re.findall(r"```python\n(.*?)```", section, re.S)[0])
-    (tmp_path / "two-crop-digits.yaml").write_text(re.findall(r"```yaml\n(.*?)```", section, re.S)[0])
-    args = ["train", str(tmp_path / "two-crop-digits.yaml"), "--smoke", "--no-progress", "--runs-dir", str(tmp_path)]
+    code = re.findall(r"```python\n(.*?)```", section, re.S)[example]
+    recipe = re.findall(r"```yaml\n(.*?)```", section, re.S)[example]
+    (plugin,) = yaml.safe_load(recipe)["plugins"]
+    name = re.match(r"# (\S+)\.yaml", recipe).group(1)
+    (tmp_path / plugin).write_text(code)
+    (tmp_path / f"{name}.yaml").write_text(recipe)
+    args = ["train", str(tmp_path / f"{name}.yaml"), "--smoke", "--no-progress", "--runs-dir", str(tmp_path)]
     assert main(args) == 0
-    (run,) = (tmp_path / "two-crop-digits").iterdir()
-    assert json.loads((run / "results.json").read_text())["method"] == "two-crop"
+    (run,) = (tmp_path / name).iterdir()
+    results = json.loads((run / "results.json").read_text())
+    assert results["method"] == yaml.safe_load(recipe)["method"]["name"]
+    assert all(value is not None for value in results["final"].values() if isinstance(value, float))

@@ -16,15 +16,21 @@ from contrastkit.functional import info_nce
 from contrastkit.methods.base import Batch, ContrastiveMethod, OptimizerSettings, StepOutput
 from contrastkit.nn.backbones import Backbone
 from contrastkit.pipeline.tasks import Evaluation, Task, build_method, load_dataset
-from contrastkit.registry import MethodParams, register_dataset, register_method, register_task
+from contrastkit.registry import DataSettings, MethodParams, register_dataset, register_method, register_task
 
 
-@register_dataset("toy_clusters", task="vectors")
-def toy_clusters(settings, root, seed: int) -> dict[str, Tensor]:
-    """Four overlapping Gaussian clusters in 16-d."""
+class ToyClustersData(DataSettings):
+    """The dataset's own option: how many clusters."""
+
+    clusters: int = Field(4, ge=2)
+
+
+@register_dataset("toy_clusters", task="vectors", settings=ToyClustersData)
+def toy_clusters(settings: ToyClustersData, root, seed: int) -> dict[str, Tensor]:
+    """``clusters`` overlapping Gaussian clusters in 16-d."""
     g = torch.Generator().manual_seed(seed)
-    labels = torch.arange(400) % 4
-    centres = torch.randn(4, 16, generator=g)
+    labels = torch.arange(400) % settings.clusters
+    centres = torch.randn(settings.clusters, 16, generator=g)
     return {"x": centres[labels] + torch.randn(400, 16, generator=g), "y": labels}
 
 
@@ -76,9 +82,10 @@ class VectorsTask(Task):
         self.datamodule = ArrayDataModule({"input": self.train_x}, recipe.data.batch_size, seed=recipe.trainer.seed)
         self.metrics = [("knn", "kNN top-1 (k=10)")]
         self.protocol = "kNN on frozen embeddings, train rows as the bank."
-        self.classes, self.source = ("a", "b", "c", "d"), "four seeded Gaussian clusters"
+        clusters = recipe.data.clusters
+        self.classes, self.source = tuple("abcdefgh"[:clusters]), f"{clusters} seeded Gaussian clusters"
 
     def evaluate(self, desc: str, progress: bool) -> Evaluation:
         with torch.no_grad():
             bank, test = self.method.embed(self.train_x), self.method.embed(self.test_x)
-        return Evaluation({"knn": knn_accuracy(bank, self.train_y, test, self.test_y, 4, k=10)}, test, self.test_y)
+        return Evaluation({"knn": knn_accuracy(bank, self.train_y, test, self.test_y, len(self.classes), k=10)}, test, self.test_y)

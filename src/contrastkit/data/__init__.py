@@ -6,8 +6,8 @@ only needs the loaders (a federated party, a graph script) does not pay for Ligh
 
 from typing import Any
 
+from contrastkit.data.errors import DataError
 from contrastkit.data.images import (
-    DataError,
     ImageSplits,
     data_root,
     load_cifar10,

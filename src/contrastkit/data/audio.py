@@ -4,7 +4,7 @@ and a triangular mel filterbank (HTK mel scale, no area normalisation: torchaudi
 
 The defaults are PANNs CNN14's front end (the audio teacher of the official code): 32 kHz,
 1024-sample Hann windows, hop 320 (10 ms), 64 mel bands from 50 Hz to 14 kHz, ``log(mel + 1e-10)``.
-Waveforms come from ``contrastkit.data.video.read_audio`` (any file FFmpeg reads).
+Waveforms come from ``contrastkit.data.video_io.read_audio`` (any file FFmpeg reads).
 """
 
 from __future__ import annotations

@@ -26,16 +26,17 @@ no files are written except the text-feature cache.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from contrastkit.data.images import DataError, data_root, load_cifar10
+from contrastkit.data.errors import DataError
+from contrastkit.data.images import data_root, load_cifar10
 from contrastkit.data.moving_objects import DIRECTIONS, _background, moving_object_frames
 from contrastkit.data.pairs import PAIRS_TASK, PairSet
-from contrastkit.registry import register_dataset
+from contrastkit.registry import DataSettings, register_dataset
 
 __all__ = ["CAPTION_TEMPLATES", "caption", "caption_pairs"]
 
@@ -108,7 +109,7 @@ def caption_pairs(
     video_input: str = "descriptor",
 ) -> PairSet:
     """The captions protocol (module docstring); needs CIFAR-10 under ``root`` (``cifar10/``)."""
-    from contrastkit.data.videos import cache_root
+    from contrastkit.data.video_folders import cache_root
     from contrastkit.nn.text import HashingTextEncoder, MiniLMEncoder, encode_texts
 
     base = data_root(root)
@@ -153,9 +154,25 @@ def caption_pairs(
     return pairs
 
 
+class CaptionData(DataSettings):
+    """Options of ``caption_pairs``.
+
+    Attributes:
+        text_encoder: ``minilm`` (sentence-transformers, the ``[text]`` extra) or ``hashing``.
+        video_input: ``descriptor`` (a fixed pooled descriptor) or ``clips`` (raw clips for a
+            trained clip encoder).
+        cache_dir: where text features and rendered clips are kept (default: the user's cache).
+    """
+
+    text_encoder: Literal["minilm", "hashing"] = "minilm"
+    video_input: Literal["descriptor", "clips"] = "descriptor"
+    cache_dir: str | None = None
+
+
 @register_dataset(
     "caption_pairs",
     task=PAIRS_TASK,
+    settings=CaptionData,
     summary="moving CIFAR-10 objects with written captions, MiniLM text features (needs the CIFAR-10 data root)",
 )
 def _caption_pairs_dataset(settings: Any, root: str | os.PathLike[str] | None, seed: int) -> PairSet:

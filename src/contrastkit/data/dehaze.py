@@ -29,10 +29,12 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import Tensor
 
-from contrastkit.data.images import DataError, data_root
-from contrastkit.registry import register_dataset
+from contrastkit.data.errors import DataError
+from contrastkit.data.images import data_root
+from contrastkit.registry import DataSettings, register_dataset
 
 __all__ = [
     "DEHAZE_TASK",
@@ -329,14 +331,30 @@ def _with_sots(data: DehazeSet, root: str | os.PathLike[str] | None) -> DehazeSe
     return data
 
 
-@register_dataset("synthetic_haze", task=DEHAZE_TASK, summary="haze model on real photos of scikit-image/-learn")
+class DehazeData(DataSettings):
+    """``image_size``: the side of the random training crops."""
+
+    image_size: int = Field(16, gt=0)
+
+
+class ResideData(DehazeData):
+    """``path``: a RESIDE-style folder with ``train/`` and ``test/``."""
+
+    path: str | None = None
+
+
+@register_dataset(
+    "synthetic_haze", task=DEHAZE_TASK, settings=DehazeData, summary="haze model on real photos of scikit-image/-learn"
+)
 def _synthetic_haze_dataset(settings: Any, root: str | os.PathLike[str] | None, seed: int) -> DehazeSet:
     train = settings.train_subset or 2000
     test = settings.test_subset or 200
     return _with_sots(synthetic_haze(seed, train=train, test=test, size=settings.image_size), root)
 
 
-@register_dataset("reside", task=DEHAZE_TASK, summary="your RESIDE-style folder: <path>/train and <path>/test")
+@register_dataset(
+    "reside", task=DEHAZE_TASK, settings=ResideData, summary="your RESIDE-style folder: <path>/train and <path>/test"
+)
 def _reside_dataset(settings: Any, root: str | os.PathLike[str] | None, seed: int) -> DehazeSet:
     if not settings.path:
         raise DataError("dataset reside needs data.path: a folder with train/{hazy,clear} and test/{hazy,clear}")

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from contrastkit.data.images import AugmentedData
 from contrastkit.registry import register_dataset
 
 __all__ = ["DISTILL_TASK", "DistillSet", "ccl_synthetic"]
@@ -122,8 +123,18 @@ def ccl_synthetic(
     )
 
 
+class DistillData(AugmentedData):
+    """Options of the ``distill`` task's datasets: the student's views (``image_size``,
+    ``augmentation``) and ``per_frame_views`` (one augmentation draw per frame)."""
+
+    per_frame_views: bool = False
+
+
 @register_dataset(
-    "ccl_synthetic", task=DISTILL_TASK, summary="clips + image/audio teacher features with a semantic gap"
+    "ccl_synthetic",
+    task=DISTILL_TASK,
+    settings=DistillData,
+    summary="clips + image/audio teacher features with a semantic gap",
 )
 def _ccl_synthetic_dataset(settings: Any, root: str | os.PathLike[str] | None, seed: int) -> DistillSet:
     return ccl_synthetic(seed)

@@ -22,9 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from pydantic import Field
 from torch import Tensor
 
 from contrastkit.data.moving_objects import _write_mp4
+from contrastkit.data.video_folders import ClipData
 from contrastkit.registry import register_dataset
 
 __all__ = ["GLYPHS", "generate_global_context", "global_context_frames"]
@@ -168,7 +170,7 @@ def generate_global_context(
 
 
 def _global_context(settings: Any, seed: int, ramp: bool) -> Any:
-    from contrastkit.data.videos import cache_root, load_video_folder
+    from contrastkit.data.video_folders import cache_root, load_video_folder
 
     train, test = settings.train_subset or 1600, settings.test_subset or 400
     frames, size, contrast = settings.video_frames, settings.image_size, settings.glyph_contrast
@@ -186,13 +188,27 @@ def _global_context(settings: Any, seed: int, ramp: bool) -> Any:
     return videos
 
 
-@register_dataset("global_context", task="clips", summary="generated glyph + 3-scene mp4s (vclr.md §6; no download)")
+class GlobalContextData(ClipData):
+    """``glyph_contrast``: how far the class glyph stands out of its scene (1 = fully)."""
+
+    glyph_contrast: float = Field(0.35, gt=0, le=1)
+
+
+@register_dataset(
+    "global_context",
+    task="clips",
+    settings=GlobalContextData,
+    summary="generated glyph + 3-scene mp4s (vclr.md §6; no download)",
+)
 def _global_context_dataset(settings: Any, root: str | os.PathLike[str] | None, seed: int) -> Any:
     return _global_context(settings, seed, ramp=True)
 
 
 @register_dataset(
-    "global_context_noramp", task="clips", summary="the same without the brightness ramp (order at chance)"
+    "global_context_noramp",
+    task="clips",
+    settings=GlobalContextData,
+    summary="the same without the brightness ramp (order at chance)",
 )
 def _global_context_noramp_dataset(settings: Any, root: str | os.PathLike[str] | None, seed: int) -> Any:
     return _global_context(settings, seed, ramp=False)

@@ -22,8 +22,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from contrastkit.data.images import DataError, data_root
-from contrastkit.registry import register_dataset
+from contrastkit.data.errors import DataError
+from contrastkit.data.images import data_root
+from contrastkit.registry import DataSettings, register_dataset
 
 __all__ = ["GraphSet", "NodeGraph", "load_graph_dataset", "load_node_dataset", "sbm_graph", "sbm_graph_set"]
 
@@ -263,6 +264,15 @@ NODE_GRAPHS_TASK = "node_graphs"
 GRAPH_SETS_TASK = "graph_sets"
 
 
+class GraphFilesData(DataSettings):
+    """Options of the graph datasets read from files: ``download`` fetches them into the data
+    root when they are not there (never in tests); ``normalize_features`` row-normalises
+    Planetoid's bag-of-words features (node level)."""
+
+    download: bool = False
+    normalize_features: bool = True
+
+
 @register_dataset("sbm", task=NODE_GRAPHS_TASK, summary="seeded stochastic block model (no download)")
 def _sbm_dataset(settings: Any, root: str | os.PathLike[str] | None, seed: int) -> NodeGraph:
     return sbm_graph(seed=seed)
@@ -278,7 +288,9 @@ def _planetoid(name: str) -> Any:
 
 
 for _name, _folder in PLANETOID.items():
-    register_dataset(_name, task=NODE_GRAPHS_TASK, summary=f"Planetoid {_folder}, public split")(_planetoid(_name))
+    register_dataset(
+        _name, task=NODE_GRAPHS_TASK, settings=GraphFilesData, summary=f"Planetoid {_folder}, public split"
+    )(_planetoid(_name))
 
 
 @register_dataset("sbm_graphs", task=GRAPH_SETS_TASK, summary="seeded SBM graph classification (no download)")
@@ -294,4 +306,4 @@ def _tu(name: str) -> Any:
 
 
 for _name, _folder in TU.items():
-    register_dataset(_name, task=GRAPH_SETS_TASK, summary=f"TUDataset {_folder}")(_tu(_name))
+    register_dataset(_name, task=GRAPH_SETS_TASK, settings=GraphFilesData, summary=f"TUDataset {_folder}")(_tu(_name))

@@ -14,13 +14,18 @@ from typing import Any, Literal, cast
 
 import numpy as np
 import torch
+from pydantic import Field, field_validator
 from torch import Tensor
 
+from contrastkit.data.errors import DataError
 from contrastkit.data.image_files import IMAGE_SUFFIXES, ImageFiles, find_images, folder_labels
-from contrastkit.registry import register_dataset
+from contrastkit.registry import DataSettings, register_dataset
 
 __all__ = [
-    "DataError",
+    "AugmentedData",
+    "CIFAR10Data",
+    "ImageData",
+    "ImageFolderData",
     "ImageSplits",
     "data_root",
     "load_cifar10",
@@ -30,10 +35,6 @@ __all__ = [
 ]
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
-
-
-class DataError(ValueError):
-    """A dataset cannot be found or read; the message says where it was looked for."""
 
 
 @dataclass
@@ -246,22 +247,63 @@ def load_image_folder(
     return ImageSplits(root.name, cast(Tensor, train), tr_y, cast(Tensor, test), te_y, classes, mean, std, source)
 
 
-# Registered datasets of the "images" task: ``load(settings, root, seed) -> ImageSplits``; the
-# task takes the stratified subsets and checks ``data.image_size``.
+class AugmentedData(DataSettings):
+    """Options of datasets whose task draws augmented views: ``image_size`` (pixels of the
+    square frames) and ``augmentation`` (a preset of ``views.image``, or ``auto``)."""
+
+    image_size: int = Field(16, gt=0)
+    augmentation: str = "auto"
+
+    @field_validator("augmentation")
+    @classmethod
+    def _preset(cls, name: str) -> str:
+        from contrastkit.views.image import PRESETS
+
+        if name != "auto" and name not in PRESETS:
+            raise ValueError(f"unknown augmentation {name!r}; presets: auto, {', '.join(PRESETS)}")
+        return name
 
 
-@register_dataset("digits", task="images", summary="scikit-learn's 8x8 digits, upscaled (ships with scikit-learn)")
+class ImageData(AugmentedData):
+    """Options of the ``images`` task's datasets (the task takes the stratified subsets)."""
+
+
+class CIFAR10Data(ImageData):
+    """``download``: fetch CIFAR-10 into the data root when it is not there (never in tests)."""
+
+    download: bool = False
+
+
+class ImageFolderData(ImageData):
+    """``path``: the folder (relative paths resolve against the data root); ``labels``: class
+    sub-folders (``folders``), none (``none``) or whichever the folder has (``auto``)."""
+
+    path: str | None = None
+    labels: Literal["auto", "folders", "none"] = "auto"
+
+
+# Registered datasets of the "images" task: ``load(settings, root, seed) -> ImageSplits``.
+
+
+@register_dataset(
+    "digits", task="images", settings=ImageData, summary="scikit-learn's 8x8 digits, upscaled (ships with scikit-learn)"
+)
 def _digits_dataset(settings: Any, root: str | os.PathLike[str] | None, seed: int) -> ImageSplits:
     return load_digits(settings.image_size, seed=seed)
 
 
-@register_dataset("cifar10", task="images", summary="CIFAR-10 from a data root (npz or the python batches)")
+@register_dataset(
+    "cifar10", task="images", settings=CIFAR10Data, summary="CIFAR-10 from a data root (npz or the python batches)"
+)
 def _cifar10_dataset(settings: Any, root: str | os.PathLike[str] | None, seed: int) -> ImageSplits:
     return load_cifar10(data_root(root or settings.root), download=settings.download)
 
 
 @register_dataset(
-    "image_folder", task="images", summary="your images at data.path (any nesting; class sub-folders optional)"
+    "image_folder",
+    task="images",
+    settings=ImageFolderData,
+    summary="your images at data.path (any nesting; class sub-folders optional)",
 )
 def _image_folder_dataset(settings: Any, root: str | os.PathLike[str] | None, seed: int) -> ImageSplits:
     if not settings.path:

@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from contrastkit.data.moving_objects import _write_mp4
+from contrastkit.data.video_folders import ClipData
 from contrastkit.registry import register_dataset
 
 __all__ = ["APPEARANCES", "PHASES", "generate_motion_phases", "phase_lengths", "phase_video"]
@@ -173,10 +174,13 @@ def read_frame_labels(folder: Path) -> dict[str, list[int]]:
 
 
 @register_dataset(
-    "motion_phases", task="clips", summary="generated appearance + 4 motion phases, per-frame labels (longshort.md §6)"
+    "motion_phases",
+    task="clips",
+    settings=ClipData,
+    summary="generated appearance + 4 motion phases, per-frame labels (longshort.md §6)",
 )
 def _motion_phases_dataset(settings: Any, root: str | os.PathLike[str] | None, seed: int) -> Any:
-    from contrastkit.data.videos import cache_root, load_video_folder
+    from contrastkit.data.video_folders import cache_root, load_video_folder
 
     train, test = settings.train_subset or 2000, settings.test_subset or 400
     frames, size = settings.video_frames, settings.image_size

@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from contrastkit._files import temporary_sibling
+from contrastkit.data.video_folders import ClipData
 from contrastkit.registry import register_dataset
 
 __all__ = ["DIRECTIONS", "generate_moving_objects", "moving_object_frames"]
@@ -175,7 +176,7 @@ def _moving_objects(settings: Any, root: str | os.PathLike[str] | None, seed: in
     """Generated once into the cache (``data.cache_dir`` / ``$CONTRASTKIT_CACHE``); CIFAR-10 textures
     when the data root holds CIFAR-10. ``data.train_subset`` / ``test_subset`` set the counts."""
     from contrastkit.data.images import data_root, load_cifar10
-    from contrastkit.data.videos import cache_root, load_video_folder
+    from contrastkit.data.video_folders import cache_root, load_video_folder
 
     base = data_root(root or settings.root)
     textures, source = None, "seeded noise"
@@ -206,11 +207,18 @@ def _moving_objects(settings: Any, root: str | os.PathLike[str] | None, seed: in
     return videos
 
 
-@register_dataset("moving_objects", task="clips", summary="generated moving-object mp4s (videomoco.md §6; no download)")
+@register_dataset(
+    "moving_objects",
+    task="clips",
+    settings=ClipData,
+    summary="generated moving-object mp4s (videomoco.md §6; no download)",
+)
 def _moving_objects_dataset(settings: Any, root: str | os.PathLike[str] | None, seed: int) -> Any:
     return _moving_objects(settings, root, seed, None)
 
 
-@register_dataset("moving_objects_shared", task="clips", summary="the same with 8 shared backgrounds and textures")
+@register_dataset(
+    "moving_objects_shared", task="clips", settings=ClipData, summary="the same with 8 shared backgrounds and textures"
+)
 def _moving_objects_shared_dataset(settings: Any, root: str | os.PathLike[str] | None, seed: int) -> Any:
     return _moving_objects(settings, root, seed, 8)

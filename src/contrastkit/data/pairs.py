@@ -23,8 +23,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from contrastkit.data.images import DataError
-from contrastkit.registry import register_dataset
+from contrastkit.data.errors import DataError
+from contrastkit.registry import DataSettings, register_dataset
 
 __all__ = ["PAIRS_TASK", "PairSet", "clustered_pairs", "load_feature_pairs", "read_array"]
 
@@ -177,8 +177,17 @@ def _clustered_pairs_dataset(settings: Any, root: str | os.PathLike[str] | None,
     return clustered_pairs(seed)
 
 
+class FeaturePairData(DataSettings):
+    """``path``: the folder holding ``{train,test}/{video,text}.npy``."""
+
+    path: str | None = None
+
+
 @register_dataset(
-    "feature_pairs", task=PAIRS_TASK, summary="your paired features: <data.path>/{train,test}/{video,text}"
+    "feature_pairs",
+    task=PAIRS_TASK,
+    settings=FeaturePairData,
+    summary="your paired features: <data.path>/{train,test}/{video,text}",
 )
 def _feature_pairs_dataset(settings: Any, root: str | os.PathLike[str] | None, seed: int) -> PairSet:
     if not settings.path:

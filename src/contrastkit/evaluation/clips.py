@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from contrastkit.views.video import random_frame_drop
+from contrastkit.views.clips import random_frame_drop
 
 __all__ = [
     "clip_consistency",

@@ -35,8 +35,8 @@ from contrastkit.functional.distributed import rank_and_world
 from contrastkit.nn.backbones import Backbone
 from contrastkit.nn.momentum import ema_update
 from contrastkit.nn.shuffle import shuffled_forward
+from contrastkit.views.clips import normalize_clips
 from contrastkit.views.image import ViewAugmentation, normalize_images
-from contrastkit.views.video import normalize_clips
 
 __all__ = ["Batch", "ContrastiveMethod", "OptimizerSettings", "StepOutput", "weighted_sum"]
 

@@ -32,7 +32,7 @@ from contrastkit.functional.class_contrastive import symmetric_class_contrastive
 from contrastkit.methods.base import Batch, ContrastiveMethod, StepOutput
 from contrastkit.nn.backbones import Backbone
 from contrastkit.registry import MethodParams, register_method
-from contrastkit.views.video import ClipAugmentation
+from contrastkit.views.clips import ClipAugmentation
 
 __all__ = ["CCL", "CCLParams", "Composition", "official_update"]
 

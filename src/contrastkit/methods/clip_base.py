@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from contrastkit.methods.base import ContrastiveMethod
 from contrastkit.nn.backbones import Backbone
-from contrastkit.nn.video import FramewiseEncoder
+from contrastkit.nn.clip_encoders import FramewiseEncoder
 
 __all__ = ["ClipMethod"]
 

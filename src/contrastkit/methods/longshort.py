@@ -49,8 +49,8 @@ from contrastkit.methods.clip_base import ClipMethod
 from contrastkit.nn.backbones import Backbone
 from contrastkit.nn.heads import OrderAggregator, PositionPredictor, ProjectionHead, check_order_sensitive
 from contrastkit.registry import MethodParams, register_method
+from contrastkit.views.clips import ClipAugmentation
 from contrastkit.views.segments import gather_frames, long_short_indices, shift_views, shuffled_orders
-from contrastkit.views.video import ClipAugmentation
 
 __all__ = ["LongShortParams", "LongShortViews"]
 

@@ -36,8 +36,8 @@ from contrastkit.nn.heads import ProjectionHead, order_embedding
 from contrastkit.nn.momentum import MomentumEncoder
 from contrastkit.nn.split_batchnorm import convert_to_split_batchnorm
 from contrastkit.registry import MethodParams, register_method
+from contrastkit.views.clips import ClipAugmentation
 from contrastkit.views.segments import SegmentTuples, draw_segment_tuples, segment_tuple_views, tuple_elements
-from contrastkit.views.video import ClipAugmentation
 
 __all__ = ["VCLR", "VCLRParams", "VCLRStep"]
 

@@ -33,9 +33,9 @@ from contrastkit.methods.base import Batch, StepOutput
 from contrastkit.methods.clip_base import ClipMethod
 from contrastkit.methods.moco import MoCo, MoCoParams
 from contrastkit.nn.backbones import Backbone
-from contrastkit.nn.video import FrameScorer
+from contrastkit.nn.clip_encoders import FrameScorer
 from contrastkit.registry import register_method
-from contrastkit.views.video import (
+from contrastkit.views.clips import (
     ClipAugmentation,
     adversarial_frame_drop,
     drop_frames,

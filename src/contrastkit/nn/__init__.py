@@ -9,6 +9,7 @@ from contrastkit.nn.backbones import (
     cifar_resnet,
     global_average_pool,
 )
+from contrastkit.nn.clip_encoders import FrameScorer, TinyClipCNN, VideoResNet, load_backbone_weights
 from contrastkit.nn.heads import DenseProjectionHead, ProjectionHead
 from contrastkit.nn.momentum import MomentumEncoder, ema_update
 from contrastkit.nn.split_batchnorm import (
@@ -19,7 +20,6 @@ from contrastkit.nn.split_batchnorm import (
     shuffle_batch,
     unshuffle_batch,
 )
-from contrastkit.nn.video import FrameScorer, TinyClipCNN, VideoResNet, load_backbone_weights
 
 __all__ = [
     "Backbone",

@@ -40,10 +40,15 @@ class MomentumEncoder(nn.Module, Generic[M]):
     Args:
         online: the encoder to follow (not modified).
 
+    Methods pair it with its online encoder in ``momentum_pairs()``; the base then applies
+    ``ema_update`` before each step.
+
     Example:
         >>> net = nn.Linear(3, 2)
         >>> ema = MomentumEncoder(net)
-        >>> ema.update(net, 0.99)
+        >>> ema_update(net, ema.module, 0.99)
+        >>> torch.equal(ema.module.weight, net.weight)
+        True
     """
 
     def __init__(self, online: M) -> None:
@@ -51,9 +56,6 @@ class MomentumEncoder(nn.Module, Generic[M]):
         self.module: M = copy.deepcopy(online)
         for p in self.module.parameters():
             p.requires_grad_(False)
-
-    def update(self, online: nn.Module, m: float) -> None:
-        ema_update(online, self.module, m)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out: torch.Tensor = self.module(x)

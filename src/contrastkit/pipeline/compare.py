@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from contrastkit._files import write_atomic
-from contrastkit.config import flatten_keys
+from contrastkit.config import flatten_keys, upgrade_stored_recipe
 from contrastkit.pipeline.environment import environment_line
 from contrastkit.pipeline.report import format_cell, read_csv_rows
 
@@ -54,7 +54,7 @@ def load_run(folder: str | Path, label: str, color: str = PALETTE[0]) -> RunReco
     if "final" not in results:
         raise ValueError(f"{path} is not a training run (compare reads folders written by contrastkit train)")
     recipe_file = path / "recipe.yaml"
-    recipe = yaml.safe_load(recipe_file.read_text()) if recipe_file.is_file() else {}
+    recipe = upgrade_stored_recipe(yaml.safe_load(recipe_file.read_text()) or {}) if recipe_file.is_file() else {}
     return RunRecord(path, label, results, recipe or {}, read_csv_rows(path / "metrics.csv"), color)
 
 

@@ -28,7 +28,7 @@ Restorer = Callable[[Tensor], Tensor]
 def load_restorer(run_dir: str | os.PathLike[str]) -> Any:
     """The trained network of a ``dehaze``-task run folder (``recipe.yaml`` + ``checkpoints/last.ckpt``),
     in eval mode; ``ValueError`` names missing / unexpected keys of a checkpoint that does not fit."""
-    from contrastkit.config import RecipeError, validate
+    from contrastkit.config import RecipeError, upgrade_stored_recipe, validate
     from contrastkit.pipeline.run import load_checkpoint
     from contrastkit.registry import METHODS
 
@@ -36,7 +36,7 @@ def load_restorer(run_dir: str | os.PathLike[str]) -> Any:
     ckpt = folder / "checkpoints" / "last.ckpt"
     if not (folder / "recipe.yaml").is_file() or not ckpt.is_file():
         raise RecipeError(f"{folder} is not a finished run folder (needs recipe.yaml and checkpoints/last.ckpt)")
-    recipe = validate(yaml.safe_load((folder / "recipe.yaml").read_text()))
+    recipe = validate(upgrade_stored_recipe(yaml.safe_load((folder / "recipe.yaml").read_text())))
     if recipe.task != "dehaze":
         raise RecipeError(f"{folder} trained {recipe.method.name} on the {recipe.task} task, not a dehazing model")
     params = recipe.method.model_copy(update={"cr_weight": 0.0})  # inference needs no feature extractor

@@ -16,7 +16,7 @@ import torch
 import yaml
 
 from contrastkit._files import write_atomic
-from contrastkit.config import Recipe, RecipeError, flatten_keys, validate
+from contrastkit.config import Recipe, RecipeError, flatten_keys, upgrade_stored_recipe, validate
 from contrastkit.pipeline.callbacks import AtomicCheckpoint, MetricsWriter, RecipeInCheckpoint
 from contrastkit.pipeline.environment import environment
 from contrastkit.pipeline.report import near_chance_warning, plot_loss, write_report
@@ -192,9 +192,10 @@ def train(
         ckpt = run_dir / "checkpoints" / "last.ckpt"
         if not (run_dir / "recipe.yaml").is_file() or not ckpt.is_file():
             raise RecipeError(f"cannot resume {run_dir}: it needs recipe.yaml and checkpoints/last.ckpt")
-        raw = yaml.safe_load((run_dir / "recipe.yaml").read_text())
+        raw = upgrade_stored_recipe(yaml.safe_load((run_dir / "recipe.yaml").read_text()))
         state = load_checkpoint(ckpt)  # a damaged file stops here, before any data
         stored, resumed_step = state.get("contrastkit_recipe"), int(state["global_step"])
+        stored = upgrade_stored_recipe(stored) if isinstance(stored, dict) else stored
         del state
         ckpt_path = str(ckpt)
     recipe = validate(raw)
@@ -392,7 +393,7 @@ def evaluate_run(run_dir: str | Path, *, data_root: str | Path | None = None, pr
         raise RecipeError(f"{folder} is not a run folder (no recipe.yaml)")
     if not ckpt.is_file():
         raise RecipeError(f"{folder} has no checkpoint yet (checkpoints/last.ckpt)")
-    recipe = validate(yaml.safe_load((folder / "recipe.yaml").read_text()))
+    recipe = validate(upgrade_stored_recipe(yaml.safe_load((folder / "recipe.yaml").read_text())))
     task = _prepare(recipe, data_root)
     state = load_checkpoint(ckpt)
     task.method.load_state_dict(state["state_dict"])

@@ -21,7 +21,7 @@ negative) and ``shift_views`` moves each short view by its own circular shift.
 
 Videos too short for a sampler (fewer than ``2 S`` frames for VCLR, or than the long view's
 span) raise ``ValueError``: the data side decodes every video to the same ``F`` frames,
-looping a short video from its start (``contrastkit.data.videos``), so this is the one rule.
+looping a short video from its start (``contrastkit.data.video_folders``), so this is the one rule.
 """
 
 from __future__ import annotations

@@ -5,17 +5,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import lightning as L
 from torch import Tensor
 
-from contrastkit.registry import DATASETS, METHODS
+from contrastkit.registry import DATASETS, METHODS, DataSettings
 
 if TYPE_CHECKING:
     from contrastkit.config import Recipe
 
-__all__ = ["Evaluation", "Plot", "Task", "build_method", "load_dataset", "optimizer_settings"]
+__all__ = ["Evaluation", "Plot", "Task", "build_method", "data_settings", "load_dataset", "optimizer_settings"]
+
+S = TypeVar("S", bound=DataSettings)
 
 
 @dataclass
@@ -100,6 +102,19 @@ class Task:
 def load_dataset(recipe: Recipe, root: str | Path | None) -> Any:
     """The recipe's registered dataset (``root`` overrides ``data.root`` and ``$CONTRASTKIT_DATA``)."""
     return DATASETS.get(recipe.data.dataset).load(recipe.data, root, recipe.trainer.seed)
+
+
+def data_settings(recipe: Recipe, kind: type[S]) -> S:
+    """The recipe's ``data:`` section as ``kind``, the options this task reads (its datasets'
+    settings classes extend it); a dataset registered without them is refused in one line."""
+    if not isinstance(recipe.data, kind):
+        from contrastkit.config import RecipeError
+
+        raise RecipeError(
+            f"data.dataset {recipe.data.dataset!r} declares {type(recipe.data).__name__}, which lacks the "
+            f"{kind.__name__} options its task reads; register it with settings={kind.__name__} or a subclass"
+        )
+    return recipe.data
 
 
 def build_method(recipe: Recipe, contract: type | None = None, **inputs: Any) -> Any:

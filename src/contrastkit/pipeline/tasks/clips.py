@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from contrastkit.data.module import ArrayDataModule
-from contrastkit.data.videos import (
+from contrastkit.data.video_folders import (
     CLIPS_TASK,
+    ClipData,
     DecodedVideos,
     VideoSet,
     cache_root,
@@ -23,11 +24,19 @@ from contrastkit.data.videos import (
 from contrastkit.evaluation.retrieval import RECALL_AT
 from contrastkit.methods.clip_base import ClipMethod
 from contrastkit.nn.backbones import build_backbone
-from contrastkit.nn.video import load_backbone_weights
-from contrastkit.pipeline.tasks.base import Evaluation, Plot, Task, build_method, load_dataset, optimizer_settings
+from contrastkit.nn.clip_encoders import load_backbone_weights
+from contrastkit.pipeline.tasks.base import (
+    Evaluation,
+    Plot,
+    Task,
+    build_method,
+    data_settings,
+    load_dataset,
+    optimizer_settings,
+)
 from contrastkit.registry import register_task
+from contrastkit.views.clips import ClipAugmentation
 from contrastkit.views.image import build_augmentation
-from contrastkit.views.video import ClipAugmentation
 
 if TYPE_CHECKING:
     from contrastkit.config import Recipe
@@ -72,7 +81,8 @@ class ClipsTask(Task):
 
     def __init__(self, recipe: Recipe, root: str | Path | None) -> None:
         super().__init__(recipe, root)
-        d, seed = recipe.data, recipe.trainer.seed
+        d, seed = data_settings(recipe, ClipData), recipe.trainer.seed
+        self.data = d
         videos: VideoSet = load_dataset(recipe, root)
         cache = cache_root(d.cache_dir) / "decoded"
         self.videos = videos
@@ -145,7 +155,7 @@ class ClipsTask(Task):
         )
 
     def _decode(self, files: list[Path], labels: list[int], cache: Path, split: str) -> DecodedVideos:
-        d = self.recipe.data
+        d = self.data
         return decode_videos(
             files, labels, frames=d.video_frames, size=d.image_size, cache_dir=cache, desc=f"decoding {split} videos"
         )
@@ -165,7 +175,7 @@ class ClipsTask(Task):
         from contrastkit.evaluation.linear_probe import linear_probe
         from contrastkit.evaluation.retrieval import retrieval_recall
 
-        e, d, seed = self.recipe.eval, self.recipe.data, self.recipe.trainer.seed
+        e, d, seed = self.recipe.eval, self.data, self.recipe.trainer.seed
         m = self.method
         encoder = m.clip_encoder
 
@@ -353,7 +363,7 @@ class ClipsTask(Task):
         """The first test video's first clip, frames G would drop marked (plain strip without G)."""
         import matplotlib.pyplot as plt
 
-        d = self.recipe.data
+        d = self.data
         if d.clip_length > 1:
             clip = self.test.frames[:1, :, : (d.clip_length - 1) * d.clip_stride + 1 : d.clip_stride]
         else:  # frame-level methods: the whole video, 12 evenly spaced frames

@@ -12,13 +12,20 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import torch
 from torch import Tensor
 
-from contrastkit.data.distill import DISTILL_TASK, DistillSet
+from contrastkit.data.distill import DISTILL_TASK, DistillData, DistillSet
 from contrastkit.data.module import ArrayDataModule
 from contrastkit.nn.backbones import build_backbone
-from contrastkit.pipeline.tasks.base import Evaluation, Task, build_method, load_dataset, optimizer_settings
+from contrastkit.pipeline.tasks.base import (
+    Evaluation,
+    Task,
+    build_method,
+    data_settings,
+    load_dataset,
+    optimizer_settings,
+)
 from contrastkit.registry import register_task
+from contrastkit.views.clips import ClipAugmentation
 from contrastkit.views.image import build_augmentation
-from contrastkit.views.video import ClipAugmentation
 
 if TYPE_CHECKING:
     from contrastkit.config import Recipe
@@ -50,7 +57,7 @@ class DistillTask(Task):
 
     def __init__(self, recipe: Recipe, root: str | Path | None) -> None:
         super().__init__(recipe, root)
-        d, seed = recipe.data, recipe.trainer.seed
+        d, seed = data_settings(recipe, DistillData), recipe.trainer.seed
         data: DistillSet = load_dataset(recipe, root)
         self.data = data
         x = data.train_clips[:256].float().div(255).transpose(0, 1).reshape(3, -1)

@@ -7,13 +7,22 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from contrastkit.data.errors import DataError
 from contrastkit.data.image_files import ImageFiles
-from contrastkit.data.images import DataError, ImageSplits
+from contrastkit.data.images import ImageData, ImageSplits
 from contrastkit.data.module import ArrayDataModule
 from contrastkit.evaluation.low_label import few_label_key
 from contrastkit.methods.base import ContrastiveMethod
 from contrastkit.nn.backbones import build_backbone
-from contrastkit.pipeline.tasks.base import Evaluation, Plot, Task, build_method, load_dataset, optimizer_settings
+from contrastkit.pipeline.tasks.base import (
+    Evaluation,
+    Plot,
+    Task,
+    build_method,
+    data_settings,
+    load_dataset,
+    optimizer_settings,
+)
 from contrastkit.registry import register_task
 from contrastkit.views.image import build_augmentation, resolve_preset
 
@@ -28,7 +37,7 @@ STREAMED_MONITOR = 1000  # images in the kNN monitor's bank and test set when th
 def image_splits(recipe: Recipe, root: str | Path | None = None) -> ImageSplits:
     """The recipe's image dataset, checked against ``data.image_size`` and subset as asked."""
     splits: ImageSplits = load_dataset(recipe, root)
-    cfg = recipe.data
+    cfg = data_settings(recipe, ImageData)
     if cfg.image_size != splits.image_size:
         raise DataError(
             f"data.image_size={cfg.image_size} but {splits.name} images are {splits.image_size}x{splits.image_size}"
@@ -39,7 +48,9 @@ def image_splits(recipe: Recipe, root: str | Path | None = None) -> ImageSplits:
 def image_method(recipe: Recipe, splits: ImageSplits) -> ContrastiveMethod:
     """The recipe's method with a fresh backbone (seed the RNG first for reproducible weights)."""
     backbone = build_backbone(recipe.model.backbone, splits.channels, recipe.model.width, splits.image_size)
-    augmentation = build_augmentation(recipe.data.augmentation, splits.image_size, splits.mean, splits.std)
+    augmentation = build_augmentation(
+        data_settings(recipe, ImageData).augmentation, splits.image_size, splits.mean, splits.std
+    )
     method: ContrastiveMethod = build_method(
         recipe,
         backbone=backbone,
@@ -63,7 +74,7 @@ class ImagesTask(Task):
         super().__init__(recipe, root)
         self.splits = image_splits(recipe, root)
         self.method: ContrastiveMethod = image_method(recipe, self.splits)
-        s, d, e, seed = self.splits, recipe.data, recipe.eval, recipe.trainer.seed
+        s, d, e, seed = self.splits, data_settings(recipe, ImageData), recipe.eval, recipe.trainer.seed
         self.labelled = bool(s.classes)
         streamed = isinstance(s.train_images, ImageFiles)
         monitor = None

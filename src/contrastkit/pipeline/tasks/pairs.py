@@ -53,7 +53,7 @@ class PairsTask(Task):
         inputs: dict[str, Any] = {}
         if self.clips:  # raw clips [N, C, T, H, W]: the recipe's clip backbone trains end to end
             from contrastkit.nn.backbones import build_backbone
-            from contrastkit.nn.video import load_backbone_weights
+            from contrastkit.nn.clip_encoders import load_backbone_weights
 
             m = recipe.model
             backbone = build_backbone(m.backbone, pairs.train_video.shape[1], m.width, pairs.train_video.shape[-1])

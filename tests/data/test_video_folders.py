@@ -11,9 +11,9 @@ import torch
 
 pytest.importorskip("av")
 
-from contrastkit.data.images import DataError  # noqa: E402
+from contrastkit.data.errors import DataError  # noqa: E402
 from contrastkit.data.moving_objects import DIRECTIONS, _write_mp4, generate_moving_objects  # noqa: E402
-from contrastkit.data.videos import decode_videos, load_video_folder  # noqa: E402
+from contrastkit.data.video_folders import decode_videos, load_video_folder  # noqa: E402
 
 
 def _video(path: Path, frames: int = 6, value: int = 0) -> Path:

@@ -32,16 +32,21 @@ from typing import Any
 
 import numpy as np
 import torch
+from pydantic import Field
 from torch import Tensor
 from tqdm.auto import tqdm
 
 from contrastkit._files import temporary_sibling
-from contrastkit.data.images import DataError, data_root
-from contrastkit.data.video import VideoError, probe, read_frames
+from contrastkit.data.errors import DataError
+from contrastkit.data.images import AugmentedData, data_root
+from contrastkit.data.video_io import VideoError, probe, read_frames
 from contrastkit.registry import register_dataset
 
 __all__ = [
+    "CLIPS_TASK",
+    "ClipData",
     "DecodedVideos",
+    "VideoFolderData",
     "VideoSet",
     "cache_root",
     "decode_videos",
@@ -51,6 +56,30 @@ __all__ = [
 ]
 
 CLIPS_TASK = "clips"
+
+
+class ClipData(AugmentedData):
+    """Options of the ``clips`` task's datasets.
+
+    Attributes:
+        video_frames: frames decoded per video (a shorter video loops from its start).
+        clip_length, clip_stride: the window the evaluation encodes (and VideoMoCo trains on).
+        per_frame_views: one augmentation draw per frame instead of per clip.
+        cache_dir: where decoded frames and generated videos are kept (default: the user's cache).
+    """
+
+    video_frames: int = Field(32, gt=0)
+    clip_length: int = Field(16, gt=0)
+    clip_stride: int = Field(1, gt=0)
+    per_frame_views: bool = False
+    cache_dir: str | None = None
+
+
+class VideoFolderData(ClipData):
+    """``path``: the folder of videos (relative paths resolve against the data root)."""
+
+    path: str | None = None
+
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg")
 
@@ -294,18 +323,33 @@ def _folder_of(settings: Any, root: str | os.PathLike[str] | None, default: str)
     return base / default
 
 
-@register_dataset("video_folder", task=CLIPS_TASK, summary="class folders of videos (or train/test, split files)")
+@register_dataset(
+    "video_folder",
+    task=CLIPS_TASK,
+    settings=VideoFolderData,
+    summary="class folders of videos (or train/test, split files)",
+)
 def _video_folder_dataset(settings: Any, root: str | os.PathLike[str] | None, seed: int) -> VideoSet:
     if not settings.path:
         raise DataError("data.dataset=video_folder needs data.path (a folder of class sub-folders of videos)")
     return load_video_folder(_folder_of(settings, root, ""), seed=seed)
 
 
-@register_dataset("ucf101", task=CLIPS_TASK, summary="UCF101 with its split files (data.path or <data root>/UCF101)")
+@register_dataset(
+    "ucf101",
+    task=CLIPS_TASK,
+    settings=VideoFolderData,
+    summary="UCF101 with its split files (data.path or <data root>/UCF101)",
+)
 def _ucf101_dataset(settings: Any, root: str | os.PathLike[str] | None, seed: int) -> VideoSet:
     return load_video_folder(_folder_of(settings, root, "UCF101"), seed=seed)
 
 
-@register_dataset("hmdb51", task=CLIPS_TASK, summary="HMDB51 with its split files (data.path or <data root>/HMDB51)")
+@register_dataset(
+    "hmdb51",
+    task=CLIPS_TASK,
+    settings=VideoFolderData,
+    summary="HMDB51 with its split files (data.path or <data root>/HMDB51)",
+)
 def _hmdb51_dataset(settings: Any, root: str | os.PathLike[str] | None, seed: int) -> VideoSet:
     return load_video_folder(_folder_of(settings, root, "HMDB51"), seed=seed)

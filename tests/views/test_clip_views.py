@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from contrastkit.views import build_augmentation
-from contrastkit.views.video import (
+from contrastkit.views.clips import (
     ClipAugmentation,
     adversarial_frame_drop,
     drop_frames,
@@ -137,7 +137,7 @@ def test_bad_shapes_are_named():
 
 
 def test_temporal_crop_takes_one_window_per_clip():
-    from contrastkit.views.video import temporal_crop
+    from contrastkit.views.clips import temporal_crop
 
     frames = torch.arange(10.0)[None, None, :, None, None].expand(4, 1, 10, 2, 2)  # value = frame number
     out = temporal_crop(frames, 3, 2, torch.Generator().manual_seed(0))

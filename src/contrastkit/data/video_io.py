@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from contrastkit.data.images import DataError
+from contrastkit.data.errors import DataError
 
 __all__ = ["VideoError", "VideoInfo", "probe", "read_audio", "read_frames"]
 

@@ -10,7 +10,7 @@ import torch
 
 pytest.importorskip("av")
 
-from contrastkit.data.video import VideoError, probe, read_audio, read_frames  # noqa: E402
+from contrastkit.data.video_io import VideoError, probe, read_audio, read_frames  # noqa: E402
 
 VIDEO = Path(__file__).resolve().parents[3] / "shared" / "data" / "video"
 pytestmark = pytest.mark.skipif(not VIDEO.is_dir(), reason=f"no real clips under {VIDEO}")
