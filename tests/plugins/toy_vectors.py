@@ -88,4 +88,5 @@ class VectorsTask(Task):
     def evaluate(self, desc: str, progress: bool) -> Evaluation:
         with torch.no_grad():
             bank, test = self.method.embed(self.train_x), self.method.embed(self.test_x)
-        return Evaluation({"knn": knn_accuracy(bank, self.train_y, test, self.test_y, len(self.classes), k=10)}, test, self.test_y)
+        knn = knn_accuracy(bank, self.train_y, test, self.test_y, len(self.classes), k=10)
+        return Evaluation({"knn": knn}, test, self.test_y)
