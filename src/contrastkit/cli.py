@@ -9,7 +9,7 @@ import argparse
 import shlex
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 __all__ = ["main"]
 
@@ -224,10 +224,31 @@ def _quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
 
 
+def _one_line_notes() -> None:
+    """Options used under an old name still work; the console says so in one line."""
+    import warnings
+
+    from contrastkit.registry import RenamedOption
+
+    show = warnings.showwarning
+    if getattr(show, "one_line_notes", False):
+        return
+
+    def showwarning(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+        if issubclass(category, RenamedOption):
+            print(f"contrastkit: note: {message}", file=sys.stderr)
+        else:
+            show(message, category, *args, **kwargs)
+
+    showwarning.one_line_notes = True  # type: ignore[attr-defined]
+    warnings.showwarning = showwarning
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command in ("train", "eval"):
         _quiet_libraries()
+    _one_line_notes()
     command = "contrastkit " + shlex.join(list(argv) if argv is not None else sys.argv[1:])
     from contrastkit.config import RecipeError
     from contrastkit.data.errors import DataError

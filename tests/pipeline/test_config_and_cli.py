@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 from contrastkit.cli import main
 from contrastkit.config import RecipeError, apply_overrides, list_recipes, load_recipe, smoke, validate
@@ -160,3 +161,21 @@ def test_a_dataset_without_its_tasks_options_is_refused_in_one_line(tmp_path):
             data_settings(recipe, ImageData)
     finally:
         DATASETS.remove("toy-bare-images")
+
+
+def test_an_old_option_name_trains_with_a_one_line_note(tmp_path, capsys):
+    import warnings
+
+    raw = load_recipe("moco-digits")
+    raw["method"]["momentum"] = raw["method"].pop("ema_momentum")
+    (tmp_path / "old.yaml").write_text(yaml.safe_dump(raw))
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        assert main(["train", str(tmp_path / "old.yaml"), "--smoke", "--quiet", "--runs-dir", str(tmp_path)]) == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if "momentum" in line]
+    assert notes and set(notes) == {
+        "contrastkit: note: method.momentum is now method.ema_momentum (the key encoder's EMA rate; "
+        "optim.momentum is SGD's); the old name still works"
+    }
+    (run,) = (tmp_path / "old").iterdir()
+    assert yaml.safe_load((run / "recipe.yaml").read_text())["method"]["ema_momentum"] == 0.99

@@ -23,6 +23,9 @@ from contrastkit.nn.clip_encoders import FramewiseEncoder
 
 __all__ = ["ClipMethod"]
 
+MONITOR_FRAMES = 8
+"""Evenly spaced frames a frame-level method's kNN monitor averages per video."""
+
 
 class ClipMethod(ContrastiveMethod):
     """Base of the methods of the ``clips`` task (VideoMoCo, VCLR, long/short views).
@@ -64,12 +67,12 @@ class ClipMethod(ContrastiveMethod):
         return out
 
     def embed(self, images: Tensor) -> Tensor:
-        """Monitor features of whole videos ``[B, C, F, H, W]`` (at frame level: 8 evenly spaced
-        frames, averaged)."""
+        """Monitor features of whole videos ``[B, C, F, H, W]`` (at frame level: ``MONITOR_FRAMES``
+        evenly spaced frames, averaged)."""
         if not self.frame_level:
             return super().embed(images)
         frames = images.shape[2]
-        picks = torch.linspace(0, frames - 1, min(8, frames)).round().long().to(images.device)
+        picks = torch.linspace(0, frames - 1, min(MONITOR_FRAMES, frames)).round().long().to(images.device)
         out: Tensor = self.clip_encoder(self.preprocess(images.index_select(2, picks)))
         return out
 
