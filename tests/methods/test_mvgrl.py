@@ -181,7 +181,7 @@ def test_official_padding_mask_follows_the_batch_position_in_a_real_fit(monkeypa
     cannot shift it)."""
     import lightning as L
 
-    from contrastkit.methods import mvgrl
+    from contrastkit.methods import mvgrl_graph as mvgrl
     from contrastkit.pipeline.tasks.graphs import GraphBatches as _GraphBatches
 
     data = sbm_graph_set(num_graphs=24, seed=0)
@@ -217,5 +217,5 @@ def test_official_padding_refuses_several_processes():
     model._trainer = SimpleNamespace(world_size=2)  # type: ignore[assignment]
     with pytest.raises(ValueError, match="one device"):
         model.on_fit_start()
-    model.official_padding = False
+    model.params = model.params.model_copy(update={"official_padding": False})
     model.on_fit_start()
