@@ -42,8 +42,7 @@ from contrastkit.views.segments import SegmentTuples, draw_segment_tuples, segme
 __all__ = ["VCLR", "VCLRParams", "VCLRStep"]
 
 HEADS = ("inter", "intra", "order", "tsn")
-SHUFFLE_PROBABILITY = 0.5
-"""Each tuple's chance of being shuffled for the order task."""
+SHUFFLE_PROBABILITY = 0.5  # each tuple's chance of being shuffled for the order task
 
 
 class VCLRParams(MethodParams):
