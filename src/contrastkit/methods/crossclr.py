@@ -185,6 +185,12 @@ class CrossCLR(L.LightningModule):
             **self.loss_options,
         )
 
+    def describe(self) -> str:
+        """The encoders in one line (the report's model line)."""
+        p = self.params
+        video = "MLP head" if isinstance(self.video_encoder, ClipEncoder) else f"{p.encoder} encoder"
+        return f"video: {video}; text: {p.encoder} encoder; hidden {p.hidden}, dim {p.dim}"
+
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         loss = self.loss(batch["video"], batch["text"])
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, sync_dist=True)

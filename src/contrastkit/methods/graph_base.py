@@ -53,6 +53,17 @@ class GraphMethod(L.LightningModule):
         self.seed = seed
         self.stopper = EarlyStopping(patience)
 
+    graphs: list[Any] = []
+    """A graph-set method's prepared copies of the dataset's graphs (what the task batches)."""
+
+    def embed(self) -> Tensor:
+        """Embeddings of what the task evaluates: every node ``[n, D]`` or every graph ``[G, D]``."""
+        raise TypeError(f"{type(self).__name__} must implement embed()")
+
+    def describe(self) -> str:
+        """The model in one line, for the report (default: the class name)."""
+        return type(self).__name__
+
     def generator(self) -> torch.Generator:
         return torch.Generator().manual_seed(self.seed * 1_000_003 + self.global_step)
 

@@ -179,6 +179,9 @@ class MVGRL(GraphMethod):
         self.after_step(loss)
         return loss
 
+    def describe(self) -> str:
+        return f"{self.params.description()}, hidden {self.params.hidden}"
+
     @torch.no_grad()
     def embed(self) -> Tensor:
         """``[n, hidden]`` node embeddings ``g_a(X, A^) + g_d(X, S)`` on the full graph."""

@@ -126,6 +126,9 @@ class MVGRLGraph(GraphMethod):
         if loss is not None and self.stopper.update(float(loss), self):
             self.trainer.should_stop = True
 
+    def describe(self) -> str:
+        return f"{self.params.description()}, hidden {self.params.hidden}"
+
     @torch.no_grad()
     def embed(self, batch_size: int = 256) -> Tensor:
         """``[G, hidden]`` graph embeddings ``h_g,a + h_g,d`` of every graph."""

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import lightning as L
 import torch
@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from contrastkit.data.graphs import GRAPH_SETS_TASK, NODE_GRAPHS_TASK
 from contrastkit.data.module import EpochSampler
+from contrastkit.methods.graph_base import GraphMethod
 from contrastkit.pipeline.tasks.base import Evaluation, Task, build_method, load_dataset
 from contrastkit.registry import register_task
 
@@ -49,12 +50,12 @@ class _GraphTask(Task):
         raw.setdefault("optim", {})["epochs"] = 5
 
     def model_line(self) -> str:
-        return f"{self.recipe.method.description()}, hidden {getattr(self.recipe.method, 'hidden', '?')}"
+        return cast(GraphMethod, self.method).describe()
 
 
 @register_task(NODE_GRAPHS_TASK)
 class NodeGraphsTask(_GraphTask):
-    """One graph; the method embeds every node (``method.embed() -> [n, D]``)."""
+    """One graph; the ``GraphMethod`` embeds every node (``embed() -> [n, D]``)."""
 
     samples = "graphs"
 
@@ -62,8 +63,8 @@ class NodeGraphsTask(_GraphTask):
         super().__init__(recipe, root)
         self.graph = load_dataset(recipe, root)
         o = recipe.optim
-        self.method = build_method(
-            recipe, graph=self.graph, lr=o.lr, weight_decay=o.weight_decay, seed=recipe.trainer.seed
+        self.method: GraphMethod = build_method(
+            recipe, GraphMethod, graph=self.graph, lr=o.lr, weight_decay=o.weight_decay, seed=recipe.trainer.seed
         )
         self.datamodule = OnePerEpoch()
         self.classes = tuple(str(c) for c in range(self.graph.num_classes))
@@ -77,7 +78,7 @@ class NodeGraphsTask(_GraphTask):
     def evaluate(self, desc: str, progress: bool) -> Evaluation:
         from contrastkit.evaluation.graph import node_classification
 
-        emb = self.method.embed().cpu()  # type: ignore[operator]
+        emb = self.method.embed().cpu()
         g = self.graph
         mean, std = node_classification(
             emb,
@@ -97,8 +98,8 @@ class NodeGraphsTask(_GraphTask):
 
 @register_task(GRAPH_SETS_TASK)
 class GraphSetsTask(_GraphTask):
-    """A set of graphs; the method embeds every graph (``method.embed() -> [G, D]``) and trains on
-    the batches of ``method.graphs`` (its prepared copies of the dataset's graphs)."""
+    """A set of graphs; the ``GraphMethod`` embeds every graph (``embed() -> [G, D]``) and trains
+    on the batches of its ``graphs`` (its prepared copies of the dataset's graphs)."""
 
     samples = "graphs"
 
@@ -108,11 +109,10 @@ class GraphSetsTask(_GraphTask):
         if recipe.data.train_subset:
             self.dataset = self.dataset.subset(recipe.data.train_subset, recipe.trainer.seed)
         o = recipe.optim
-        self.method = build_method(
-            recipe, dataset=self.dataset, lr=o.lr, weight_decay=o.weight_decay, seed=recipe.trainer.seed
+        self.method: GraphMethod = build_method(
+            recipe, GraphMethod, dataset=self.dataset, lr=o.lr, weight_decay=o.weight_decay, seed=recipe.trainer.seed
         )
-        graphs: list[Any] = self.method.graphs  # type: ignore[assignment]
-        self.datamodule = GraphBatches(graphs, recipe.data.batch_size, recipe.trainer.seed)
+        self.datamodule = GraphBatches(self.method.graphs, recipe.data.batch_size, recipe.trainer.seed)
         self.classes = tuple(str(c) for c in range(self.dataset.num_classes))
         self.source = self.dataset.source
         self.metrics = [("graph_accuracy", "graph classification accuracy")]
@@ -121,7 +121,7 @@ class GraphSetsTask(_GraphTask):
     def evaluate(self, desc: str, progress: bool) -> Evaluation:
         from contrastkit.evaluation.graph import svm_graph_classification
 
-        emb = self.method.embed().cpu()  # type: ignore[operator]
+        emb = self.method.embed().cpu()
         labels = self.dataset.labels
         mean, std = svm_graph_classification(
             emb, labels, seed=self.recipe.trainer.seed, progress=progress, desc=f"{desc}: SVM 10-fold CV"

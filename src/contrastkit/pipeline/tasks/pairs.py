@@ -7,7 +7,7 @@ shows the similarity matrix of the first 64 test pairs."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
 
 import torch
 from torch import Tensor
@@ -35,6 +35,10 @@ class PairMethod(Protocol):
 
     def embed_text(self, text: Tensor) -> Tensor:
         """``[N, D_t]`` (or ``[N, L, D_t]``) text features -> ``[N, d]``."""
+        ...
+
+    def describe(self) -> str:
+        """The encoders in one line, for the report."""
         ...
 
 
@@ -103,12 +107,8 @@ class PairsTask(Task):
         raw.setdefault("data", {})["batch_size"] = min(int(raw.get("data", {}).get("batch_size", 64)), 32)
 
     def model_line(self) -> str:
-        m = self.recipe.method
-        sizes = f"hidden {getattr(m, 'hidden', '?')}, dim {getattr(m, 'dim', '?')}"
-        if self.clips:
-            text = getattr(m, "encoder", "mlp")
-            return f"video: {self.recipe.model.backbone} on raw clips + MLP head; text: {text}; {sizes}"
-        return f"{getattr(m, 'encoder', 'mlp')} encoders, {sizes}"
+        described = cast(PairMethod, self.method).describe()
+        return f"video: {self.recipe.model.backbone} on raw clips; {described}" if self.clips else described
 
     @torch.no_grad()
     def _embed(self) -> tuple[torch.Tensor, torch.Tensor]:
