@@ -93,7 +93,7 @@ def main() -> None:
     if ARGS.child:
         child(Path(ARGS.child), ARGS.data_root, ARGS.recipes)
         return
-    ARGS.data_root = str(Path(ARGS.data_root).resolve())
+    typed_root, ARGS.data_root = ARGS.data_root, str(Path(ARGS.data_root).resolve())
     commit = subprocess.run(["git", "-C", str(TREE), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -109,7 +109,7 @@ def main() -> None:
         finally:
             subprocess.run(["git", "-C", str(TREE), "worktree", "remove", "--force", str(work / "other")], check=False)
     rows = compare(theirs, ours)
-    command = f"python benchmarks/smoke_equivalence.py --against {ARGS.against} --data-root {ARGS.data_root}"
+    command = f"python benchmarks/smoke_equivalence.py --against {ARGS.against} --data-root {typed_root}"
     report = {
         "command": command,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
