@@ -177,5 +177,5 @@ def test_an_old_option_name_trains_with_a_one_line_note(tmp_path, capsys):
         "contrastkit: note: method.momentum is now method.ema_momentum (the key encoder's EMA rate; "
         "optim.momentum is SGD's); the old name still works"
     }
-    (run,) = (tmp_path / "old").iterdir()
+    (run,) = (tmp_path / "moco-digits").iterdir()
     assert yaml.safe_load((run / "recipe.yaml").read_text())["method"]["ema_momentum"] == 0.99
