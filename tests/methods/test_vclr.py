@@ -273,7 +273,7 @@ def test_retrieval_is_perfect_when_each_query_is_in_the_bank_and_monotone_in_k()
 
 
 def test_a_video_shorter_than_the_segments_is_looped_to_the_decoded_length(tmp_path):
-    """The one rule for short videos (data.videos): decoding loops them from their start to the
+    """The one rule for short videos (data.video_folders): decoding loops them from their start to the
     recipe's ``video_frames``, so a 4-frame mp4 still yields 3 segments of 2+ frames."""
     pytest.importorskip("av")
     from contrastkit.data.moving_objects import _write_mp4

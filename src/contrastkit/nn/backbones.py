@@ -35,7 +35,7 @@ class Backbone(nn.Module):
     feature_dim: int
 
     def forward_map(self, x: Tensor) -> Tensor:
-        raise NotImplementedError(f"{type(self).__name__} must implement forward_map")
+        raise TypeError(f"{type(self).__name__} must implement forward_map(x)")
 
     def forward(self, x: Tensor) -> Tensor:
         return global_average_pool(self.forward_map(x))

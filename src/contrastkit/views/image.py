@@ -82,7 +82,7 @@ class ViewAugmentation:
         """Augment ``images`` (uint8 in [0, 255] or float in [0, 1]) -> normalised float views.
 
         ``group``: consecutive runs of ``group`` images share every random draw (the frames of one
-        clip, ``views.video``); 1 draws per image. ``colour_runs``: split each group into runs of
+        clip, ``views.clips``); 1 draws per image. ``colour_runs``: split each group into runs of
         these lengths (summing to ``group``) that draw their colour jitter and grayscale
         separately (several views of one clip with one crop).
         """

@@ -68,7 +68,7 @@ class Task:
         """Shrink this task's settings in a raw recipe for ``--smoke`` runs (in place)."""
 
     def evaluate(self, desc: str, progress: bool) -> Evaluation:
-        raise NotImplementedError(f"{type(self).__name__} must implement evaluate()")
+        raise TypeError(f"{type(self).__name__} must implement evaluate(desc, progress)")
 
     def plots(self, run_dir: Path, final: Evaluation, random_init: dict[str, Any] | None) -> list[Plot]:
         """PNGs beyond the loss curve; by default a t-SNE map when the evaluation has embeddings."""
