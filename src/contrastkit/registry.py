@@ -358,6 +358,7 @@ def register_backbone(name: str, *, summary: str = "", replace: bool = False) ->
 _BUILTIN_MODULES = (
     "contrastkit.nn.backbones",
     "contrastkit.nn.clip_encoders",
+    "contrastkit.nn.inflate",
     "contrastkit.data.images",
     "contrastkit.data.graphs",
     "contrastkit.data.video_folders",

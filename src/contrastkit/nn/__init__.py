@@ -1,5 +1,5 @@
 """Reusable encoders: image and clip backbones, projection heads, momentum encoders, split BN,
-VideoMoCo's frame scorer."""
+VideoMoCo's frame scorer, I3D inflation of an image encoder into a clip encoder."""
 
 from contrastkit.nn.backbones import (
     Backbone,
@@ -11,6 +11,7 @@ from contrastkit.nn.backbones import (
 )
 from contrastkit.nn.clip_encoders import FrameScorer, TinyClipCNN, VideoResNet, load_backbone_weights
 from contrastkit.nn.heads import DenseProjectionHead, ProjectionHead
+from contrastkit.nn.inflate import ConvNetSmall3d, inflate
 from contrastkit.nn.momentum import MomentumEncoder, ema_update
 from contrastkit.nn.split_batchnorm import (
     SplitBatchNorm1d,
@@ -24,6 +25,7 @@ from contrastkit.nn.split_batchnorm import (
 __all__ = [
     "Backbone",
     "ConvNetSmall",
+    "ConvNetSmall3d",
     "DenseProjectionHead",
     "FrameScorer",
     "MomentumEncoder",
@@ -38,6 +40,7 @@ __all__ = [
     "cifar_resnet",
     "convert_to_split_batchnorm",
     "ema_update",
+    "inflate",
     "global_average_pool",
     "load_backbone_weights",
     "shuffle_batch",

@@ -1,0 +1,103 @@
+"""Inflating a 2-D image encoder into its 3-D clip counterpart (I3D: Carreira & Zisserman, "Quo
+Vadis, Action Recognition?", CVPR 2017): every ``k x k`` kernel is repeated over ``t`` frames and
+divided by ``t``, every other tensor (BatchNorm, biases) is copied. With the frames padded in time
+by repeating the first and last frame, a clip of identical frames then gives, at every time step,
+exactly the 2-D network's map of that frame: the clip encoder starts where the image encoder is.
+
+- ``ConvNetSmall3d``: ``ConvNetSmall``'s blocks as ``(t, 3, 3)`` convolutions (time halved with
+  space after the first block), so ``inflate(ConvNetSmall(...))`` is one.
+- ``inflate_state_dict``: a 2-D state dict in the shapes of a 3-D module's, keys matched strictly.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from contrastkit.nn.backbones import Backbone, ConvNetSmall
+from contrastkit.registry import register_backbone
+
+__all__ = ["ConvNetSmall3d", "TimeReplicateConv3d", "inflate", "inflate_state_dict"]
+
+
+class TimeReplicateConv3d(nn.Conv3d):
+    """A ``Conv3d`` whose input is padded in time by repeating its first and last frames
+    (``kernel_t // 2`` each side) and in space by zeros, as its 2-D original pads space."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        pad_t = self.kernel_size[0] // 2
+        if pad_t:
+            x = F.pad(x, (0, 0, 0, 0, pad_t, pad_t), mode="replicate")
+        return self._conv_forward(x, self.weight, self.bias)
+
+
+class ConvNetSmall3d(Backbone):
+    """``ConvNetSmall`` for clips ``[B, C, T, H, W]``: four ``(t, 3, 3)`` conv-BN-ReLU blocks,
+    widths ``width * (1, 2, 4, 8)``, time and space halved after the first block.
+
+    Args:
+        in_channels: frame channels.
+        width: channels of the first block.
+        time_kernel: ``t``, frames each kernel spans (odd).
+    """
+
+    def __init__(self, in_channels: int = 3, width: int = 32, time_kernel: int = 3) -> None:
+        super().__init__()
+        if time_kernel < 1 or time_kernel % 2 == 0:
+            raise ValueError(f"time_kernel must be odd and >= 1, got {time_kernel}")
+        layers: list[nn.Module] = []
+        channels = in_channels
+        for i, out in enumerate((width, 2 * width, 4 * width, 8 * width)):
+            stride = 1 if i == 0 else 2
+            conv = TimeReplicateConv3d(channels, out, (time_kernel, 3, 3), stride=stride, padding=(0, 1, 1), bias=False)
+            layers += [conv, nn.BatchNorm3d(out), nn.ReLU(inplace=True)]
+            channels = out
+        self.body = nn.Sequential(*layers)
+        self.feature_dim = channels
+
+    def forward_map(self, x: Tensor) -> Tensor:
+        out: Tensor = self.body(x)
+        return out
+
+
+def inflate_state_dict(state: dict[str, Tensor], target: nn.Module) -> dict[str, Tensor]:
+    """``state`` of a 2-D module in the shapes of ``target``'s, its 3-D counterpart: a tensor with
+    one dimension fewer than the target's is a kernel, repeated over the target's time size and
+    divided by it; the others are copied as they are.
+
+    Raises:
+        ValueError: the two modules' keys or shapes differ (one line naming them).
+    """
+    ours = target.state_dict()
+    missing, unexpected = sorted(set(ours) - set(state)), sorted(set(state) - set(ours))
+    if missing or unexpected:
+        raise ValueError(
+            f"the 2-D weights do not fit {type(target).__name__}: missing {', '.join(missing[:4]) or 'none'}; "
+            f"unexpected {', '.join(unexpected[:4]) or 'none'}"
+        )
+    out = {}
+    for key, want in ours.items():
+        value = state[key]
+        if value.dim() == want.dim() - 1 and value.dim() >= 3:
+            frames = want.shape[2]
+            value = value.unsqueeze(2).repeat_interleave(frames, dim=2) / frames
+        if value.shape != want.shape:
+            raise ValueError(f"{key}: the 2-D tensor {tuple(state[key].shape)} does not inflate to {tuple(want.shape)}")
+        out[key] = value.to(want.dtype)
+    return out
+
+
+@torch.no_grad()
+def inflate(encoder: ConvNetSmall, time_kernel: int = 3) -> ConvNetSmall3d:
+    """The clip counterpart of a trained ``ConvNetSmall``, its kernels inflated over
+    ``time_kernel`` frames: on a clip of identical frames it gives the image encoder's features."""
+    first: nn.Conv2d = encoder.body[0]  # type: ignore[assignment]
+    clip = ConvNetSmall3d(first.in_channels, first.out_channels, time_kernel)
+    clip.load_state_dict(inflate_state_dict(encoder.state_dict(), clip))
+    return clip
+
+
+@register_backbone("convnet_small3d", summary="ConvNetSmall's blocks as (3, 3, 3) convolutions; inflates convnet_small")
+def _convnet_small3d(in_channels: int, width: int | None, image_size: int) -> Backbone:
+    return ConvNetSmall3d(in_channels, width or 32)
