@@ -53,11 +53,25 @@ class _Strict(BaseModel):
 
 
 class ModelSettings(_Strict):
-    """The ``model:`` section. ``backbone`` names a registered backbone."""
+    """The ``model:`` section. ``backbone`` names a registered backbone.
+
+    ``init`` starts it from trained weights, keys matched strictly: ``run:RUN_DIR`` (the backbone
+    a run trained) or a state-dict file; 2-D weights are inflated into a 3-D counterpart.
+    ``freeze`` keeps it there (no gradient, BatchNorm on running statistics). ``weights`` loads a
+    published file leniently (torchvision's video ResNets: key names mapped, heads skipped).
+    """
 
     backbone: str = "convnet_small"
     width: int | None = Field(None, gt=0)
     weights: str | None = None
+    init: str | None = None
+    freeze: bool = False
+
+    @model_validator(mode="after")
+    def _freeze_needs_weights(self) -> ModelSettings:
+        if self.freeze and not (self.init or self.weights):
+            raise ValueError("model.freeze keeps a trained backbone as it is: set model.init as well")
+        return self
 
     @field_validator("backbone")
     @classmethod

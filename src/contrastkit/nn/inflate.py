@@ -7,9 +7,12 @@ exactly the 2-D network's map of that frame: the clip encoder starts where the i
 - ``ConvNetSmall3d``: ``ConvNetSmall``'s blocks as ``(t, 3, 3)`` convolutions (time halved with
   space after the first block), so ``inflate(ConvNetSmall(...))`` is one.
 - ``inflate_state_dict``: a 2-D state dict in the shapes of a 3-D module's, keys matched strictly.
+- ``init_backbone``: what a recipe's ``model.init`` (and ``model.freeze``) does to any backbone.
 """
 
 from __future__ import annotations
+
+import types
 
 import torch
 import torch.nn.functional as F
@@ -18,7 +21,15 @@ from torch import Tensor, nn
 from contrastkit.nn.backbones import Backbone, ConvNetSmall
 from contrastkit.registry import register_backbone
 
-__all__ = ["ConvNetSmall3d", "TimeReplicateConv3d", "inflate", "inflate_state_dict"]
+__all__ = [
+    "ConvNetSmall3d",
+    "TimeReplicateConv3d",
+    "freeze_module",
+    "inflate",
+    "inflate_state_dict",
+    "init_backbone",
+    "initial_weights",
+]
 
 
 class TimeReplicateConv3d(nn.Conv3d):
@@ -101,3 +112,75 @@ def inflate(encoder: ConvNetSmall, time_kernel: int = 3) -> ConvNetSmall3d:
 @register_backbone("convnet_small3d", summary="ConvNetSmall's blocks as (3, 3, 3) convolutions; inflates convnet_small")
 def _convnet_small3d(in_channels: int, width: int | None, image_size: int) -> Backbone:
     return ConvNetSmall3d(in_channels, width or 32)
+
+
+def initial_weights(source: str) -> dict[str, Tensor]:
+    """The backbone weights ``source`` names: ``run:RUN_DIR`` (the backbone a contrastkit run
+    trained) or a file holding a state dict (``contrastkit export --format state_dict``, or a
+    Lightning checkpoint, whose ``backbone.*`` tensors are taken).
+
+    Raises:
+        FileNotFoundError: no such run folder or file; ValueError: an unreadable file.
+    """
+    from pathlib import Path
+
+    from contrastkit.nn.backbones import load_run_backbone
+
+    if source.startswith("run:"):
+        backbone, _, _ = load_run_backbone(source.removeprefix("run:"))
+        return backbone.state_dict()
+    path = Path(source).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"model.init: no file {path} (give a state-dict file or run:RUN_DIR)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises RuntimeError, EOFError, UnpicklingError, ... for damaged files
+        raise ValueError(
+            f"model.init: {path} is not a readable state dict ({str(err).splitlines()[0][:120]})"
+        ) from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = {k.removeprefix("backbone."): v for k, v in state["state_dict"].items() if k.startswith("backbone.")}
+    if not isinstance(state, dict) or not state:
+        raise ValueError(f"model.init: {path} holds no tensors of a backbone")
+    return state
+
+
+def init_backbone(backbone: nn.Module, source: str, *, freeze: bool = False) -> str:
+    """Start ``backbone`` from ``source`` (see ``initial_weights``), keys matched strictly; the
+    weights of a 2-D encoder are inflated into a 3-D counterpart (``inflate_state_dict``).
+    ``freeze`` keeps it as it is: no gradient, BatchNorm on its running statistics. Returns how the
+    report names the starting point.
+
+    Raises:
+        ValueError: weights that do not fit, in one line naming the missing and unexpected keys.
+    """
+    state, ours = initial_weights(source), backbone.state_dict()
+    missing, unexpected = sorted(set(ours) - set(state)), sorted(set(state) - set(ours))
+    if missing or unexpected:
+        raise ValueError(
+            f"model.init {source}: the weights do not fit {type(backbone).__name__}: missing "
+            f"{', '.join(missing[:4]) or 'none'}{' ...' if len(missing) > 4 else ''}; unexpected "
+            f"{', '.join(unexpected[:4]) or 'none'}{' ...' if len(unexpected) > 4 else ''}"
+        )
+    inflated = any(state[k].dim() == ours[k].dim() - 1 for k in ours)
+    if inflated:
+        state = inflate_state_dict(state, backbone)
+    wrong = [k for k in ours if state[k].shape != ours[k].shape]
+    if wrong:
+        k = wrong[0]
+        raise ValueError(f"model.init {source}: {k} is {tuple(state[k].shape)}, the backbone's {tuple(ours[k].shape)}")
+    backbone.load_state_dict(state)
+    if freeze:
+        freeze_module(backbone)
+    return f"{source}{' (2-D weights inflated)' if inflated else ''}{', frozen' if freeze else ''}"
+
+
+def freeze_module(module: nn.Module) -> None:
+    """No gradient, and eval mode for good: ``module.train()`` leaves its BatchNorm statistics."""
+    module.requires_grad_(False)
+    module.eval()
+    module.train = types.MethodType(_eval_only, module)  # type: ignore[method-assign]
+
+
+def _eval_only(self: nn.Module, mode: bool = True) -> nn.Module:
+    return nn.Module.train(self, False)

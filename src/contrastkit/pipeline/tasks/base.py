@@ -15,7 +15,16 @@ from contrastkit.registry import DATASETS, METHODS, DataSettings
 if TYPE_CHECKING:
     from contrastkit.config import Recipe
 
-__all__ = ["Evaluation", "Plot", "Task", "build_method", "data_settings", "load_dataset", "optimizer_settings"]
+__all__ = [
+    "Evaluation",
+    "Plot",
+    "Task",
+    "build_method",
+    "data_settings",
+    "load_dataset",
+    "optimizer_settings",
+    "prepared_backbone",
+]
 
 S = TypeVar("S", bound=DataSettings)
 
@@ -59,9 +68,21 @@ class Task:
     method: L.LightningModule
     datamodule: L.LightningDataModule
 
+    uses_backbone: ClassVar[bool] = True
+    """False for a task whose methods build their own networks (graphs, restoration): it refuses
+    ``model.weights`` / ``model.init`` / ``model.freeze`` instead of ignoring them."""
+
     def __init__(self, recipe: Recipe, root: str | Path | None) -> None:
         self.recipe = recipe
         self.root = root
+        m = recipe.model
+        if not self.uses_backbone and (m.weights or m.init or m.freeze):
+            from contrastkit.config import RecipeError
+
+            raise RecipeError(
+                f"model.weights, model.init and model.freeze start a backbone, and {recipe.method.name} "
+                "builds its own networks; remove them"
+            )
 
     @classmethod
     def smoke(cls, raw: dict[str, Any]) -> None:
@@ -94,9 +115,14 @@ class Task:
         return None
 
     def model_line(self) -> str:
-        """How the report names the trained model."""
+        """How the report names the trained model (and where its backbone started)."""
         m = self.recipe.model
-        return m.backbone + (f" width {m.width}" if m.width else "")
+        return m.backbone + (f" width {m.width}" if m.width else "") + self.started_from()
+
+    def started_from(self) -> str:
+        """``; initialised from ...`` when the recipe starts the backbone from weights."""
+        m = self.recipe.model
+        return f"; initialised from {m.init}{' (frozen)' if m.freeze else ''}" if m.init else ""
 
 
 def load_dataset(recipe: Recipe, root: str | Path | None) -> Any:
@@ -115,6 +141,24 @@ def data_settings(recipe: Recipe, kind: type[S]) -> S:
             f"{kind.__name__} options its task reads; register it with settings={kind.__name__} or a subclass"
         )
     return recipe.data
+
+
+def prepared_backbone(recipe: Recipe, in_channels: int, image_size: int) -> Any:
+    """The recipe's backbone, started from ``model.weights`` or ``model.init`` (and frozen by
+    ``model.freeze``) when the recipe says so."""
+    from contrastkit.nn.backbones import build_backbone
+    from contrastkit.nn.clip_encoders import load_backbone_weights
+    from contrastkit.nn.inflate import freeze_module, init_backbone
+
+    m = recipe.model
+    backbone = build_backbone(m.backbone, in_channels, m.width, image_size)
+    if m.weights:
+        load_backbone_weights(backbone, m.weights)
+    if m.init:
+        init_backbone(backbone, m.init, freeze=m.freeze)
+    elif m.freeze:
+        freeze_module(backbone)
+    return backbone
 
 
 def build_method(recipe: Recipe, contract: type | None = None, **inputs: Any) -> Any:

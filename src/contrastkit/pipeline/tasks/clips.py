@@ -23,8 +23,6 @@ from contrastkit.data.video_folders import (
 )
 from contrastkit.evaluation.retrieval import RECALL_AT
 from contrastkit.methods.clip_base import ClipMethod
-from contrastkit.nn.backbones import build_backbone
-from contrastkit.nn.clip_encoders import load_backbone_weights
 from contrastkit.pipeline.tasks.base import (
     Evaluation,
     Plot,
@@ -33,6 +31,7 @@ from contrastkit.pipeline.tasks.base import (
     data_settings,
     load_dataset,
     optimizer_settings,
+    prepared_backbone,
 )
 from contrastkit.registry import register_task
 from contrastkit.views.clips import ClipAugmentation
@@ -92,9 +91,7 @@ class ClipsTask(Task):
         self.test = self._decode(test_files, test_labels, cache, "test")
         mean, std = _channel_stats(self.train.frames)
         frames = build_augmentation(d.augmentation, d.image_size, mean, std)
-        backbone = build_backbone(recipe.model.backbone, 3, recipe.model.width, d.image_size)
-        if recipe.model.weights:
-            load_backbone_weights(backbone, recipe.model.weights)
+        backbone = prepared_backbone(recipe, 3, d.image_size)
         self.method: ClipMethod = build_method(
             recipe,
             ClipMethod,

@@ -67,6 +67,8 @@ class DehazeTask(Task):
 
     samples = "image pairs"
 
+    uses_backbone = False
+
     def __init__(self, recipe: Recipe, root: str | Path | None) -> None:
         super().__init__(recipe, root)
         d, seed = recipe.data, recipe.trainer.seed

@@ -14,7 +14,6 @@ from torch import Tensor
 
 from contrastkit.data.distill import DISTILL_TASK, DistillData, DistillSet
 from contrastkit.data.module import ArrayDataModule
-from contrastkit.nn.backbones import build_backbone
 from contrastkit.pipeline.tasks.base import (
     Evaluation,
     Task,
@@ -22,6 +21,7 @@ from contrastkit.pipeline.tasks.base import (
     data_settings,
     load_dataset,
     optimizer_settings,
+    prepared_backbone,
 )
 from contrastkit.registry import register_task
 from contrastkit.views.clips import ClipAugmentation
@@ -63,7 +63,7 @@ class DistillTask(Task):
         x = data.train_clips[:256].float().div(255).transpose(0, 1).reshape(3, -1)
         mean, std = tuple(x.mean(1).tolist()), tuple(x.std(1).clamp_min(1e-3).tolist())
         frames = build_augmentation(d.augmentation, d.image_size, mean, std)
-        backbone = build_backbone(recipe.model.backbone, 3, recipe.model.width, d.image_size)
+        backbone = prepared_backbone(recipe, 3, d.image_size)
         self.method = build_method(
             recipe,
             DistillMethod,

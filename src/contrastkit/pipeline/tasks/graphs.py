@@ -43,6 +43,8 @@ class GraphBatches(L.LightningDataModule):
 
 
 class _GraphTask(Task):
+    uses_backbone = False
+
     @classmethod
     def smoke(cls, raw: dict[str, Any]) -> None:
         raw.setdefault("eval", {})["node_repeats"] = 3

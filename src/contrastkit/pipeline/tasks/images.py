@@ -13,7 +13,6 @@ from contrastkit.data.images import ImageData, ImageSplits
 from contrastkit.data.module import ArrayDataModule
 from contrastkit.evaluation.low_label import few_label_key
 from contrastkit.methods.base import ContrastiveMethod
-from contrastkit.nn.backbones import build_backbone
 from contrastkit.pipeline.tasks.base import (
     Evaluation,
     Plot,
@@ -22,6 +21,7 @@ from contrastkit.pipeline.tasks.base import (
     data_settings,
     load_dataset,
     optimizer_settings,
+    prepared_backbone,
 )
 from contrastkit.registry import register_task
 from contrastkit.views.image import build_augmentation, resolve_preset
@@ -47,7 +47,7 @@ def image_splits(recipe: Recipe, root: str | Path | None = None) -> ImageSplits:
 
 def image_method(recipe: Recipe, splits: ImageSplits) -> ContrastiveMethod:
     """The recipe's method with a fresh backbone (seed the RNG first for reproducible weights)."""
-    backbone = build_backbone(recipe.model.backbone, splits.channels, recipe.model.width, splits.image_size)
+    backbone = prepared_backbone(recipe, splits.channels, splits.image_size)
     augmentation = build_augmentation(
         data_settings(recipe, ImageData).augmentation, splits.image_size, splits.mean, splits.std
     )

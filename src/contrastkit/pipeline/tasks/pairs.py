@@ -14,7 +14,15 @@ from torch import Tensor
 
 from contrastkit.data.module import ArrayDataModule
 from contrastkit.data.pairs import PAIRS_TASK, PairSet
-from contrastkit.pipeline.tasks.base import Evaluation, Plot, Task, build_method, load_dataset, optimizer_settings
+from contrastkit.pipeline.tasks.base import (
+    Evaluation,
+    Plot,
+    Task,
+    build_method,
+    load_dataset,
+    optimizer_settings,
+    prepared_backbone,
+)
 from contrastkit.registry import register_task
 
 if TYPE_CHECKING:
@@ -56,14 +64,8 @@ class PairsTask(Task):
         self.clips = pairs.train_video.dim() == 5
         inputs: dict[str, Any] = {}
         if self.clips:  # raw clips [N, C, T, H, W]: the recipe's clip backbone trains end to end
-            from contrastkit.nn.backbones import build_backbone
-            from contrastkit.nn.clip_encoders import load_backbone_weights
-
-            m = recipe.model
-            backbone = build_backbone(m.backbone, pairs.train_video.shape[1], m.width, pairs.train_video.shape[-1])
-            if m.weights:
-                load_backbone_weights(backbone, m.weights)
-            inputs["video_backbone"] = backbone
+            video = pairs.train_video
+            inputs["video_backbone"] = prepared_backbone(recipe, video.shape[1], video.shape[-1])
         self.method = build_method(
             recipe,
             PairMethod,
@@ -108,7 +110,9 @@ class PairsTask(Task):
 
     def model_line(self) -> str:
         described = cast(PairMethod, self.method).describe()
-        return f"video: {self.recipe.model.backbone} on raw clips; {described}" if self.clips else described
+        if not self.clips:
+            return described
+        return f"video: {self.recipe.model.backbone} on raw clips{self.started_from()}; {described}"
 
     @torch.no_grad()
     def _embed(self) -> tuple[torch.Tensor, torch.Tensor]:
