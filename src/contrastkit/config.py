@@ -16,7 +16,7 @@ import copy
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator, model_validator
@@ -259,11 +259,7 @@ def validate(raw: dict[str, Any]) -> Recipe:
         raise RecipeError(
             f"recipe '{name}': method.name must be one of {', '.join(METHODS.names())}, got {method['name']!r}"
         )
-    params_type = METHODS.get(method["name"]).params
-    try:
-        params = params_type.model_validate(method)
-    except ValidationError as err:
-        raise RecipeError(f"recipe '{name}': {_explain(err, raw, params_type, prefix='method')}") from None
+    params = _section(METHODS.get(method["name"]).params, method, raw, "method")
     data = raw.get("data")
     if not isinstance(data, dict) or "dataset" not in data:
         raise RecipeError(
@@ -279,11 +275,7 @@ def validate(raw: dict[str, Any]) -> Recipe:
             f"recipe '{name}': data.dataset {data['dataset']!r} does not fit method {params.description()}; "
             f"use one of {fitting}"
         )
-    settings_type = DATASETS.get(data["dataset"]).settings
-    try:
-        settings = settings_type.model_validate(data)
-    except ValidationError as err:
-        raise RecipeError(f"recipe '{name}': {_explain(err, raw, settings_type, prefix='data')}") from None
+    settings = _section(DATASETS.get(data["dataset"]).settings, data, raw, "data")
     try:
         return Recipe.model_validate({**raw, "method": params, "data": settings})
     except ValidationError as err:
@@ -326,6 +318,18 @@ def upgrade_stored_recipe(raw: dict[str, Any]) -> dict[str, Any]:
             if key in data and key not in declared:
                 del data[key]
     return out
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _section(kind: type[M], section: dict[str, Any], raw: dict[str, Any], prefix: str) -> M:
+    """A recipe section validated by the class its registered entry declared (a method's params,
+    a dataset's settings); ``RecipeError`` in one line naming the keys."""
+    try:
+        return kind.model_validate(section)
+    except ValidationError as err:
+        raise RecipeError(f"recipe '{raw.get('name', '?')}': {_explain(err, raw, kind, prefix=prefix)}") from None
 
 
 def load_recipe(name_or_path: str) -> dict[str, Any]:

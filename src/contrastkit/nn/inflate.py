@@ -24,6 +24,7 @@ from contrastkit.registry import register_backbone
 __all__ = [
     "ConvNetSmall3d",
     "TimeReplicateConv3d",
+    "check_keys",
     "freeze_module",
     "inflate",
     "inflate_state_dict",
@@ -72,6 +73,18 @@ class ConvNetSmall3d(Backbone):
         return out
 
 
+def check_keys(state: dict[str, Tensor], ours: dict[str, Tensor], what: str) -> None:
+    """Raise ``ValueError`` in one line, ``what: missing ...; unexpected ...``, unless ``state``
+    has exactly the keys of ``ours``."""
+    missing, unexpected = sorted(set(ours) - set(state)), sorted(set(state) - set(ours))
+    if missing or unexpected:
+
+        def shown(keys: list[str]) -> str:
+            return (", ".join(keys[:4]) + (" ..." if len(keys) > 4 else "")) or "none"
+
+        raise ValueError(f"{what}: missing {shown(missing)}; unexpected {shown(unexpected)}")
+
+
 def inflate_state_dict(state: dict[str, Tensor], target: nn.Module) -> dict[str, Tensor]:
     """``state`` of a 2-D module in the shapes of ``target``'s, its 3-D counterpart: a tensor with
     one dimension fewer than the target's is a kernel, repeated over the target's time size and
@@ -81,12 +94,7 @@ def inflate_state_dict(state: dict[str, Tensor], target: nn.Module) -> dict[str,
         ValueError: the two modules' keys or shapes differ (one line naming them).
     """
     ours = target.state_dict()
-    missing, unexpected = sorted(set(ours) - set(state)), sorted(set(state) - set(ours))
-    if missing or unexpected:
-        raise ValueError(
-            f"the 2-D weights do not fit {type(target).__name__}: missing {', '.join(missing[:4]) or 'none'}; "
-            f"unexpected {', '.join(unexpected[:4]) or 'none'}"
-        )
+    check_keys(state, ours, f"the 2-D weights do not fit {type(target).__name__}")
     out = {}
     for key, want in ours.items():
         value = state[key]
@@ -155,13 +163,7 @@ def init_backbone(backbone: nn.Module, source: str, *, freeze: bool = False) -> 
         ValueError: weights that do not fit, in one line naming the missing and unexpected keys.
     """
     state, ours = initial_weights(source), backbone.state_dict()
-    missing, unexpected = sorted(set(ours) - set(state)), sorted(set(state) - set(ours))
-    if missing or unexpected:
-        raise ValueError(
-            f"model.init {source}: the weights do not fit {type(backbone).__name__}: missing "
-            f"{', '.join(missing[:4]) or 'none'}{' ...' if len(missing) > 4 else ''}; unexpected "
-            f"{', '.join(unexpected[:4]) or 'none'}{' ...' if len(unexpected) > 4 else ''}"
-        )
+    check_keys(state, ours, f"model.init {source}: the weights do not fit {type(backbone).__name__}")
     inflated = any(state[k].dim() == ours[k].dim() - 1 for k in ours)
     if inflated:
         state = inflate_state_dict(state, backbone)
