@@ -40,7 +40,15 @@ TEMPERATURES = {"audio": 0.5, "image": 0.1}
 
 
 class CCLParams(MethodParams):
-    """Recipe options of ``CCL``."""
+    """Options of ``CCL``.
+
+    Attributes:
+        teachers: ``"audio"``, ``"image"``, ``"both"`` (CCL(AI)) or ``"none"`` (CE only).
+        direct: align the student to the teachers directly (``SNCE(f_v, f_x)``), no composition.
+        loss_weight: ``w`` with both teachers (0.5).
+        audio_temperature, image_temperature: ``tau_A`` (0.5), ``tau_I`` (0.1).
+        official_grad_leak: the composition modules also descend ``L_student`` (official order).
+    """
 
     name: Literal["ccl"] = "ccl"
     teachers: Literal["audio", "image", "both", "none"] = "both"
@@ -74,11 +82,7 @@ class CCL(ContrastiveMethod):
         augmentation: a ``ClipAugmentation`` of the student's clips.
         num_classes: classes of the labels.
         teacher_dims: ``{"audio": D, "image": D}`` widths of the teacher features.
-        teachers: ``"audio"``, ``"image"``, ``"both"`` (CCL(AI)) or ``"none"`` (CE only).
-        direct: align the student to the teachers directly (``SNCE(f_v, f_x)``), no composition.
-        loss_weight: ``w`` with both teachers (0.5).
-        audio_temperature, image_temperature: ``tau_A`` (0.5), ``tau_I`` (0.1).
-        official_grad_leak: the composition modules also descend ``L_student`` (official order).
+        params: the options (``CCLParams``); keywords named like its fields override them.
         **base: ``ContrastiveMethod`` arguments (optimizer, seed, ...).
     """
 
@@ -105,10 +109,8 @@ class CCL(ContrastiveMethod):
                     f"the {name} teacher's features are {teacher_dims[name]}-d but the student's "
                     f"{backbone.feature_dim}-d; CCL contrasts them directly, so they must match"
                 )
-        self.direct = p.direct
         self.weight = p.loss_weight if len(self.teacher_names) == 2 else 1.0
         self.temperatures = {"audio": p.audio_temperature, "image": p.image_temperature}
-        self.official_grad_leak = p.official_grad_leak
         self.classifier = nn.Linear(backbone.feature_dim, num_classes)
         self.compositions = nn.ModuleDict(
             {
@@ -140,7 +142,7 @@ class CCL(ContrastiveMethod):
             mask = self.teacher_mask(name, f_x).to(f_v.device)
             if int(mask.sum()) < 2:
                 continue
-            if self.direct:
+            if self.params.direct:
                 student = student + self.weight * symmetric_class_contrastive(f_v, f_x, labels, tau, mask=mask)
                 continue
             f_m, o_m = self.compositions[name](f_x, f_v)
@@ -148,7 +150,7 @@ class CCL(ContrastiveMethod):
             comp_terms = comp_terms + symmetric_class_contrastive(f_m, f_x, labels, tau, mask=mask)
             ce_m = F.cross_entropy(o_m[mask], labels[mask])
             composition = composition + ce_m + comp_terms + symmetric_kl(o_v, o_m, mask=mask)
-            f_m_s, o_m_s = (f_m, o_m) if self.official_grad_leak else (f_m.detach(), o_m.detach())
+            f_m_s, o_m_s = (f_m, o_m) if self.params.official_grad_leak else (f_m.detach(), o_m.detach())
             terms = symmetric_class_contrastive(f_v, f_m_s, labels, tau, mask=mask)
             terms = terms + symmetric_class_contrastive(f_v, f_x, labels, tau, mask=mask)
             student = student + self.weight * (terms + symmetric_kl(o_v, o_m_s, mask=mask))

@@ -71,7 +71,6 @@ class DenseCL(MoCo):
     ) -> None:
         p, base = DenseCLParams.resolve(params, options)
         super().__init__(backbone, augmentation, p, **base)
-        self.dense_weight = p.dense_weight
         self.dense_head = DenseProjectionHead(backbone.feature_dim, p.dense_hidden or backbone.feature_dim, p.dense_dim)
         self.momentum_dense_head = MomentumEncoder(self.dense_head)
         self.dense_criterion = InfoNCELoss(
@@ -104,7 +103,8 @@ class DenseCL(MoCo):
         rows_q = dense_q.flatten(2).transpose(1, 2).reshape(-1, d)
         rows_k = positives.transpose(1, 2).reshape(-1, d)
         dense_loss = self.dense_criterion(rows_q, rows_k, enqueue=False)
-        loss = (1 - self.dense_weight) * global_loss + self.dense_weight * dense_loss
+        weight = self.params.dense_weight
+        loss = (1 - weight) * global_loss + weight * dense_loss
 
         self.enqueue(k, indices)
         assert self.dense_criterion.queue is not None

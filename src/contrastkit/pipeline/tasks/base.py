@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 import lightning as L
 from torch import Tensor
 
+from contrastkit.config import RecipeError
 from contrastkit.registry import DATASETS, METHODS, DataSettings
 
 if TYPE_CHECKING:
@@ -77,8 +78,6 @@ class Task:
         self.root = root
         m = recipe.model
         if not self.uses_backbone and (m.weights or m.init or m.freeze):
-            from contrastkit.config import RecipeError
-
             raise RecipeError(
                 f"model.weights, model.init and model.freeze start a backbone, and {recipe.method.name} "
                 "builds its own networks; remove them"
@@ -134,8 +133,6 @@ def data_settings(recipe: Recipe, kind: type[S]) -> S:
     """The recipe's ``data:`` section as ``kind``, the options this task reads (its datasets'
     settings classes extend it); a dataset registered without them is refused in one line."""
     if not isinstance(recipe.data, kind):
-        from contrastkit.config import RecipeError
-
         raise RecipeError(
             f"data.dataset {recipe.data.dataset!r} declares {type(recipe.data).__name__}, which lacks the "
             f"{kind.__name__} options its task reads; register it with settings={kind.__name__} or a subclass"
@@ -169,8 +166,6 @@ def build_method(recipe: Recipe, contract: type | None = None, **inputs: Any) ->
     """
     method = METHODS.get(recipe.method.name).build(recipe.method, **inputs)
     if contract is not None and not isinstance(method, contract):
-        from contrastkit.config import RecipeError
-
         name, kind = recipe.method.name, type(method).__name__
         if not getattr(contract, "_is_protocol", False):
             raise RecipeError(f"method {name!r} ({kind}) must subclass {contract.__module__}.{contract.__name__}")
