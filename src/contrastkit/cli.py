@@ -1,4 +1,4 @@
-"""``contrastkit`` command line: train, eval, federate, dehaze, export, compare, recipes.
+"""``contrastkit`` command line: train, eval, federate, dehaze, export, compare, recipes, zoo.
 
 User errors (unknown recipe or key, missing data, bad value) print one line and exit 2.
 """
@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-__all__ = ["main"]
+__all__ = ["main", "run"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -82,6 +82,9 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--out", required=True, metavar="FILE.html")
 
     sub.add_parser("recipes", help="list shipped recipes")
+    from contrastkit.zoo.cli import add_parser as add_zoo_parser
+
+    add_zoo_parser(sub)
     return parser
 
 
@@ -246,7 +249,7 @@ def _one_line_notes() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command in ("train", "eval"):
+    if args.command in ("train", "eval", "zoo"):
         _quiet_libraries()
     _one_line_notes()
     command = "contrastkit " + shlex.join(list(argv) if argv is not None else sys.argv[1:])
@@ -254,8 +257,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from contrastkit.data.errors import DataError
     from contrastkit.federated.simulation import FlowerRunError
     from contrastkit.nn.text import TextExtraMissing
+    from contrastkit.zoo.metafiles import ZooError
 
     try:
+        if args.command == "zoo":
+            from contrastkit.zoo.cli import run as run_zoo
+
+            return run_zoo(args)
         if args.command == "recipes":
             from contrastkit.config import list_recipes
 
@@ -281,7 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             _print_summary(
                 evaluate_run(args.run_dir, data_root=args.data_root, progress=not (args.no_progress or args.quiet))
             )
-    except (RecipeError, DataError, ValueError, FileNotFoundError, TextExtraMissing) as err:
+    except (RecipeError, DataError, ValueError, FileNotFoundError, TextExtraMissing, ZooError) as err:
         print(f"contrastkit: error: {err}".splitlines()[0], file=sys.stderr)
         return 2
     except FlowerRunError as err:  # Flower itself failed: one line naming its log
@@ -294,5 +302,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def run() -> NoReturn:
+    """The ``contrastkit`` program: ``main()``'s status as the process's exit status.
+
+    After Ctrl-C the exit is 130 for certain: the exit handlers run and the streams are flushed
+    with SIGINT ignored, then the process ends at once. A normal interpreter exit after a handled
+    interrupt was seen (once, in CI) to end by SIGINT instead of 130; a second Ctrl-C while
+    Lightning or the data workers shut down would do the same.
+    """
+    status = main()
+    if status == 130:
+        import atexit
+        import os
+        import signal
+
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        atexit._run_exitfuncs()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    sys.exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
