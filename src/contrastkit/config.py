@@ -55,8 +55,9 @@ class _Strict(BaseModel):
 class ModelSettings(_Strict):
     """The ``model:`` section. ``backbone`` names a registered backbone.
 
-    ``init`` starts it from trained weights, keys matched strictly: ``run:RUN_DIR`` (the backbone
-    a run trained) or a state-dict file; 2-D weights are inflated into a 3-D counterpart.
+    ``init`` starts it from trained weights, keys matched strictly: ``zoo:NAME`` (``contrastkit zoo
+    list``), ``run:RUN_DIR`` (the backbone a run trained) or a state-dict file; 2-D weights are
+    inflated into a 3-D counterpart.
     ``freeze`` keeps it there (no gradient, BatchNorm on running statistics). ``weights`` loads a
     published file leniently (torchvision's video ResNets: key names mapped, heads skipped).
     """

@@ -13,6 +13,7 @@ exactly the 2-D network's map of that frame: the clip encoder starts where the i
 from __future__ import annotations
 
 import types
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -123,21 +124,23 @@ def _convnet_small3d(in_channels: int, width: int | None, image_size: int) -> Ba
 
 
 def initial_weights(source: str) -> dict[str, Tensor]:
-    """The backbone weights ``source`` names: ``run:RUN_DIR`` (the backbone a contrastkit run
-    trained) or a file holding a state dict (``contrastkit export --format state_dict``, or a
+    """The backbone weights ``source`` names: ``zoo:NAME`` (a zoo entry, cached or downloaded;
+    ``contrastkit zoo get NAME`` trains one that has no URL), ``run:RUN_DIR`` (the backbone a
+    contrastkit run trained) or a file holding a state dict (``contrastkit export --format state_dict``, or a
     Lightning checkpoint, whose ``backbone.*`` tensors are taken).
 
     Raises:
         FileNotFoundError: no such run folder or file; ValueError: an unreadable file.
     """
-    from pathlib import Path
-
     from contrastkit.nn.backbones import load_run_backbone
 
     if source.startswith("run:"):
         backbone, _, _ = load_run_backbone(source.removeprefix("run:"))
         return backbone.state_dict()
-    path = Path(source).expanduser()
+    if source.startswith("zoo:"):
+        path = _zoo_weights(source.removeprefix("zoo:"))
+    else:
+        path = Path(source).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"model.init: no file {path} (give a state-dict file or run:RUN_DIR)")
     try:
@@ -151,6 +154,19 @@ def initial_weights(source: str) -> dict[str, Tensor]:
     if not isinstance(state, dict) or not state:
         raise ValueError(f"model.init: {path} holds no tensors of a backbone")
     return state
+
+
+def _zoo_weights(name: str) -> Path:
+    """A zoo entry's weights file: cached, else fetched from its URL; an entry that would have to
+    be trained is refused in one line naming the command (training is not a side effect of init)."""
+    from contrastkit import zoo
+
+    entry = zoo.find(name)
+    if zoo.read_cached(name) is None and not entry.url:
+        raise zoo.ZooError(
+            f"model.init zoo:{name}: not cached and no URL; train it once: contrastkit zoo get {name} --data-root DATA"
+        )
+    return zoo.get(name).weights
 
 
 def init_backbone(backbone: nn.Module, source: str, *, freeze: bool = False) -> str:
