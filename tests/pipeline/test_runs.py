@@ -36,7 +36,9 @@ def _smoke_param(name: str) -> object:
 
 
 # generated from the CIFAR-10 copy without "cifar10" in the name
-NEEDS_CIFAR = {"crossclr-captions", "crossclr-captions-clips"}
+NEEDS_CIFAR = {"crossclr-captions", "crossclr-captions-clips", "crossclr-captions-expert"}
+# start from a zoo entry: smoke-tested with a state dict of the same architecture written here
+NEEDS_EXPERT = {"crossclr-captions-expert": "data.video_expert"}
 # the fast suite keeps transformers out: the captions smoke encodes with the hashing encoder
 SMOKE_EXTRA = {name: ["--set", "data.text_encoder=hashing"] for name in NEEDS_CIFAR}
 # need the user's dataset: smoke-tested on a fake tree or files the tests write
@@ -49,6 +51,12 @@ def test_recipe_runs_at_smoke_size(name, tmp_path):
         pytest.skip(f"no CIFAR-10 copy under {SHARED_DATA}")
     if _real_graphs(name) and not HAS_GRAPHS:
         pytest.skip(f"no Planetoid/TUDataset copies under {SHARED_DATA}")
+    expert: list[str] = []
+    if name in NEEDS_EXPERT:
+        from contrastkit.nn.backbones import ConvNetSmall
+
+        torch.save(ConvNetSmall(3, 16).state_dict(), tmp_path / "expert.pt")
+        expert = ["--set", f"{NEEDS_EXPERT[name]}={tmp_path / 'expert.pt'}"]
     code = main(
         [
             "train",
@@ -62,6 +70,7 @@ def test_recipe_runs_at_smoke_size(name, tmp_path):
             "--set",
             "trainer.limit_val_batches=2",
             *SMOKE_EXTRA.get(name, []),
+            *expert,
         ]
     )
     assert code == 0

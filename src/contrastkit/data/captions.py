@@ -16,6 +16,10 @@ weighting are for — and their (class, direction) pair is the cluster id (80 cl
   standardised with the training split's statistics. It keeps appearance and, through the three
   positions, motion; the learned encoders of the method map it into the joint space. [design]
   The paper uses pretrained video-expert features, which do not exist offline here.
+- or a frozen expert's features (``video_input="expert"``): a trained image encoder
+  (``video_expert``, e.g. ``zoo:moco-v2-cifar10-s{seed}``) applied to every frame, pooled over
+  three stretches of time (``nn.experts.pooled_clip_features``), standardised like the
+  descriptor — the paper's setting, where the video side is pretrained expert features;
 - or the clips themselves (``video_input="clips"``): ``uint8 [N, 3, T, S, S]``, for a method
   that trains a clip encoder end to end (CrossCLR with the recipe's ``model.backbone``).
 
@@ -107,6 +111,7 @@ def caption_pairs(
     text_encoder: str = "minilm",
     cache_dir: str | os.PathLike[str] | None = None,
     video_input: str = "descriptor",
+    video_expert: str | None = None,
 ) -> PairSet:
     """The captions protocol (module docstring); needs CIFAR-10 under ``root`` (``cifar10/``)."""
     from contrastkit.data.video_folders import cache_root
@@ -118,8 +123,10 @@ def caption_pairs(
             "the captions protocol writes captions about real CIFAR-10 objects: point --data-root at a folder "
             "holding cifar10/train.npz and cifar10/test.npz"
         )
-    if video_input not in ("descriptor", "clips"):
-        raise ValueError(f"video_input must be 'descriptor' or 'clips', got {video_input!r}")
+    if video_input not in ("descriptor", "clips", "expert"):
+        raise ValueError(f"video_input must be 'descriptor', 'clips' or 'expert', got {video_input!r}")
+    if video_input == "expert" and not video_expert:
+        raise ValueError("video_input 'expert' needs data.video_expert (e.g. zoo:moco-v2-cifar10-s0)")
     cifar = load_cifar10(base)
     g = torch.Generator().manual_seed(seed)
     tr_raw, tr_v, tr_c, tr_text, _ = _clips(
@@ -128,6 +135,11 @@ def caption_pairs(
     te_raw, te_v, te_c, te_text, thumbs = _clips(
         cifar.test_images, cifar.test_labels, test, frames, size, g, cifar.classes
     )
+    if video_input == "expert":
+        from contrastkit.nn.experts import frame_expert, pooled_clip_features
+
+        expert = frame_expert(str(video_expert).format(seed=seed))
+        tr_v, te_v = (pooled_clip_features(expert, raw, cifar.mean, cifar.std) for raw in (tr_raw, te_raw))
     mean, std = tr_v.mean(0), tr_v.std(0).clamp_min(1e-6)
     tr_v, te_v = (tr_v - mean) / std, (te_v - mean) / std
     if video_input == "clips":
@@ -146,7 +158,7 @@ def caption_pairs(
         te_c,
         f"moving CIFAR-10 objects with written captions ({train} train / {test} test pairs, {frames} frames of "
         f"{size}px, {len(CAPTION_TEMPLATES)} templates; text: {encoder.name}; video: "
-        f"{'raw clips' if video_input == 'clips' else '3 frames pooled to 8x8'}; "
+        f"{_video_side(video_input, video_expert, seed)}; "
         f"seed {seed})",
     )
     pairs.test_captions = te_text
@@ -154,18 +166,27 @@ def caption_pairs(
     return pairs
 
 
+def _video_side(video_input: str, video_expert: str | None, seed: int) -> str:
+    if video_input == "expert":
+        return f"frozen expert {str(video_expert).format(seed=seed)}, frame features pooled over 3 stretches"
+    return "raw clips" if video_input == "clips" else "3 frames pooled to 8x8"
+
+
 class CaptionData(DataSettings):
     """Options of ``caption_pairs``.
 
     Attributes:
         text_encoder: ``minilm`` (sentence-transformers, the ``[text]`` extra) or ``hashing``.
-        video_input: ``descriptor`` (a fixed pooled descriptor) or ``clips`` (raw clips for a
-            trained clip encoder).
+        video_input: ``descriptor`` (a fixed pooled descriptor), ``expert`` (a frozen image
+            encoder's frame features) or ``clips`` (raw clips for a trained clip encoder).
+        video_expert: the expert's weights for ``expert``: ``zoo:NAME``, ``run:RUN_DIR`` or a
+            state-dict file; ``{seed}`` is replaced by the run's seed (one zoo checkpoint per seed).
         cache_dir: where text features and rendered clips are kept (default: the user's cache).
     """
 
     text_encoder: Literal["minilm", "hashing"] = "minilm"
-    video_input: Literal["descriptor", "clips"] = "descriptor"
+    video_input: Literal["descriptor", "clips", "expert"] = "descriptor"
+    video_expert: str | None = None
     cache_dir: str | None = None
 
 
@@ -184,4 +205,5 @@ def _caption_pairs_dataset(settings: Any, root: str | os.PathLike[str] | None, s
         text_encoder=settings.text_encoder,
         cache_dir=settings.cache_dir,
         video_input=settings.video_input,
+        video_expert=settings.video_expert,
     )

@@ -8,29 +8,35 @@ card marks [unverified] (the official script defaults it to 0): treat it as tune
 
 Extractors (``extractor``): ``vgg19`` (ImageNet VGG-19 slices from ``vgg_weights``, a local
 torchvision state dict; the paper's choice), ``random-vgg19`` (fixed-seed random weights; only when
-asked for by name, and the report says so) or ``run:<RUN_DIR>`` (the stages of the image backbone
-a contrastkit run trained). Images enter the extractor in [0, 1] without ImageNet normalisation,
-as the official code does.
+asked for by name, and the report says so), ``run:<RUN_DIR>`` (the stages of the image backbone
+a contrastkit run trained) or ``zoo:NAME`` (the stages of a zoo encoder, ``contrastkit zoo list``,
+fed images normalised as the encoder was trained). Other images enter the extractor in [0, 1]
+without ImageNet normalisation, as the official code does.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Literal
 
 import lightning as L
 import torch
 import torch.nn.functional as F
 from pydantic import Field, field_validator
-from torch import Tensor, nn
+from torch import Tensor
 
 from contrastkit.functional.restoration import AECR_LAYER_WEIGHTS, contrastive_regularization
 from contrastkit.methods.base import Batch, OptimizerSettings, build_optimizer, warmup_cosine
 from contrastkit.nn.dehaze import AECRNet
-from contrastkit.nn.extractors import FrozenExtractor, backbone_stages, load_vgg19_features, random_vgg19_features
+from contrastkit.nn.extractors import (
+    FrozenExtractor,
+    extractor_from_run,
+    extractor_from_zoo,
+    load_vgg19_features,
+    random_vgg19_features,
+)
 from contrastkit.registry import MethodParams, register_method
 
-__all__ = ["AECR", "AECRParams", "build_extractor", "extractor_from_run", "paired_flips"]
+__all__ = ["AECR", "AECRParams", "build_extractor", "extractor_from_run", "extractor_from_zoo", "paired_flips"]
 
 
 class AECRParams(MethodParams):
@@ -58,8 +64,8 @@ class AECRParams(MethodParams):
     @field_validator("extractor")
     @classmethod
     def _known(cls, value: str) -> str:
-        if value not in ("vgg19", "random-vgg19") and not value.startswith("run:"):
-            raise ValueError(f"extractor must be 'vgg19', 'random-vgg19' or 'run:<RUN_DIR>', got {value!r}")
+        if value not in ("vgg19", "random-vgg19") and not value.startswith(("run:", "zoo:")):
+            raise ValueError(f"extractor must be 'vgg19', 'random-vgg19', 'run:<RUN_DIR>' or 'zoo:NAME', got {value!r}")
         return value
 
     @classmethod
@@ -73,23 +79,6 @@ class AECRParams(MethodParams):
         return f"aecr (L1 + {self.cr_weight} CR{'' if self.negatives else ' without negatives'}, {self.extractor})"
 
 
-def extractor_from_run(run_dir: str | Path) -> FrozenExtractor:
-    """The stages of the image backbone trained in a contrastkit run folder."""
-    from contrastkit.nn.backbones import load_run_backbone
-
-    backbone, recipe, channels = load_run_backbone(run_dir)
-    name = recipe.get("model", {}).get("backbone")
-    extractor = backbone_stages(backbone, f"{name} backbone of run {run_dir}")
-    if channels == 1:  # a grayscale encoder (e.g. digits) sees the mean of the RGB channels
-        extractor.stages[0] = nn.Sequential(_ChannelMean(), extractor.stages[0])
-    return extractor
-
-
-class _ChannelMean(nn.Module):
-    def forward(self, x: Tensor) -> Tensor:
-        return x.mean(dim=1, keepdim=True)
-
-
 def build_extractor(name: str, vgg_weights: str | None, seed: int = 0, width_divisor: int = 1) -> FrozenExtractor:
     """The frozen extractor a recipe names (see the module docstring); never a silent fallback."""
     if name == "vgg19":
@@ -101,6 +90,8 @@ def build_extractor(name: str, vgg_weights: str | None, seed: int = 0, width_div
         return load_vgg19_features(vgg_weights)
     if name == "random-vgg19":
         return random_vgg19_features(seed, width_divisor)
+    if name.startswith("zoo:"):
+        return extractor_from_zoo(name.removeprefix("zoo:"))
     return extractor_from_run(name.removeprefix("run:"))
 
 

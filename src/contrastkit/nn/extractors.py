@@ -16,7 +16,15 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-__all__ = ["FrozenExtractor", "VGG19_SLICES", "backbone_stages", "load_vgg19_features", "random_vgg19_features"]
+__all__ = [
+    "FrozenExtractor",
+    "VGG19_SLICES",
+    "backbone_stages",
+    "extractor_from_run",
+    "extractor_from_zoo",
+    "load_vgg19_features",
+    "random_vgg19_features",
+]
 
 VGG19_SLICES = ((0, 2), (2, 7), (7, 12), (12, 21), (21, 30))
 """``vgg19.features`` index ranges ending at relu1_1, relu2_1, relu3_1, relu4_1, relu5_1."""
@@ -139,3 +147,47 @@ def backbone_stages(backbone: nn.Module, description: str) -> FrozenExtractor:
     else:
         raise ValueError(f"{type(backbone).__name__} has neither stem+layers nor body; cannot split it into stages")
     return FrozenExtractor(stages, description)
+
+
+def extractor_from_run(run_dir: str | Path) -> FrozenExtractor:
+    """The stages of the image backbone trained in a contrastkit run folder."""
+    from contrastkit.nn.backbones import load_run_backbone
+
+    backbone, recipe, channels = load_run_backbone(run_dir)
+    name = recipe.get("model", {}).get("backbone")
+    extractor = backbone_stages(backbone, f"{name} backbone of run {run_dir}")
+    if channels == 1:  # a grayscale encoder (e.g. digits) sees the mean of the RGB channels
+        extractor.stages[0] = nn.Sequential(_ChannelMean(), extractor.stages[0])
+    return extractor
+
+
+def extractor_from_zoo(name: str) -> FrozenExtractor:
+    """The stages of a zoo encoder, fed images normalised as it was trained (a grayscale encoder
+    sees the mean of the RGB channels)."""
+    from contrastkit import zoo
+    from contrastkit.nn.experts import frame_expert
+
+    entry = zoo.find(name)
+    expert = frame_expert(f"zoo:{name}")
+    extractor = backbone_stages(expert, f"convnet_small stages of zoo entry {name}")
+    first: list[nn.Module] = [_ChannelMean()] if expert.body[0].in_channels == 1 else []
+    if entry.input_mean and entry.input_std:
+        first.append(_Normalize(entry.input_mean, entry.input_std))
+    if first:
+        extractor.stages[0] = nn.Sequential(*first, extractor.stages[0])
+    return extractor
+
+
+class _Normalize(nn.Module):
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return (x - self.mean) / self.std
+
+
+class _ChannelMean(nn.Module):
+    def forward(self, x: Tensor) -> Tensor:
+        return x.mean(dim=1, keepdim=True)

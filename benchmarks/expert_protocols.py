@@ -1,0 +1,262 @@
+"""Protocols rebuilt on experts: each arm trained from scratch and from a zoo expert, same seeds.
+
+    python benchmarks/expert_protocols.py crossclr --data-root ../shared/data --seeds 0 1 2
+
+Each paper starts from pretrained experts; ``contrastkit zoo`` provides ours (one checkpoint per
+seed, ``moco-v2-cifar10-s{seed}``, trained here on first use and checked against its band). For
+every arm and seed the script trains the from-scratch recipe and the expert recipe with the same
+seed, then writes ``results/experts_<protocol>.{json,md}``: the random-init row, the expert as it
+is (the expert recipe's untrained heads), both rows of every arm, the paired per-seed differences
+(expert - scratch; both runs see the same generated data), whether each expert arm beats random
+init by more than twice the seed spread, and which of the paper's orderings hold in how many seeds.
+
+    --settings expert        train one side only (then --merge the other's json)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from contrastkit import zoo
+from contrastkit.config import apply_overrides, load_recipe
+from contrastkit.pipeline.run import train
+from video_common import mean_std
+
+RESULTS = Path(__file__).parent / "results"
+RUNS = "runs/bench-experts"
+SETTINGS = ("scratch", "expert")
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """``recipes[setting]`` with ``sets[setting]`` is a setting; every arm of ``arms`` is trained in
+    both, an arm of ``shared`` (one that uses no expert) once. ``{seed}`` in a --set is the seed."""
+
+    title: str
+    recipes: dict[str, str]  # setting -> recipe
+    arms: dict[str, list[str]]  # label -> --set overrides, best first in the paper's ordering
+    metrics: tuple[tuple[str, str], ...]  # (key, label); the first is the main metric
+    zoo: str  # the expert entry of a seed
+    ordering: str
+    as_is: str | None  # what "the expert as it is" means for this protocol (None: no such row)
+    sets: dict[str, list[str]] = field(default_factory=dict)
+    shared: dict[str, list[str]] = field(default_factory=dict)  # last in the ordering
+    names: dict[str, str] = field(default_factory=lambda: {"scratch": "from scratch", "expert": "expert"})
+
+
+PROTOCOLS = {
+    "crossclr": Protocol(
+        title="CrossCLR on the captions protocol: video side from the fixed descriptor vs a frozen expert",
+        recipes={"scratch": "crossclr-captions", "expert": "crossclr-captions-expert"},
+        arms={
+            "(C) CrossCLR": [],
+            "(B) + intra negatives": ["method.prune_threshold=null", "method.weight_temperature=null"],
+            "(A) symmetric InfoNCE": [
+                "method.intra_weight=0",
+                "method.prune_threshold=null",
+                "method.weight_temperature=null",
+            ],
+        },
+        metrics=(
+            ("t2v_r1", "t→v R@1"),
+            ("t2v_cluster_r1", "cluster R@1"),
+            ("t2v_r5", "t→v R@5"),
+            ("t2v_medr", "t→v MedR"),
+        ),
+        zoo="moco-v2-cifar10-s{seed}",
+        ordering="(C) >= (B) >= (A)",
+        as_is="the expert's frame features under the untrained heads of the expert recipe (the expert has no text side)",
+    ),
+    "aecr": Protocol(
+        title="AECR-Net: the CR extractor a random VGG-19 vs a zoo encoder's stages (synthetic haze on real photos)",
+        recipes={"scratch": "aecr-synthetic", "expert": "aecr-synthetic"},
+        sets={"expert": ["method.extractor=zoo:moco-v2-cifar10-s{seed}"]},
+        arms={"(b) L1 + 0.1 CR": []},
+        shared={"(a) L1 only": ["method.cr_weight=0"]},
+        metrics=(("psnr", "PSNR (dB)"), ("ssim", "SSIM"), ("sots_psnr", "SOTS-5 PSNR"), ("sots_ssim", "SOTS-5 SSIM")),
+        zoo="moco-v2-cifar10-s{seed}",
+        ordering="CR (b) >= L1 (a)",
+        as_is=None,
+        names={"scratch": "random VGG-19 extractor", "expert": "zoo encoder extractor"},
+    ),
+}
+
+
+def run(protocol: Protocol, seeds: list[int], settings: list[str], out: dict[str, Any]) -> None:
+    jobs = [(label, arm, setting) for label, arm in protocol.arms.items() for setting in settings]
+    jobs += [(label, arm, "shared") for label, arm in protocol.shared.items() if "scratch" in settings]
+    for seed in seeds:
+        if "expert" in settings:
+            entry = zoo.get(protocol.zoo.format(seed=seed), data_root=ARGS.data_root, progress=False, say=print)
+            out.setdefault("experts", {})[str(seed)] = {
+                "name": entry.name,
+                "value": entry.value,
+                "verified": entry.verified,
+            }
+        for label, arm, setting in jobs:
+            recipe = protocol.recipes["scratch" if setting == "shared" else setting]
+            sets = [*protocol.sets.get(setting, []), *arm, f"trainer.seed={seed}"]
+            sets = [s.format(seed=seed) for s in sets] + ([f"optim.epochs={ARGS.epochs}"] if ARGS.epochs else [])
+            print(f"== {label} {setting} seed {seed}", flush=True)
+            command = f"contrastkit train {recipe} --data-root {ARGS.data_root} " + " ".join(f"--set {s}" for s in sets)
+            results = train(
+                apply_overrides(load_recipe(recipe), sets),
+                data_root=ARGS.data_root,
+                runs_dir=RUNS,
+                command=command,
+                progress=False,
+            )
+            row = {
+                "seed": seed,
+                "final": results["final"],
+                "random_init": results["random_init"],
+                "run": results["run_dir"],
+                "command": command,
+            }
+            out["runs"].setdefault(setting, {}).setdefault(label, []).append(row)
+            save(out)
+
+
+def _values(rows: list[dict[str, Any]], key: str, which: str = "final") -> list[float]:
+    return [float(r[which][key]) for r in sorted(rows, key=lambda r: r["seed"]) if r["seed"] in SEEDS]
+
+
+def _spread(values: list[float]) -> float:
+    return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def _ordering(protocol: Protocol, runs: dict[str, Any], setting: str, key: str) -> str:
+    if any(a not in runs[setting] for a in protocol.arms):
+        return (
+            f"- paper ordering {protocol.ordering} ({protocol.names.get(setting, setting)}): not every arm has run yet"
+        )
+    columns = [_values(runs[setting][a], key) for a in protocol.arms]
+    columns += [_values(runs["shared"][a], key) for a in protocol.shared if a in runs.get("shared", {})]
+    per_seed = list(zip(*columns, strict=True))
+    holds = sum(all(x >= y for x, y in zip(vals, vals[1:])) for vals in per_seed)
+    means = [statistics.mean(c) for c in columns]
+    verdict = "holds" if all(x >= y for x, y in zip(means, means[1:])) else "does not hold"
+    shown = ", ".join(f"{m:.2f}" for m in means)
+    return f"- paper ordering {protocol.ordering} ({protocol.names.get(setting, setting)}), on means: {verdict} ({shown}); in {holds} of {len(per_seed)} seeds"
+
+
+def markdown(report: dict[str, Any]) -> str:
+    global SEEDS
+    protocol = PROTOCOLS[report["protocol"]]
+    runs = report["runs"]
+    SEEDS = set.intersection(*({r["seed"] for r in rows} for arms in runs.values() for rows in arms.values()))
+    key, label = protocol.metrics[0]
+    lines = [f"# {protocol.title}", ""]
+    lines += [f"Command: `{c}`  " for c in report["commands"]]
+    lines += [
+        f"Date: {report['date']}; seeds {sorted(SEEDS)} (in every row); wall time {report['wall_minutes']:.0f} min; "
+        f"{report['machine']}.",
+        "",
+    ]
+    experts = report.get("experts", {})
+    if experts:
+        shown = ", ".join(
+            f"seed {s}: {e['name']} (kNN {e['value']:.2f}, {'verified' if e['verified'] else 'UNVERIFIED'})"
+            for s, e in sorted(experts.items())
+            if e.get("value") is not None
+        )
+        lines += [f"Experts (one zoo checkpoint per seed, `contrastkit zoo get`): {shown}.", ""]
+    header = " | ".join(lab for _, lab in protocol.metrics)
+    lines += [f"| row | {header} | per-seed {label} |", "|---|" + "---:|" * len(protocol.metrics) + "---|"]
+
+    def row(name: str, rows: list[dict[str, Any]], which: str = "final") -> str:
+        cells = " | ".join(mean_std(_values(rows, k, which)) for k, _ in protocol.metrics)
+        per_seed = ", ".join(f"{v:.2f}" for v in _values(rows, key, which))
+        return f"| {name} | {cells} | {per_seed} |"
+
+    first = {s: next(iter(runs[s].values())) for s in runs}
+    init_rows = first.get("scratch") or first.get("shared") or first["expert"]
+    lines.append(row("random init", init_rows, "random_init"))
+    if "expert" in first and protocol.as_is:
+        lines.append(row(f"expert as it is: {protocol.as_is}", first["expert"], "random_init"))
+    for arm in protocol.arms:
+        for setting in SETTINGS:
+            if arm in runs.get(setting, {}):
+                lines.append(row(f"{arm}, {protocol.names[setting]}", runs[setting][arm]))
+    for arm, rows in runs.get("shared", {}).items():
+        lines.append(row(f"{arm} (no extractor)", rows))
+    if set(SETTINGS) <= set(runs):
+        versus = f"{protocol.names['expert']} - {protocol.names['scratch']}"
+        lines += ["", f"Paired per-seed differences on {label}, {versus} (same seed, same data):", ""]
+        for arm in [a for a in protocol.arms if a in runs["expert"] and a in runs["scratch"]]:
+            pairs = zip(_values(runs["expert"][arm], key), _values(runs["scratch"][arm], key), strict=True)
+            diffs = [e - s for e, s in pairs]
+            lines.append(
+                f"- {arm}: " + ", ".join(f"{d:+.2f}" for d in diffs) + f"; mean {mean_std(diffs)}; "
+                f"{sum(d > 0 for d in diffs)} of {len(diffs)} seeds positive"
+            )
+    if "expert" in runs:
+        lines += ["", "Checks on the expert rows:", ""]
+        init = _values(init_rows, key, "random_init")
+        for arm in [a for a in protocol.arms if a in runs["expert"]]:
+            values = _values(runs["expert"][arm], key)
+            gap, spread = statistics.mean(values) - statistics.mean(init), max(_spread(values), _spread(init))
+            line = (
+                f"- {arm}: {gap:+.2f} over random init (twice the seed spread: {2 * spread:.2f}) — "
+                f"{'beats it' if gap > 2 * spread else 'does NOT beat it'} by more than twice the spread"
+            )
+            if protocol.as_is:
+                adds = [v - a for v, a in zip(values, _values(first["expert"], key, "random_init"), strict=True)]
+                line += f"; over the expert as it is {mean_std(adds)} ({sum(a > 0 for a in adds)} of {len(adds)} seeds)"
+            lines.append(line)
+    lines += [_ordering(protocol, runs, s, key) for s in SETTINGS if s in runs]
+    return "\n".join(lines) + "\n"
+
+
+def save(report: dict[str, Any]) -> None:
+    report["wall_minutes"] = report.get("wall_before", 0.0) + (time.time() - START) / 60
+    stem = ARGS.out / f"experts_{report['protocol']}"
+    stem.with_suffix(".json").write_text(json.dumps(report, indent=2))
+    if report["runs"]:
+        stem.with_suffix(".md").write_text(markdown(report))
+
+
+def main() -> None:
+    global ARGS, START
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("protocol", choices=sorted(PROTOCOLS))
+    parser.add_argument("--data-root", required=True)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--settings", nargs="+", choices=SETTINGS, default=list(SETTINGS))
+    parser.add_argument("--epochs", type=int, help="override the recipes' epochs (a smoke pass)")
+    parser.add_argument("--merge", type=Path, help="an earlier json of this protocol whose runs to keep")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="folder for experts_<protocol>.{json,md}")
+    ARGS = parser.parse_args()
+    START = time.time()
+    command = "python benchmarks/expert_protocols.py " + " ".join(
+        [ARGS.protocol, "--data-root", ARGS.data_root, "--seeds", *map(str, ARGS.seeds), "--settings", *ARGS.settings]
+        + (["--epochs", str(ARGS.epochs)] if ARGS.epochs else [])
+    )
+    report: dict[str, Any] = {"protocol": ARGS.protocol, "seeds": ARGS.seeds, "runs": {}, "commands": []}
+    if ARGS.merge:
+        report = json.loads(ARGS.merge.read_text())
+        report["wall_before"] = report["wall_minutes"]
+    report["commands"] = [*report["commands"], command]
+    report["seeds"] = sorted(set(report["seeds"]) | set(ARGS.seeds))
+    report["date"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    report["machine"] = f"{torch.get_num_threads()} threads, torch {torch.__version__}"
+    run(PROTOCOLS[ARGS.protocol], ARGS.seeds, ARGS.settings, report)
+    save(report)
+    print((ARGS.out / f"experts_{ARGS.protocol}.md").read_text())
+
+
+ARGS: argparse.Namespace
+START: float
+SEEDS: set[int] = set()
+
+if __name__ == "__main__":
+    main()
