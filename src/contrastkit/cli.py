@@ -308,12 +308,18 @@ def run() -> NoReturn:
     After Ctrl-C the exit is 130 for certain: the exit handlers run and the streams are flushed
     with SIGINT ignored, then the process ends at once. A normal interpreter exit after a handled
     interrupt was seen (once, in CI) to end by SIGINT instead of 130; a second Ctrl-C while
-    Lightning or the data workers shut down would do the same.
+    Lightning or the data workers shut down would do the same. A closed pipe on stdout
+    (``| head``) ends it quietly with 1, as Python's documentation recommends.
     """
-    status = main()
+    import os
+
+    try:
+        status = main()
+    except BrokenPipeError:  # the reader went away (contrastkit zoo list | head): no traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
     if status == 130:
         import atexit
-        import os
         import signal
 
         signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -179,3 +179,16 @@ def test_an_old_option_name_trains_with_a_one_line_note(tmp_path, capsys):
     }
     (run,) = (tmp_path / "moco-digits").iterdir()
     assert yaml.safe_load((run / "recipe.yaml").read_text())["method"]["ema_momentum"] == 0.99
+
+
+def test_a_closed_pipe_on_stdout_ends_the_program_quietly():
+    """``contrastkit recipes | head -1``: the reader leaves early; no traceback, exit 1."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "contrastkit.cli", "recipes"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    proc.stdout.close()  # no reader: the first write fails with EPIPE
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 1 and "Traceback" not in err, err
