@@ -16,10 +16,11 @@ weighting are for — and their (class, direction) pair is the cluster id (80 cl
   standardised with the training split's statistics. It keeps appearance and, through the three
   positions, motion; the learned encoders of the method map it into the joint space. [design]
   The paper uses pretrained video-expert features, which do not exist offline here.
-- or a frozen expert's features (``video_input="expert"``): a trained image encoder
-  (``video_expert``, e.g. ``zoo:moco-v2-cifar10-s{seed}``) applied to every frame, pooled over
-  three stretches of time (``nn.experts.pooled_clip_features``), standardised like the
-  descriptor — the paper's setting, where the video side is pretrained expert features;
+- or expert features beside it (``video_input="expert"``): an appearance expert, a trained
+  image encoder (``video_expert``, e.g. ``zoo:moco-v2-cifar10-s{seed}``) applied to every frame
+  and pooled over three stretches of time (``nn.experts.pooled_clip_features``), concatenated
+  with the descriptor, which keeps the positions that motion needs and that the expert's global
+  pooling drops — the paper's video side is likewise several pretrained experts concatenated;
 - or the clips themselves (``video_input="clips"``): ``uint8 [N, 3, T, S, S]``, for a method
   that trains a clip encoder end to end (CrossCLR with the recipe's ``model.backbone``).
 
@@ -34,6 +35,7 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import Tensor
 
 from contrastkit.data.errors import DataError
@@ -74,7 +76,14 @@ def caption(name: str, direction: int, speed: float, template: int, wording: int
 
 
 def _clips(
-    images: Tensor, labels: Tensor, count: int, frames: int, size: int, g: torch.Generator, classes: tuple[str, ...]
+    images: Tensor,
+    labels: Tensor,
+    count: int,
+    frames: int,
+    size: int,
+    g: torch.Generator,
+    classes: tuple[str, ...],
+    radius: float,
 ) -> tuple[Tensor, Tensor, Tensor, list[str], Tensor]:
     """``count`` clips: raw ``uint8 [count, 3, T, S, S]``, descriptors ``[count, 576]``, clusters,
     captions, middle frames ``uint8 [count, 3, S, S]``."""
@@ -87,7 +96,7 @@ def _clips(
         start = (float(torch.rand(1, generator=g)) * size, float(torch.rand(1, generator=g)) * size)
         background = _background(size, g)
         texture = images[pick].float() / 255
-        clip = moving_object_frames(direction, texture, background, frames, start, speed, radius=size / 4)
+        clip = moving_object_frames(direction, texture, background, frames, start, speed, radius=radius)
         raw.append(clip.permute(3, 0, 1, 2))
         chosen = clip[list(positions)].permute(0, 3, 1, 2).float() / 255  # [3 frames, 3, S, S]
         descriptors.append(F.adaptive_avg_pool2d(chosen, 8).flatten())
@@ -112,6 +121,7 @@ def caption_pairs(
     cache_dir: str | os.PathLike[str] | None = None,
     video_input: str = "descriptor",
     video_expert: str | None = None,
+    object_radius: float = 0.25,
 ) -> PairSet:
     """The captions protocol (module docstring); needs CIFAR-10 under ``root`` (``cifar10/``)."""
     from contrastkit.data.video_folders import cache_root
@@ -129,17 +139,19 @@ def caption_pairs(
         raise ValueError("video_input 'expert' needs data.video_expert (e.g. zoo:moco-v2-cifar10-s0)")
     cifar = load_cifar10(base)
     g = torch.Generator().manual_seed(seed)
+    radius = object_radius * size
     tr_raw, tr_v, tr_c, tr_text, _ = _clips(
-        cifar.train_images, cifar.train_labels, train, frames, size, g, cifar.classes
+        cifar.train_images, cifar.train_labels, train, frames, size, g, cifar.classes, radius
     )
     te_raw, te_v, te_c, te_text, thumbs = _clips(
-        cifar.test_images, cifar.test_labels, test, frames, size, g, cifar.classes
+        cifar.test_images, cifar.test_labels, test, frames, size, g, cifar.classes, radius
     )
     if video_input == "expert":
         from contrastkit.nn.experts import frame_expert, pooled_clip_features
 
         expert = frame_expert(str(video_expert).format(seed=seed))
-        tr_v, te_v = (pooled_clip_features(expert, raw, cifar.mean, cifar.std) for raw in (tr_raw, te_raw))
+        tr_e, te_e = (pooled_clip_features(expert, raw, cifar.mean, cifar.std) for raw in (tr_raw, te_raw))
+        tr_v, te_v = torch.cat([tr_e, tr_v], dim=1), torch.cat([te_e, te_v], dim=1)
     mean, std = tr_v.mean(0), tr_v.std(0).clamp_min(1e-6)
     tr_v, te_v = (tr_v - mean) / std, (te_v - mean) / std
     if video_input == "clips":
@@ -168,7 +180,7 @@ def caption_pairs(
 
 def _video_side(video_input: str, video_expert: str | None, seed: int) -> str:
     if video_input == "expert":
-        return f"frozen expert {str(video_expert).format(seed=seed)}, frame features pooled over 3 stretches"
+        return f"frozen expert {str(video_expert).format(seed=seed)} pooled over 3 stretches + the 8x8 descriptor"
     return "raw clips" if video_input == "clips" else "3 frames pooled to 8x8"
 
 
@@ -181,12 +193,15 @@ class CaptionData(DataSettings):
             encoder's frame features) or ``clips`` (raw clips for a trained clip encoder).
         video_expert: the expert's weights for ``expert``: ``zoo:NAME``, ``run:RUN_DIR`` or a
             state-dict file; ``{seed}`` is replaced by the run's seed (one zoo checkpoint per seed).
+        object_radius: the disc's radius as a fraction of the frame (0.25: a CIFAR-10 image shrunk
+            to half the frame; 0.5: at its own resolution, as an expert trained on CIFAR-10 saw it).
         cache_dir: where text features and rendered clips are kept (default: the user's cache).
     """
 
     text_encoder: Literal["minilm", "hashing"] = "minilm"
     video_input: Literal["descriptor", "clips", "expert"] = "descriptor"
     video_expert: str | None = None
+    object_radius: float = Field(0.25, gt=0, le=0.5)
     cache_dir: str | None = None
 
 
@@ -206,4 +221,5 @@ def _caption_pairs_dataset(settings: Any, root: str | os.PathLike[str] | None, s
         cache_dir=settings.cache_dir,
         video_input=settings.video_input,
         video_expert=settings.video_expert,
+        object_radius=settings.object_radius,
     )
