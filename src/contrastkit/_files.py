@@ -17,12 +17,12 @@ def temporary_sibling(path: str | os.PathLike[str]) -> Path:
     return path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
 
 
-def write_atomic(path: str | os.PathLike[str], text: str) -> None:
-    """Replace ``path`` with ``text``: readers see the old file or the new one, never a part."""
+def write_atomic(path: str | os.PathLike[str], text: str | bytes) -> None:
+    """Replace ``path`` with ``text`` (or bytes): readers see the old file or the new one, never a part."""
     path = Path(path)
     tmp = temporary_sibling(path)
     try:
-        with open(tmp, "w") as f:
+        with open(tmp, "wb" if isinstance(text, bytes) else "w") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())

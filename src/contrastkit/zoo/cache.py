@@ -101,20 +101,9 @@ def weights_bytes(state: dict[str, Any]) -> bytes:
 
 def save_weights(state: dict[str, Any], name: str) -> Path:
     """Write a state dict as the entry's ``backbone.pt``, whole or not at all."""
-    from contrastkit._files import temporary_sibling
-
     target = entry_dir(name) / "backbone.pt"
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_sibling(target)
-    try:
-        with open(tmp, "wb") as f:
-            f.write(weights_bytes(state))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_atomic(target, weights_bytes(state))
     return target
 
 
