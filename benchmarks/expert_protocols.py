@@ -48,12 +48,37 @@ class Protocol:
     zoo: str  # the expert entry of a seed
     ordering: str
     as_is: str | None  # what "the expert as it is" means for this protocol (None: no such row)
+    as_is_key: str | None = None  # a result key holding the expert's own main metric (else: the untrained run's)
     sets: dict[str, list[str]] = field(default_factory=dict)
     shared: dict[str, list[str]] = field(default_factory=dict)  # last in the ordering
     names: dict[str, str] = field(default_factory=lambda: {"scratch": "from scratch", "expert": "expert"})
+    shared_note: str = "(uses no expert)"
 
+
+VCLR_OFF = ["method.intra_weight=0", "method.vclr_weight=0", "method.order_weight=0"]
 
 PROTOCOLS = {
+    "vclr": Protocol(
+        title="VCLR on global-context videos with CIFAR-10 objects: the frame encoder from scratch vs from a zoo "
+        "MoCo v2 encoder",
+        recipes={"scratch": "vclr-cifar", "expert": "vclr-cifar"},
+        sets={"expert": ["model.init=zoo:moco-v2-cifar10-s{seed}"]},
+        arms={
+            "(c) VCLR": [],
+            "(b) clip-level MoCo": ["method.inter_positive=same_segment", *VCLR_OFF],
+            "(a) frame-instance MoCo": ["method.inter_positive=same_frame", *VCLR_OFF],
+        },
+        metrics=(
+            ("retrieval_r1", "R@1"),
+            ("knn_top1", "kNN"),
+            ("linear_probe_top1", "linear probe"),
+            ("order_accuracy", "order head (4-way)"),
+        ),
+        zoo="moco-v2-cifar10-s{seed}",
+        ordering="(c) >= (b) >= (a)",
+        as_is="the zoo encoder before VCLR trains it",
+        names={"scratch": "from scratch", "expert": "from the zoo encoder"},
+    ),
     "crossclr": Protocol(
         title="CrossCLR on the captions protocol (objects at CIFAR-10's resolution): the motion descriptor alone "
         "vs beside a frozen appearance expert",
@@ -91,6 +116,26 @@ PROTOCOLS = {
         ordering="CR (b) >= L1 (a)",
         as_is=None,
         names={"scratch": "random VGG-19 extractor", "expert": "zoo encoder extractor"},
+        shared_note="(no extractor)",
+    ),
+    "ccl": Protocol(
+        title="CCL on CIFAR-10 clips: the image teacher on a random encoder vs on a zoo encoder (each with a head "
+        "trained on 5000 labelled frames); the audio teacher uninformative on classes 5-9",
+        recipes={"scratch": "ccl-cifar", "expert": "ccl-cifar"},
+        sets={"expert": ["data.image_teacher=zoo:moco-v2-cifar10-s{seed}"]},
+        arms={"(5) CCL(AI)": [], "(4) CCL(I)": ["method.teachers=image"]},
+        shared={"(1) CE only": ["method.teachers=none"]},
+        metrics=(
+            ("student_top1", "student top-1"),
+            ("student_retrieval_r1", "retrieval R@1"),
+            ("gap_classes_top1", "top-1, gap classes 5-9"),
+            ("other_classes_top1", "top-1, classes 0-4"),
+        ),
+        zoo="moco-v2-cifar10-s{seed}",
+        ordering="(5) >= (4) >= (1)",
+        as_is="the image teacher alone (encoder + head on the middle frame)",
+        as_is_key="teacher_image_top1",
+        names={"scratch": "random-encoder teacher", "expert": "zoo-encoder teacher"},
     ),
 }
 
@@ -182,17 +227,31 @@ def markdown(report: dict[str, Any]) -> str:
         per_seed = ", ".join(f"{v:.2f}" for v in _values(rows, key, which))
         return f"| {name} | {cells} | {per_seed} |"
 
+    def as_is(rows: list[dict[str, Any]]) -> list[float]:
+        if protocol.as_is_key:
+            return _values(rows, protocol.as_is_key)
+        return _values(rows, key, "random_init")
+
+    def as_is_row(name: str, rows: list[dict[str, Any]]) -> str:
+        if not protocol.as_is_key:
+            return row(name, rows, "random_init")
+        values = as_is(rows)
+        blanks = " | –" * (len(protocol.metrics) - 1)
+        return f"| {name} | {mean_std(values)}{blanks} | {', '.join(f'{v:.2f}' for v in values)} |"
+
     first = {s: next(iter(runs[s].values())) for s in runs}
     init_rows = first.get("scratch") or first.get("shared") or first["expert"]
     lines.append(row("random init", init_rows, "random_init"))
+    if "scratch" in first and protocol.as_is_key:
+        lines.append(as_is_row(f"{protocol.names['scratch']} as it is: {protocol.as_is}", first["scratch"]))
     if "expert" in first and protocol.as_is:
-        lines.append(row(f"expert as it is: {protocol.as_is}", first["expert"], "random_init"))
+        lines.append(as_is_row(f"expert as it is: {protocol.as_is}", first["expert"]))
     for arm in protocol.arms:
         for setting in SETTINGS:
             if arm in runs.get(setting, {}):
                 lines.append(row(f"{arm}, {protocol.names[setting]}", runs[setting][arm]))
     for arm, rows in runs.get("shared", {}).items():
-        lines.append(row(f"{arm} (no extractor)", rows))
+        lines.append(row(f"{arm} {protocol.shared_note}", rows))
     if set(SETTINGS) <= set(runs):
         versus = f"{protocol.names['expert']} - {protocol.names['scratch']}"
         lines += ["", f"Paired per-seed differences on {label}, {versus} (same seed, same data):", ""]
@@ -214,7 +273,7 @@ def markdown(report: dict[str, Any]) -> str:
                 f"{'beats it' if gap > 2 * spread else 'does NOT beat it'} by more than twice the spread"
             )
             if protocol.as_is:
-                adds = [v - a for v, a in zip(values, _values(first["expert"], key, "random_init"), strict=True)]
+                adds = [v - a for v, a in zip(values, as_is(first["expert"]), strict=True)]
                 line += f"; over the expert as it is {mean_std(adds)} ({sum(a > 0 for a in adds)} of {len(adds)} seeds)"
             lines.append(line)
     lines += [_ordering(protocol, runs, s, key) for s in SETTINGS if s in runs]

@@ -36,11 +36,11 @@ def _smoke_param(name: str) -> object:
 
 
 # generated from the CIFAR-10 copy without "cifar10" in the name
-NEEDS_CIFAR = {"crossclr-captions", "crossclr-captions-clips", "crossclr-captions-expert"}
+NEEDS_CIFAR = {"crossclr-captions", "crossclr-captions-clips", "crossclr-captions-expert", "ccl-cifar", "vclr-cifar"}
 # start from a zoo entry: smoke-tested with a state dict of the same architecture written here
 NEEDS_EXPERT = {"crossclr-captions-expert": "data.video_expert"}
 # the fast suite keeps transformers out: the captions smoke encodes with the hashing encoder
-SMOKE_EXTRA = {name: ["--set", "data.text_encoder=hashing"] for name in NEEDS_CIFAR}
+SMOKE_EXTRA = {name: ["--set", "data.text_encoder=hashing"] for name in NEEDS_CIFAR if name.startswith("crossclr")}
 # need the user's dataset: smoke-tested on a fake tree or files the tests write
 USER_DATA_RECIPES = {"videomoco-ucf101", "vclr-ucf101", "crossclr-features", "aecr-reside", "simclr-folder"}
 
@@ -95,6 +95,8 @@ def test_recipe_runs_at_smoke_size(name, tmp_path):
     metric = results["metrics"][0]["key"]
     assert 0 <= results["final"][metric] <= 100 and 0 <= results["random_init"][metric] <= 100
     assert "random init" in (run / "report.md").read_text()
+    if name == "ccl-cifar":  # the frozen teacher's own top-1 is kept beside the student's
+        assert 10 < results["final"]["teacher_image_top1"] <= 100
 
 
 class _Killed(RuntimeError):

@@ -38,8 +38,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor
 
-from contrastkit.data.errors import DataError
-from contrastkit.data.images import data_root, load_cifar10
+from contrastkit.data.images import require_cifar10
 from contrastkit.data.moving_objects import DIRECTIONS, _background, moving_object_frames
 from contrastkit.data.pairs import PAIRS_TASK, PairSet
 from contrastkit.registry import DataSettings, register_dataset
@@ -127,17 +126,11 @@ def caption_pairs(
     from contrastkit.data.video_folders import cache_root
     from contrastkit.nn.text import HashingTextEncoder, MiniLMEncoder, encode_texts
 
-    base = data_root(root)
-    if base is None or not ((base / "cifar10" / "train.npz").is_file() or (base / "train.npz").is_file()):
-        raise DataError(
-            "the captions protocol writes captions about real CIFAR-10 objects: point --data-root at a folder "
-            "holding cifar10/train.npz and cifar10/test.npz"
-        )
     if video_input not in ("descriptor", "clips", "expert"):
         raise ValueError(f"video_input must be 'descriptor', 'clips' or 'expert', got {video_input!r}")
     if video_input == "expert" and not video_expert:
         raise ValueError("video_input 'expert' needs data.video_expert (e.g. zoo:moco-v2-cifar10-s0)")
-    cifar = load_cifar10(base)
+    cifar = require_cifar10(root, "the captions protocol writes captions about real CIFAR-10 objects")
     g = torch.Generator().manual_seed(seed)
     radius = object_radius * size
     tr_raw, tr_v, tr_c, tr_text, _ = _clips(

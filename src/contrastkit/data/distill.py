@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -23,7 +23,7 @@ from torch import Tensor
 from contrastkit.data.images import AugmentedData
 from contrastkit.registry import register_dataset
 
-__all__ = ["DISTILL_TASK", "DistillSet", "ccl_synthetic"]
+__all__ = ["DISTILL_TASK", "DistillSet", "audio_teacher", "ccl_synthetic"]
 
 DISTILL_TASK = "distill"
 SHAPES = ("square", "plus", "ring", "cross", "bar")
@@ -44,6 +44,7 @@ class DistillSet:
     classes: tuple[str, ...]
     source: str
     gap_classes: tuple[int, ...] = ()
+    teacher_top1: dict[str, float] = field(default_factory=dict)  # a teacher's own test top-1, where it has one
 
 
 def _shape_mask(shape: int, size: int = 8) -> Tensor:
@@ -81,6 +82,16 @@ def _clips(labels: Tensor, frames: int, size: int, noise: float, g: torch.Genera
     return (out.clamp(0, 1) * 255).round().to(torch.uint8)
 
 
+def audio_teacher(labels: Tensor, protos: Tensor, missing: float, g: torch.Generator) -> Tensor:
+    """Audio features with a semantic gap, ``[N, D]``: ``protos[y] + 0.5 e`` for the classes below
+    5, the shared "music" row ``protos[-1] + 0.5 e`` for ``GAP_CLASSES``; a ``missing`` fraction
+    of rows all zero (no audio)."""
+    source = torch.where(labels < GAP_CLASSES[0], labels, torch.full_like(labels, len(protos) - 1))
+    audio = protos[source] + 0.5 * torch.randn(len(labels), protos.shape[1], generator=g)
+    audio[torch.rand(len(labels), generator=g) < missing] = 0
+    return audio
+
+
 def ccl_synthetic(
     seed: int = 0,
     *,
@@ -102,11 +113,7 @@ def ccl_synthetic(
         labels = torch.arange(classes).repeat_interleave(per_class)
         clips = _clips(labels, frames, size, noise, g)
         image = image_protos[labels] + 0.5 * torch.randn(len(labels), dim, generator=g)
-        source = torch.where(labels < 5, labels, torch.full_like(labels, classes))  # gap classes hear "music"
-        audio = audio_protos[source] + 0.5 * torch.randn(len(labels), dim, generator=g)
-        silent = torch.rand(len(labels), generator=g) < missing_audio
-        audio[silent] = 0
-        return clips, labels, {"audio": audio, "image": image}
+        return clips, labels, {"audio": audio_teacher(labels, audio_protos, missing_audio, g), "image": image}
 
     train = split(train_per_class)
     test = split(test_per_class)

@@ -183,6 +183,15 @@ def load_cifar10(root: str | os.PathLike[str] | None, download: bool = False) ->
     return ImageSplits("cifar10", tr_x, tr_y, te_x, te_y, names, mean, std, source)
 
 
+def require_cifar10(root: str | os.PathLike[str] | None, why: str) -> ImageSplits:
+    """The CIFAR-10 copy under ``root`` for a generated protocol that draws on it; without one,
+    a ``DataError`` that starts with ``why`` and says where to point ``--data-root``."""
+    base = data_root(root)
+    if base is None or not ((base / "cifar10" / "train.npz").is_file() or (base / "train.npz").is_file()):
+        raise DataError(f"{why}: point --data-root at a folder holding cifar10/train.npz and cifar10/test.npz")
+    return load_cifar10(base)
+
+
 @lru_cache(maxsize=4)
 def _read_npz(path: str) -> tuple[Tensor, Tensor, tuple[str, ...]]:
     """Decode an image ``.npz`` once per process (decompressing CIFAR-10 takes seconds)."""

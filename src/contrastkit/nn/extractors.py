@@ -170,7 +170,8 @@ def extractor_from_zoo(name: str) -> FrozenExtractor:
     entry = zoo.find(name)
     expert = frame_expert(f"zoo:{name}")
     extractor = backbone_stages(expert, f"convnet_small stages of zoo entry {name}")
-    first: list[nn.Module] = [_ChannelMean()] if expert.body[0].in_channels == 1 else []
+    stem = next(m for m in expert.modules() if isinstance(m, nn.Conv2d))
+    first: list[nn.Module] = [_ChannelMean()] if stem.in_channels == 1 else []
     if entry.input_mean and entry.input_std:
         first.append(_Normalize(entry.input_mean, entry.input_std))
     if first:
@@ -183,6 +184,9 @@ class _Normalize(nn.Module):
         super().__init__()
         self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
+
+    mean: Tensor
+    std: Tensor
 
     def forward(self, x: Tensor) -> Tensor:
         return (x - self.mean) / self.std

@@ -12,7 +12,7 @@ from contrastkit.zoo.metafiles import entries, find
 __all__ = ["add_parser", "run"]
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: argparse._SubParsersAction) -> None:
     zoo = sub.add_parser("zoo", help="trained encoders with expected results: list, get, verify, path")
     actions = zoo.add_subparsers(dest="zoo_command", required=True, parser_class=type(zoo))
     actions.add_parser("list", help="every entry, its band, and what is cached")

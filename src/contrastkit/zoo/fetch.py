@@ -83,9 +83,9 @@ def verify(
             try:
                 stored = _train_and_store(entry, data_root, progress, say)
             except OutsideBand:
-                stored = read_cached(entry.name)
-                assert stored is not None and stored.value is not None
-                return False, stored.value, stored
+                kept = read_cached(entry.name)
+                assert kept is not None and kept.value is not None
+                return False, kept.value, kept
             assert stored.value is not None
             return True, stored.value, stored
         scratch = Path(tempfile.mkdtemp(prefix="verify-", dir=entry_dir(entry.name)))

@@ -116,6 +116,8 @@ class DistillTask(Task):
             "student_retrieval_r1": retrieval_recall(train, self.data.train_labels, test, labels, ks=(1,))[1],
             "feature_dim": test.shape[1],
         }
+        for name, top1 in self.data.teacher_top1.items():  # the frozen teacher's own, for reference
+            numbers[f"teacher_{name}_top1"] = top1
         if self.data.gap_classes:
             gap = torch.isin(labels, torch.tensor(self.data.gap_classes))
             numbers["gap_classes_top1"] = float(correct[gap].float().mean() * 100)
