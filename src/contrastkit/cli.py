@@ -20,8 +20,15 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="contrastkit", description="Contrastive representation learning, one recipe at a time.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    from contrastkit import __version__
+
+    parser = _Parser(
+        prog="contrastkit",
+        description="Contrastive representation learning, one recipe at a time.",
+        epilog="contrastkit COMMAND --help says more about a command.",
+    )
+    parser.add_argument("--version", action="version", version=f"contrastkit {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
 
     train = sub.add_parser("train", help="train a recipe; writes runs/<recipe>/<timestamp>/")
     train.add_argument("recipe", nargs="?", help="shipped recipe name or path to a YAML file")
@@ -45,21 +52,28 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--quiet", action="store_true", help="only the final summary (implies --no-progress)")
 
     evaluate = sub.add_parser("eval", help="evaluate a run folder's checkpoint and rewrite its report")
-    evaluate.add_argument("run_dir")
-    evaluate.add_argument("--data-root")
-    evaluate.add_argument("--no-progress", action="store_true")
+    evaluate.add_argument("run_dir", metavar="RUN_DIR", help="a run folder (runs/<recipe>/<timestamp>)")
+    evaluate.add_argument("--data-root", help="folder with datasets (else $CONTRASTKIT_DATA)")
+    evaluate.add_argument("--no-progress", action="store_true", help="no progress bars")
     evaluate.add_argument("--quiet", action="store_true", help="only the final summary")
 
     federate = sub.add_parser("federate", help="simulate FedAvg / FedProx / MOON parties with Flower")
     federate.add_argument("recipe", help="shipped federated recipe name or YAML path")
     federate.add_argument("--data-root", help="folder with datasets (else $CONTRASTKIT_DATA)")
-    federate.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    federate.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a recipe value, e.g. --set federation.rounds=20 (repeatable)",
+    )
     federate.add_argument("--smoke", action="store_true", help="2 parties x 2 rounds on a small subset")
-    federate.add_argument("--runs-dir", default="runs")
+    federate.add_argument("--runs-dir", default="runs", help="where run folders go (default: runs)")
     federate.add_argument("--quiet", action="store_true", help="only the final summary (no line per round)")
 
     dehaze = sub.add_parser("dehaze", help="restore hazy photos with a trained dehazing run (any size, tiled)")
-    dehaze.add_argument("inputs", nargs="+", metavar="IMAGE_OR_FOLDER")
+    dehaze.add_argument("inputs", nargs="+", metavar="IMAGE_OR_FOLDER", help="photos, or folders of photos")
     source = dehaze.add_mutually_exclusive_group(required=True)
     source.add_argument("--run", metavar="RUN_DIR", help="a run folder of a dehazing recipe (e.g. aecr-synthetic)")
     source.add_argument("--dark-channel", action="store_true", help="the dark channel prior instead of a trained run")
@@ -67,19 +81,25 @@ def _parser() -> argparse.ArgumentParser:
     dehaze.add_argument("--tile", type=int, default=512, help="tile side for large images (default 512)")
     dehaze.add_argument("--overlap", type=int, default=32, help="pixels shared by neighbouring tiles (default 32)")
     dehaze.add_argument("--max-pixels", type=int, default=1024 * 1024, help="restore whole up to this many pixels")
-    dehaze.add_argument("--no-progress", action="store_true")
+    dehaze.add_argument("--no-progress", action="store_true", help="no progress bar")
     dehaze.add_argument("--quiet", action="store_true", help="only the final line and problems")
 
     export = sub.add_parser(
         "export", help="write a run's trained backbone as a state dict, torchvision weights or ONNX"
     )
-    export.add_argument("run_dir")
-    export.add_argument("--format", default="state_dict", choices=["state_dict", "torchvision", "onnx"])
-    export.add_argument("--out", required=True, metavar="FILE")
+    export.add_argument("run_dir", metavar="RUN_DIR", help="a run folder (runs/<recipe>/<timestamp>)")
+    export.add_argument(
+        "--format",
+        default="state_dict",
+        choices=["state_dict", "torchvision", "onnx"],
+        help="state_dict: our backbone's keys (default); torchvision: loadable into the torchvision model; "
+        "onnx: the backbone as an ONNX graph",
+    )
+    export.add_argument("--out", required=True, metavar="FILE", help="the file to write")
 
     compare = sub.add_parser("compare", help="training runs side by side on one self-contained HTML page")
-    compare.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
-    compare.add_argument("--out", required=True, metavar="FILE.html")
+    compare.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run folders (runs/<recipe>/<timestamp>)")
+    compare.add_argument("--out", required=True, metavar="FILE.html", help="the page to write")
 
     sub.add_parser("recipes", help="list shipped recipes")
     from contrastkit.zoo.cli import add_parser as add_zoo_parser
@@ -248,7 +268,11 @@ def _one_line_notes() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    if not (sys.argv[1:] if argv is None else argv):
+        parser.print_help()
+        return 0
+    args = parser.parse_args(argv)
     if args.command in ("train", "eval", "zoo"):
         _quiet_libraries()
     _one_line_notes()

@@ -120,3 +120,26 @@ def test_the_browser_check_sees_a_broken_page(tmp_path):
     dom, console = render(page, tmp_path)
     assert any("undefinedFunction" in line for line in console)
     assert 'data-errors="' in dom and 'data-drawn-curves="0"' in dom
+
+
+def test_ranks_are_best_when_lowest_and_cosines_are_not_marked():
+    from contrastkit.pipeline.compare import better
+
+    assert better("t2v_medr") == "lower" and better("v2t_mnr") == "lower"
+    assert better("t2v_r1") == "higher" and better("psnr") == "higher" and better("consistency_drop25") == "higher"
+    assert better("view_cosine_negative") is None and better("video_different_cluster_cos") is None
+
+
+def test_the_metric_table_bolds_the_lowest_median_rank_and_the_highest_recall():
+    from types import SimpleNamespace
+
+    from contrastkit.pipeline.compare import _metric_tables
+
+    metrics = [{"key": "t2v_r1", "label": "R@1"}, {"key": "t2v_medr", "label": "median rank"}]
+    runs = [
+        SimpleNamespace(label=f"R{i}", color="#000", results={"metrics": metrics, "final": final, "random_init": {}})
+        for i, final in enumerate(({"t2v_r1": 30.0, "t2v_medr": 4.0}, {"t2v_r1": 20.0, "t2v_medr": 9.0}))
+    ]
+    rows = re.findall(r"<tr><td>(.*?)</td>.*?<td( class=\"best\")?>([\d.]+)</td>", _metric_tables(runs))
+    best = {(label, value) for label, mark, value in rows if mark}
+    assert best == {("R@1", "30.00"), ("median rank", "4.00")}, rows

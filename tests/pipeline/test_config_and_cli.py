@@ -192,3 +192,29 @@ def test_a_closed_pipe_on_stdout_ends_the_program_quietly():
     proc.stdout.close()  # no reader: the first write fails with EPIPE
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 1 and "Traceback" not in err, err
+
+
+def test_bare_command_prints_the_usage_and_version_prints_the_version(capsys):
+    from contrastkit import __version__
+
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: contrastkit") and "train" in out and "zoo" in out
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0 and capsys.readouterr().out.strip() == f"contrastkit {__version__}"
+
+
+def test_every_argument_of_every_command_has_its_help():
+    import argparse
+
+    from contrastkit.cli import _parser
+
+    (commands,) = [a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    missing = [
+        f"{name} {action.dest}"
+        for name, parser in commands.choices.items()
+        for action in parser._actions
+        if not action.help and not isinstance(action, argparse._SubParsersAction)
+    ]
+    assert not missing, missing

@@ -186,6 +186,16 @@ def _curves(runs: list[RunRecord]) -> list[str]:
 # --- page -----------------------------------------------------------------------------------------
 
 
+def better(key: str) -> str | None:
+    """Which way a metric improves: ``"lower"`` for ranks (median, mean), ``None`` for cosine
+    diagnostics (neither way is better), else ``"higher"``."""
+    if key.endswith(("_medr", "_mnr")):
+        return "lower"
+    if any(part in ("cos", "cosine") for part in key.split("_")):
+        return None
+    return "higher"
+
+
 def _metric_tables(runs: list[RunRecord]) -> str:
     metrics: dict[str, str] = {}
     for r in runs:
@@ -195,7 +205,8 @@ def _metric_tables(runs: list[RunRecord]) -> str:
     for key, label in metrics.items():
         values = [(r, (r.results.get("final") or {}).get(key)) for r in runs]
         numeric = [v for _, v in values if isinstance(v, int | float)]
-        best = max(numeric) if numeric else None
+        order = better(key)
+        best = (max(numeric) if order == "higher" else min(numeric)) if numeric and order else None
         for r, value in values:
             init = (r.results.get("random_init") or {}).get(key)
             gain = f"{value - init:+.2f}" if isinstance(value, int | float) and isinstance(init, int | float) else "—"
@@ -208,8 +219,8 @@ def _metric_tables(runs: list[RunRecord]) -> str:
     return (
         '<table class="metrics"><thead><tr><th>metric</th><th>run</th><th>trained</th><th>random init</th>'
         f"<th>gain</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
-        '<p class="note">Highest trained value of a metric in bold (for losses and errors, lower is better: read'
-        " the label).</p>"
+        '<p class="note">The best trained value of each metric in bold: the highest, or the lowest for ranks;'
+        " cosine diagnostics are not marked.</p>"
     )
 
 
