@@ -7,7 +7,7 @@ PIP := $(VENV)/bin/pip
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 EXTRAS ?= dev,graph,federated,video,audio,text,restoration,export,tensorboard
 
-.PHONY: demo test test-slow venv browser lint typecheck bench clean
+.PHONY: demo test test-slow venv browser lint typecheck bench wheel clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,13 @@ lint: venv
 
 typecheck: venv
 	$(VENV)/bin/mypy src
+
+# sdist and wheel into dist/, built by the venv's setuptools (nothing downloaded); a test installs
+# the wheel into a fresh venv and runs it from outside the source tree (tests/test_packaging.py)
+wheel: venv
+	rm -rf dist build
+	$(PY) -c "from setuptools import build_meta as b; b.build_sdist('dist'); b.build_wheel('dist')" >/dev/null
+	@ls dist
 
 bench: venv
 	$(PIP) install -q -e ".[bench]" $(TORCH_PINS)
