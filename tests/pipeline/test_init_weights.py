@@ -38,7 +38,7 @@ def test_a_backbone_starts_from_a_run_exactly(digits_run):
 
 def test_weights_that_do_not_fit_are_one_line_naming_the_keys(digits_run, tmp_path):
     wider = _recipe("simclr-digits", f"model.init=run:{digits_run}", "model.width=32")
-    with pytest.raises(ValueError, match=r"body.0.weight is \(16, 1, 3, 3\), the backbone's \(32, 1, 3, 3\)"):
+    with pytest.raises(ValueError, match=r"body.0.weight is \(16, 1, 3, 3\) there, \(32, 1, 3, 3\) here"):
         prepared_backbone(wider, 1, 16)
     other = _recipe("simclr-digits", f"model.init=run:{digits_run}", "model.backbone=resnet18")
     with pytest.raises(ValueError) as err:

@@ -141,6 +141,21 @@ def test_resume_refuses_a_recipe_that_differs_from_the_checkpoint(section, key, 
     assert len(err) == 1 and f"{section}.{key}" in err[0] and "checkpoint" in err[0]
 
 
+@pytest.mark.parametrize("section,key,value", [("model", "width", 8), ("method", "name", "simclr")])
+def test_eval_refuses_a_recipe_that_differs_from_the_checkpoint(section, key, value, tmp_path, capsys):
+    """Issue 32, item 6: eval on such a run gave a 22-line traceback; the report stays as it was."""
+    runs = tmp_path / "runs"
+    assert main(["train", "moco-digits", "--smoke", "--no-progress", "--runs-dir", str(runs)]) == 0
+    (run,) = (runs / "moco-digits").iterdir()
+    report = (run / "report.md").read_text()
+    _edit_recipe(run, section, key, value)
+    capsys.readouterr()
+    assert main(["eval", str(run), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "last.ckpt does not fit" in err[0] and "recipe.yaml" in err[0], err
+    assert (run / "report.md").read_text() == report
+
+
 def test_resume_accepts_more_epochs_and_says_so(tmp_path):
     import json
 

@@ -31,6 +31,7 @@ __all__ = [
     "inflate_state_dict",
     "init_backbone",
     "initial_weights",
+    "load_strict",
 ]
 
 
@@ -84,6 +85,21 @@ def check_keys(state: dict[str, Tensor], ours: dict[str, Tensor], what: str) -> 
             return (", ".join(keys[:4]) + (" ..." if len(keys) > 4 else "")) or "none"
 
         raise ValueError(f"{what}: missing {shown(missing)}; unexpected {shown(unexpected)}")
+
+
+def load_strict(module: nn.Module, state: dict[str, Tensor], what: str) -> None:
+    """``module.load_state_dict(state)`` with keys and shapes matched strictly; a mismatch raises
+    ``ValueError`` in one line that starts with ``what`` and names the first key that differs."""
+    ours = module.state_dict()
+    check_keys(state, ours, what)
+    wrong = [k for k in ours if state[k].shape != ours[k].shape]
+    if wrong:
+        k = wrong[0]
+        raise ValueError(
+            f"{what}: {k} is {tuple(state[k].shape)} there, {tuple(ours[k].shape)} here"
+            + (f" (and {len(wrong) - 1} more tensors)" if len(wrong) > 1 else "")
+        )
+    module.load_state_dict(state)
 
 
 def inflate_state_dict(state: dict[str, Tensor], target: nn.Module) -> dict[str, Tensor]:
@@ -183,11 +199,7 @@ def init_backbone(backbone: nn.Module, source: str, *, freeze: bool = False) -> 
     inflated = any(state[k].dim() == ours[k].dim() - 1 for k in ours)
     if inflated:
         state = inflate_state_dict(state, backbone)
-    wrong = [k for k in ours if state[k].shape != ours[k].shape]
-    if wrong:
-        k = wrong[0]
-        raise ValueError(f"model.init {source}: {k} is {tuple(state[k].shape)}, the backbone's {tuple(ours[k].shape)}")
-    backbone.load_state_dict(state)
+    load_strict(backbone, state, f"model.init {source}")
     if freeze:
         freeze_module(backbone)
     return f"{source}{' (2-D weights inflated)' if inflated else ''}{', frozen' if freeze else ''}"

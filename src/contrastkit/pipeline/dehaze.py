@@ -29,6 +29,7 @@ def load_restorer(run_dir: str | os.PathLike[str]) -> Any:
     """The trained network of a ``dehaze``-task run folder (``recipe.yaml`` + ``checkpoints/last.ckpt``),
     in eval mode; ``ValueError`` names missing / unexpected keys of a checkpoint that does not fit."""
     from contrastkit.config import RecipeError, upgrade_stored_recipe, validate
+    from contrastkit.nn.inflate import load_strict
     from contrastkit.pipeline.run import load_checkpoint
     from contrastkit.registry import METHODS
 
@@ -41,14 +42,7 @@ def load_restorer(run_dir: str | os.PathLike[str]) -> Any:
         raise RecipeError(f"{folder} trained {recipe.method.name} on the {recipe.task} task, not a dehazing model")
     params = recipe.method.model_copy(update={"cr_weight": 0.0})  # inference needs no feature extractor
     method = METHODS.get(recipe.method.name).build(params, optimizer=None, seed=recipe.trainer.seed)
-    state = load_checkpoint(ckpt)["state_dict"]
-    missing, unexpected = method.state_dict().keys() - state.keys(), state.keys() - method.state_dict().keys()
-    if missing or unexpected:
-        raise ValueError(
-            f"{ckpt} does not fit {params.description()}: missing keys {sorted(missing)[:3]}, "
-            f"unexpected keys {sorted(unexpected)[:3]}"
-        )
-    method.load_state_dict(state)
+    load_strict(method, load_checkpoint(ckpt)["state_dict"], f"{ckpt} does not fit {params.description()}")
     return method.eval()
 
 

@@ -396,7 +396,9 @@ def evaluate_run(run_dir: str | Path, *, data_root: str | Path | None = None, pr
     recipe = validate(upgrade_stored_recipe(yaml.safe_load((folder / "recipe.yaml").read_text())))
     task = _prepare(recipe, data_root)
     state = load_checkpoint(ckpt)
-    task.method.load_state_dict(state["state_dict"])
+    from contrastkit.nn.inflate import load_strict
+
+    load_strict(task.method, state["state_dict"], f"{ckpt} does not fit the model of {folder / 'recipe.yaml'}")
     random_init = (
         json.loads((folder / "random_init.json").read_text()) if (folder / "random_init.json").exists() else None
     )
