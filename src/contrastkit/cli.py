@@ -201,8 +201,12 @@ def _dehaze(args: argparse.Namespace) -> int:
         progress=not (args.no_progress or args.quiet),
         warn=lambda line: print(f"contrastkit: {line}", file=sys.stderr),
     )
-    print(f"restored {len(report.written)} image(s) into {args.out}; skipped {len(report.skipped)}")
-    return 0 if report.written or not report.skipped else 2
+    if not report.written:
+        print(f"contrastkit: error: nothing restored: {len(report.skipped)} input(s) refused (above)", file=sys.stderr)
+        return 2
+    skipped = f"; skipped {len(report.skipped)} (above)" if report.skipped else ""
+    print(f"restored {len(report.written)} image(s) into {args.out}{skipped}")
+    return 0
 
 
 def _print_summary(results: dict) -> None:

@@ -90,3 +90,11 @@ def test_external_backbones_by_name():
             build_backbone("timm/resnet18")
     else:
         assert build_backbone("timm/resnet18")(torch.rand(2, 3, 32, 32)).shape == (2, 512)
+
+
+def test_out_naming_a_folder_is_one_line(tmp_path, capsys):
+    run, _ = _run_folder(tmp_path, "convnet_small", channels=1, size=16)
+    (tmp_path / "exports").mkdir()
+    assert main(["export", str(run), "--out", str(tmp_path / "exports")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is a folder" in err[0]

@@ -3,15 +3,20 @@ channel prior), in bounded memory.
 
 Images above ``max_pixels`` are cut into ``tile`` x ``tile`` tiles overlapping by ``overlap``
 pixels; each tile's output is weighted by a ramp that falls to ~0 at its inner edges, and the
-weighted sum is normalised, so tile seams blend. Grayscale inputs come back grayscale, RGBA
-inputs keep their alpha; the output has the input's size, file name and format, in ``out_dir``;
-an input is never overwritten.
+weighted sum is normalised, so tile seams blend.
+
+Outputs look like their inputs in an image viewer: same size, file name, format and mode
+(grayscale, 16-bit grayscale, alpha, palette, CMYK), with the EXIF block (orientation, camera,
+date, GPS) and the ICC profile copied, pixels in the stored orientation. A folder is walked with
+its sub-folders and mirrored under ``out_dir`` (under its own name when several inputs are
+given); two inputs that would write one name get distinct names, said in one line. An input is
+never overwritten; ``out_dir`` is made only when the first output is written.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -113,13 +118,104 @@ class DehazeReport:
         self.skipped: list[tuple[Path, str]] = []
 
 
-def _expand(inputs: Sequence[str | os.PathLike[str]]) -> Iterable[Path]:
+GRAY_16 = ("I;16", "I;16B", "I;16L", "I")
+KEPT_MODES = ("1", "L", "LA", "P", "RGB", "RGBA", "CMYK", *GRAY_16)
+
+
+def plan_outputs(
+    inputs: Sequence[str | os.PathLike[str]], out: Path, warn: Callable[[str], None]
+) -> tuple[list[tuple[Path, Path]], list[tuple[Path, str]]]:
+    """``(input file, output file)`` pairs and refused inputs with the reason. Folders are walked
+    (hidden entries left out) and mirrored; a name already taken gets ``-2``, ``-3``, ... and a line."""
+    jobs: list[tuple[Path, Path]] = []
+    refused: list[tuple[Path, str]] = []
+    taken: set[Path] = set()
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            yield from sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+            files = sorted(
+                f
+                for f in path.rglob("*")
+                if f.is_file() and not any(p.startswith(".") for p in f.relative_to(path).parts)
+            )
+            if not files:
+                refused.append((path, "an empty folder"))
+            base = out if len(inputs) == 1 else out / path.resolve().name
+            pairs = [(f, base / f.relative_to(path)) for f in files]
+        elif path.exists():
+            pairs = [(path, out / path.name)]
         else:
-            yield path
+            refused.append((path, "no such file or folder"))
+            pairs = []
+        for source, target in pairs:
+            wanted, n = target, 1
+            while target in taken:
+                n += 1
+                target = wanted.with_name(f"{wanted.stem}-{n}{wanted.suffix}")
+            if target != wanted:
+                warn(f"{source} is written as {target.name}: another input already writes {wanted.name}")
+            taken.add(target)
+            jobs.append((source, target))
+    return jobs, refused
+
+
+def _read(path: Path) -> tuple[Tensor, dict[str, Any]]:
+    """The image as float ``[3, H, W]`` in [0, 1] and what writing it back needs (``ValueError``
+    in one line for what cannot be kept)."""
+    from PIL import Image
+
+    with Image.open(path) as opened:
+        opened.load()
+        source: Image.Image = opened
+    mode = source.mode
+    if mode not in KEPT_MODES:
+        raise ValueError(f"images of mode {mode} are not supported; save it as RGB, grayscale or CMYK first")
+    meta: dict[str, Any] = {
+        "format": opened.format,
+        "mode": mode,
+        "exif": source.info.get("exif"),
+        "icc_profile": source.info.get("icc_profile"),
+        "alpha": None,
+    }
+    if mode == "P" and "transparency" in source.info:
+        source, meta["mode"] = source.convert("RGBA"), "RGBA"
+    if "A" in source.getbands():
+        meta["alpha"] = source.getchannel("A")
+    if mode in GRAY_16:
+        gray = torch.from_numpy(np.asarray(source).astype(np.float32) / 65535).clamp(0, 1)
+        return gray[None].expand(3, -1, -1).contiguous(), meta
+    rgb = torch.from_numpy(np.asarray(source.convert("RGB")).copy()).permute(2, 0, 1)
+    return rgb.float() / 255, meta
+
+
+def _write(restored: Tensor, meta: dict[str, Any], target: Path) -> None:
+    """Save ``[3, H, W]`` in [0, 1] in the input's mode, format, EXIF and ICC profile, whole or not at all."""
+    from PIL import Image
+
+    mode = meta["mode"]
+    if mode in GRAY_16:
+        gray = (restored.mean(0) * 65535).round().numpy().astype(np.uint16)
+        result = Image.fromarray(gray if mode != "I" else gray.astype(np.int32))  # I;16 or I
+    else:
+        result = Image.fromarray((restored * 255).round().byte().permute(1, 2, 0).numpy(), "RGB")
+        if mode in ("1", "L", "LA"):
+            result = result.convert("L")
+        if meta["alpha"] is not None:
+            result = result.convert("LA" if result.mode == "L" else "RGBA")
+            result.putalpha(meta["alpha"])
+        if mode == "P":
+            result = result.quantize(256)
+        elif mode in ("1", "CMYK"):
+            result = result.convert(mode)
+    save: dict[str, Any] = {"quality": 95} if meta["format"] == "JPEG" else {}
+    save.update({k: meta[k] for k in ("exif", "icc_profile") if meta[k]})
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.part")
+    try:
+        result.save(tmp, format=meta["format"] or None, **save)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def dehaze_files(
@@ -133,41 +229,38 @@ def dehaze_files(
     progress: bool = True,
     warn: Callable[[str], None] = print,
 ) -> DehazeReport:
-    """Restore image files and folders of them into ``out_dir`` (same names and formats).
+    """Restore image files and folders of them into ``out_dir`` (see the module docstring).
 
-    Unreadable or non-image files are reported through ``warn`` by name and skipped; an output that
-    would replace its input is refused (skipped with a message).
+    Every input that is refused — missing, an empty folder, unreadable, not an image, a mode that
+    cannot be kept, an output that would replace it — is one ``warn`` line and a ``skipped`` entry.
+
+    Raises:
+        ValueError: ``out_dir`` is a file.
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
     from tqdm import tqdm
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; give a folder for the restored images")
     report = DehazeReport()
-    files = list(_expand(inputs))
+    files, refused = plan_outputs(inputs, out, warn)
+    for path, reason in refused:
+        report.skipped.append((path, reason))
+        warn(f"skipped {path}: {reason}")
     bar = tqdm(total=len(files), desc="dehaze", unit="image", disable=not progress)
-    for path in files:
+    for path, target in files:
         bar.set_postfix_str(path.name[-30:])
-        target = out / path.name
         try:
-            if not path.is_file():
-                raise FileNotFoundError("no such file")
             if target.resolve() == path.resolve():
                 raise ValueError(f"the output {target} would overwrite the input; choose another --out")
-            with Image.open(path) as opened:
-                opened.load()
-                source = opened
-                fmt = opened.format
-            mode = source.mode
-            alpha = source.getchannel("A") if "A" in source.getbands() else None
-            rgb = torch.from_numpy(np.asarray(source.convert("RGB")).copy()).permute(2, 0, 1)
-        except (UnidentifiedImageError, OSError, ValueError, FileNotFoundError) as err:
+            x, meta = _read(path)
+        except (UnidentifiedImageError, OSError, ValueError) as err:
             reason = str(err) if isinstance(err, ValueError) else f"not a readable image ({type(err).__name__})"
             report.skipped.append((path, reason))
             warn(f"skipped {path}: {reason}")
             bar.update(1)
             continue
-        x = rgb.float() / 255
         h, w = x.shape[1:]
         tiles = 1 if h * w <= max_pixels else len(tile_starts(h, tile, overlap)) * len(tile_starts(w, tile, overlap))
         inner = tqdm(
@@ -175,16 +268,7 @@ def dehaze_files(
         )
         restored = restore_image(model, x, tile=tile, overlap=overlap, max_pixels=max_pixels, progress=inner)
         inner.close()
-        result = Image.fromarray((restored * 255).round().byte().permute(1, 2, 0).numpy(), "RGB")
-        if mode in ("L", "LA", "I", "I;16", "F", "1"):
-            result = result.convert("L")
-        if alpha is not None:
-            result = result.convert("LA" if result.mode == "L" else "RGBA")
-            result.putalpha(alpha)
-        save: dict[str, Any] = {"quality": 95} if fmt == "JPEG" else {}
-        tmp = target.with_name(f".{target.name}.part")
-        result.save(tmp, format=fmt or None, **save)
-        os.replace(tmp, target)
+        _write(restored, meta, target)
         report.written.append((path, target))
         bar.update(1)
     bar.close()

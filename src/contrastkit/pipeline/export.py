@@ -26,8 +26,10 @@ def export_run(run_dir: str | os.PathLike[str], fmt: str, out: str | os.PathLike
     """Write the backbone of ``run_dir`` to ``out`` in ``fmt`` (see the module docstring)."""
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    backbone, recipe, channels = load_run_backbone(run_dir)
     out = Path(out)
+    if out.is_dir():
+        raise ValueError(f"--out {out} is a folder; give the file to write, e.g. {out / 'backbone.pt'}")
+    backbone, recipe, channels = load_run_backbone(run_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     name = recipe.get("model", {}).get("backbone", "")
     if fmt == "state_dict":
