@@ -142,6 +142,7 @@ def _train(args: argparse.Namespace, command: str) -> None:
         if args.smoke:
             raw = smoke(raw, keep=[o.split("=", 1)[0].strip() for o in args.overrides])
         validate(raw)  # fail fast, before any data is loaded
+        _note_unused_root(args.data_root, raw)
 
         from contrastkit.pipeline.run import train
 
@@ -153,6 +154,18 @@ def _train(args: argparse.Namespace, command: str) -> None:
             progress=not (args.no_progress or args.quiet),
         )
     _print_summary(results)
+
+
+def _note_unused_root(root: str | None, raw: dict[str, Any]) -> None:
+    """One line when ``--data-root`` is given to a recipe whose dataset is generated or bundled."""
+    from contrastkit.registry import DATASETS
+
+    name = str(raw.get("data", {}).get("dataset", ""))
+    if root and name in DATASETS and not DATASETS.get(name).reads_root:
+        print(
+            f"contrastkit: note: {name} is generated or bundled and reads no data root; --data-root {root} is not used",
+            file=sys.stderr,
+        )
 
 
 def _federate(args: argparse.Namespace, command: str) -> None:
@@ -168,6 +181,7 @@ def _federate(args: argparse.Namespace, command: str) -> None:
     from contrastkit.federated.run import federate, validate_federated
 
     validate_federated(raw)
+    _note_unused_root(args.data_root, raw)
     results = federate(raw, data_root=args.data_root, runs_dir=args.runs_dir, command=command, quiet=args.quiet)
     print(
         f"\n{results['recipe']}: {results['parties']} parties, Dirichlet {results['beta']}, {results['rounds']} rounds"

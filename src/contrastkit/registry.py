@@ -228,6 +228,7 @@ class DatasetEntry:
     load: Callable[..., Any]
     summary: str = ""
     settings: type[DataSettings] = DataSettings
+    reads_root: bool = True  # False: generated or bundled, a data root is not used
 
 
 @dataclass(frozen=True)
@@ -334,12 +335,16 @@ def register_dataset(
     settings: type[DataSettings] = DataSettings,
     summary: str = "",
     replace: bool = False,
+    reads_root: bool = True,
 ) -> Callable[[T], T]:
     """Function decorator: register a loader ``load(settings, root, seed)`` as dataset ``name``,
-    its recipe options declared by ``settings`` (a ``DataSettings`` subclass)."""
+    its recipe options declared by ``settings`` (a ``DataSettings`` subclass). ``reads_root=False``
+    says the dataset is generated or bundled: ``--data-root`` is then not used, and a user who
+    passes one is told so."""
 
     def decorate(load: T) -> T:
-        DATASETS.add(name, DatasetEntry(name, task, load, summary, settings), replace=replace)  # type: ignore[arg-type]
+        entry = DatasetEntry(name, task, load, summary, settings, reads_root)  # type: ignore[arg-type]
+        DATASETS.add(name, entry, replace=replace)
         return load
 
     return decorate

@@ -347,6 +347,12 @@ class ResideData(DehazeData):
     "synthetic_haze", task=DEHAZE_TASK, settings=DehazeData, summary="haze model on real photos of scikit-image/-learn"
 )
 def _synthetic_haze_dataset(settings: Any, root: str | os.PathLike[str] | None, seed: int) -> DehazeSet:
+    base = data_root(root)
+    if base is not None and not (base / "dehaze" / "sots_indoor_d4").is_dir():
+        raise DataError(
+            f"{base} holds no dehaze/sots_indoor_d4/ (the SOTS pairs synthetic_haze scores beside its bundled "
+            "photos); point --data-root at the folder that holds dehaze/, or leave it out to use the photos alone"
+        )
     train = settings.train_subset or 2000
     test = settings.test_subset or 200
     return _with_sots(synthetic_haze(seed, train=train, test=test, size=settings.image_size), root)

@@ -142,6 +142,7 @@ class DistillData(AugmentedData):
     task=DISTILL_TASK,
     settings=DistillData,
     summary="clips + image/audio teacher features with a semantic gap",
+    reads_root=False,
 )
 def _ccl_synthetic_dataset(settings: Any, root: str | os.PathLike[str] | None, seed: int) -> DistillSet:
     return ccl_synthetic(seed)

@@ -199,6 +199,7 @@ class GlobalContextData(ClipData):
     task="clips",
     settings=GlobalContextData,
     summary="generated glyph + 3-scene mp4s (vclr.md §6; no download)",
+    reads_root=False,
 )
 def _global_context_dataset(settings: Any, root: str | os.PathLike[str] | None, seed: int) -> Any:
     return _global_context(settings, seed, ramp=True)
@@ -209,6 +210,7 @@ def _global_context_dataset(settings: Any, root: str | os.PathLike[str] | None, 
     task="clips",
     settings=GlobalContextData,
     summary="the same without the brightness ramp (order at chance)",
+    reads_root=False,
 )
 def _global_context_noramp_dataset(settings: Any, root: str | os.PathLike[str] | None, seed: int) -> Any:
     return _global_context(settings, seed, ramp=False)

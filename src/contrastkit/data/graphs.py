@@ -273,7 +273,7 @@ class GraphFilesData(DataSettings):
     normalize_features: bool = True
 
 
-@register_dataset("sbm", task=NODE_GRAPHS_TASK, summary="seeded stochastic block model (no download)")
+@register_dataset("sbm", task=NODE_GRAPHS_TASK, summary="seeded stochastic block model (no download)", reads_root=False)
 def _sbm_dataset(settings: Any, root: str | os.PathLike[str] | None, seed: int) -> NodeGraph:
     return sbm_graph(seed=seed)
 
@@ -293,7 +293,9 @@ for _name, _folder in PLANETOID.items():
     )(_planetoid(_name))
 
 
-@register_dataset("sbm_graphs", task=GRAPH_SETS_TASK, summary="seeded SBM graph classification (no download)")
+@register_dataset(
+    "sbm_graphs", task=GRAPH_SETS_TASK, summary="seeded SBM graph classification (no download)", reads_root=False
+)
 def _sbm_graphs_dataset(settings: Any, root: str | os.PathLike[str] | None, seed: int) -> GraphSet:
     return sbm_graph_set(seed=seed)
 

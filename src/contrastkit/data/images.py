@@ -295,7 +295,11 @@ class ImageFolderData(ImageData):
 
 
 @register_dataset(
-    "digits", task="images", settings=ImageData, summary="scikit-learn's 8x8 digits, upscaled (ships with scikit-learn)"
+    "digits",
+    task="images",
+    settings=ImageData,
+    summary="scikit-learn's 8x8 digits, upscaled (ships with scikit-learn)",
+    reads_root=False,
 )
 def _digits_dataset(settings: Any, root: str | os.PathLike[str] | None, seed: int) -> ImageSplits:
     return load_digits(settings.image_size, seed=seed)

@@ -178,6 +178,7 @@ def read_frame_labels(folder: Path) -> dict[str, list[int]]:
     task="clips",
     settings=ClipData,
     summary="generated appearance + 4 motion phases, per-frame labels (longshort.md §6)",
+    reads_root=False,
 )
 def _motion_phases_dataset(settings: Any, root: str | os.PathLike[str] | None, seed: int) -> Any:
     from contrastkit.data.video_folders import cache_root, load_video_folder

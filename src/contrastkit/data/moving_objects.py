@@ -175,13 +175,14 @@ def generate_moving_objects(
 def _moving_objects(settings: Any, root: str | os.PathLike[str] | None, seed: int, pool: int | None) -> Any:
     """Generated once into the cache (``data.cache_dir`` / ``$CONTRASTKIT_CACHE``); CIFAR-10 textures
     when the data root holds CIFAR-10. ``data.train_subset`` / ``test_subset`` set the counts."""
-    from contrastkit.data.images import data_root, load_cifar10
+    from contrastkit.data.images import data_root, require_cifar10
     from contrastkit.data.video_folders import cache_root, load_video_folder
 
     base = data_root(root or settings.root)
     textures, source = None, "seeded noise"
-    if base is not None and (base / "cifar10" / "train.npz").is_file():
-        cifar = load_cifar10(base)
+    if base is not None:
+        why = f"moving objects take their textures from CIFAR-10 under {base} (leave --data-root out for noise)"
+        cifar = require_cifar10(base, why)
         textures, source = (cifar.train_images, cifar.train_labels), "CIFAR-10 training images"
     train, test = settings.train_subset or 2000, settings.test_subset or 400
     tag = ("cifar10" if textures is not None else "noise") + (f"-pool{pool}" if pool else "")

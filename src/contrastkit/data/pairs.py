@@ -171,7 +171,10 @@ def load_feature_pairs(folder: str | os.PathLike[str], seed: int = 0, test_fract
 
 
 @register_dataset(
-    "clustered_pairs", task=PAIRS_TASK, summary="seeded video-text pairs with hub clusters (crossclr.md §6)"
+    "clustered_pairs",
+    task=PAIRS_TASK,
+    summary="seeded video-text pairs with hub clusters (crossclr.md §6)",
+    reads_root=False,
 )
 def _clustered_pairs_dataset(settings: Any, root: str | os.PathLike[str] | None, seed: int) -> PairSet:
     return clustered_pairs(seed)
