@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from contrastkit.data.errors import DataError
 from contrastkit.data.module import ArrayDataModule, ArrayDataset, EpochSampler
 
 
@@ -53,5 +54,5 @@ def test_array_dataset_rejects_ragged_arrays_and_a_user_index():
         ArrayDataset({"input": torch.zeros(3, 2), "label": torch.zeros(4)})
     with pytest.raises(ValueError, match="'index' is added"):
         ArrayDataset({"input": torch.zeros(3, 2), "index": torch.zeros(3)})
-    with pytest.raises(ValueError, match="batch_size 8 exceeds the 3 training rows"):
-        ArrayDataModule({"input": torch.zeros(3, 2)}, batch_size=8).train_dataloader()
+    with pytest.raises(DataError, match="data.batch_size 8 exceeds the 3 training rows"):
+        ArrayDataModule({"input": torch.zeros(3, 2)}, batch_size=8)  # refused when built, before any run folder

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from contrastkit.data.errors import DataError
 from contrastkit.functional.distributed import rank_and_world
 
 __all__ = ["ArrayDataModule", "ArrayDataset", "EpochSampler"]
@@ -111,12 +112,19 @@ class ArrayDataModule(L.LightningDataModule):
         drop_last: bool = True,
     ) -> None:
         super().__init__()
-        self.train: Any = ArrayDataset(train) if isinstance(train, dict) else train
+        train_set: Any = ArrayDataset(train) if isinstance(train, dict) else train
+        self.train = train_set
         self.monitor = tuple(ArrayDataset(m) for m in monitor) if monitor else None
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.seed = seed
         self.drop_last = drop_last
+        rows = len(train_set)
+        if drop_last and rows < batch_size:
+            raise DataError(
+                f"data.batch_size {batch_size} exceeds the {rows} training rows: "
+                f"set data.batch_size to at most {rows} (--set data.batch_size={rows})"
+            )
 
     def _loader(self, dataset: Any, shuffle: bool, drop_last: bool) -> DataLoader:
         return DataLoader(
@@ -130,8 +138,6 @@ class ArrayDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        if len(self.train) < self.batch_size and self.drop_last:
-            raise ValueError(f"batch_size {self.batch_size} exceeds the {len(self.train)} training rows")
         return self._loader(self.train, True, self.drop_last)
 
     def val_dataloader(self) -> list[DataLoader]:

@@ -331,6 +331,9 @@ def _finish(
 ) -> dict[str, Any]:
     task.method.cpu()
     final = task.evaluate("trained", progress)
+    from contrastkit.functional._validation import check_finite
+
+    check_finite(True, trained_embeddings=final.embeddings)  # a diverged run stops here, not in t-SNE
     plots = plot_loss(run_dir) + task.plots(run_dir, final, random_init)
     results = {
         "recipe": recipe.name,

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from contrastkit.data.errors import DataError
 from contrastkit.data.module import ArrayDataModule
 from contrastkit.data.video_folders import (
     CLIPS_TASK,
@@ -82,6 +83,12 @@ class ClipsTask(Task):
         super().__init__(recipe, root)
         d, seed = data_settings(recipe, ClipData), recipe.trainer.seed
         self.data = d
+        span = (d.clip_length - 1) * d.clip_stride + 1
+        if span > d.video_frames:
+            raise DataError(
+                f"data.clip_length {d.clip_length} at data.clip_stride {d.clip_stride} spans {span} frames, more than "
+                f"the data.video_frames {d.video_frames} decoded per video: lower the clip or raise data.video_frames"
+            )
         videos: VideoSet = load_dataset(recipe, root)
         cache = cache_root(d.cache_dir) / "decoded"
         self.videos = videos
