@@ -23,7 +23,7 @@ import yaml
 from contrastkit._files import write_atomic
 from contrastkit.config import flatten_keys, upgrade_stored_recipe
 from contrastkit.pipeline.environment import environment_line
-from contrastkit.pipeline.report import format_cell, read_csv_rows
+from contrastkit.pipeline.report import epochs_line, format_cell, read_csv_rows
 
 __all__ = ["RunRecord", "compare_runs", "load_run", "recipe_differences"]
 
@@ -233,10 +233,11 @@ def _runs_table(runs: list[RunRecord]) -> str:
     for r in runs:
         res = r.results
         env = res.get("environment")
+        epochs = html.escape(epochs_line(res)) if "epochs" in res else "—"
         rows.append(
             f"<tr><td>{_run_tag(r)}</td><td>{html.escape(str(res.get('recipe')))}</td>"
             f"<td>{html.escape(str(res.get('method')))}</td><td>{html.escape(str(res.get('data')))}</td>"
-            f"<td>{res.get('seed')}</td><td>{res.get('epochs')}</td><td>{float(res.get('train_seconds', 0)):.0f}</td>"
+            f"<td>{res.get('seed')}</td><td>{epochs}</td><td>{float(res.get('train_seconds', 0)):.0f}</td>"
             f"<td>{html.escape(environment_line(env)) if env else '—'}</td>"
             f"<td><code>{html.escape(str(res.get('command', '')))}</code>"
             + (f"<br><code>{html.escape(res['evaluated_with'])}</code>" if res.get("evaluated_with") else "")
@@ -321,6 +322,8 @@ def compare_runs(run_dirs: list[str | Path], out: str | Path, command: str = "")
     runs = [load_run(d, f"R{i + 1}", PALETTE[i % len(PALETTE)]) for i, d in enumerate(run_dirs)]
     for r in runs:
         r.label = f"{r.label}: {r.results.get('recipe')} seed {r.results.get('seed')}"
+        if r.results.get("finished") is False:
+            r.label += " (unfinished)"
     path = Path(out)
     if path.suffix.lower() not in (".html", ".htm"):
         raise ValueError(f"--out must be an .html file, got {path}")

@@ -186,7 +186,7 @@ def write_report(run_dir: Path, results: dict[str, Any], plots: list[tuple[str, 
         f"- Data: {r['data']}",
         f"- Model: {r['model']}"
         + (f" ({final['feature_dim']}-d embeddings)" if final.get("feature_dim") else "")
-        + f"; up to {r['epochs']} epochs, "
+        + f"; {epochs_line(r)}, "
         f"batch {r['batch_size']} x {r['world_size']} process(es), seed {r['seed']}",
         f"- Training time: {r['train_seconds']:.0f} s"
         + (
@@ -201,6 +201,7 @@ def write_report(run_dir: Path, results: dict[str, Any], plots: list[tuple[str, 
         )
         + (f"- Environment: {environment_line(r['environment'])}\n" if r.get("environment") else "")
         + f"- Reproduce: `{r['command']}`"
+        + "".join(f", then `{c}`" for c in r.get("resumed_with", []))
         + (f"; re-evaluated with `{r['evaluated_with']}`" if r.get("evaluated_with") else ""),
         "",
         f"| encoder | {header} |",
@@ -220,6 +221,12 @@ def write_report(run_dir: Path, results: dict[str, Any], plots: list[tuple[str, 
     path = run_dir / "report.md"
     write_atomic(path, "\n".join(lines))
     return path
+
+
+def epochs_line(results: dict[str, Any]) -> str:
+    """``"30 epochs"``, or ``"7 of 30 epochs (unfinished)"`` for a run stopped early."""
+    planned, trained = results["epochs"], results.get("epochs_trained", results["epochs"])
+    return f"{planned} epochs" if trained >= planned else f"{trained} of {planned} epochs (unfinished)"
 
 
 def near_chance_warning(metric: str, value: float | None, classes: int) -> str | None:

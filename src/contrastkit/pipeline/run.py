@@ -19,6 +19,7 @@ from contrastkit._files import write_atomic
 from contrastkit.config import Recipe, RecipeError, flatten_keys, upgrade_stored_recipe, validate
 from contrastkit.pipeline.callbacks import AtomicCheckpoint, MetricsWriter, RecipeInCheckpoint
 from contrastkit.pipeline.environment import environment
+from contrastkit.pipeline.history import append_history, read_history
 from contrastkit.pipeline.report import near_chance_warning, plot_loss, write_report
 from contrastkit.pipeline.tasks import Task, build_task
 
@@ -229,16 +230,26 @@ def train(
                 write_atomic(init_file, json.dumps(random_init, indent=2))
             if resumed_step is not None:
                 _drop_steps_after(run_dir, resumed_step)
+            append_history(
+                run_dir, "resume" if resume is not None else "train", command or f"contrastkit train {recipe.name}"
+            )
     except KeyboardInterrupt:
         raise Interrupted(run_dir) from None
     start = time.perf_counter()
+
+    def record(action: str) -> None:
+        if rank_zero:
+            append_history(run_dir, action, command, seconds=time.perf_counter() - start, epochs=trainer.current_epoch)
+
     try:
         trainer.fit(task.method, datamodule=task.datamodule, ckpt_path=ckpt_path)
     except SystemExit:
         if trainer.interrupted:  # Lightning turns Ctrl-C into sys.exit(1); report it as an interruption
+            record("interrupted")
             raise Interrupted(run_dir) from None
         raise
     except KeyboardInterrupt:
+        record("interrupted")
         raise Interrupted(run_dir) from None
     finally:
         if "LOCAL_RANK" not in os.environ:
@@ -246,6 +257,7 @@ def train(
     train_seconds = time.perf_counter() - start
     if not trainer.is_global_zero:
         return {}
+    record("trained")
     try:
         return _finish(
             recipe,
@@ -335,6 +347,11 @@ def _finish(
 
     check_finite(True, trained_embeddings=final.embeddings)  # a diverged run stops here, not in t-SNE
     plots = plot_loss(run_dir) + task.plots(run_dir, final, random_init)
+    history = read_history(run_dir)
+    if history.lines:  # folders written before the history was kept keep what they recorded
+        command = history.command or command
+        train_seconds = history.train_seconds
+    epochs_trained = history.epochs_trained if history.epochs_trained is not None else recipe.optim.epochs
     results = {
         "recipe": recipe.name,
         "description": recipe.description,
@@ -342,6 +359,8 @@ def _finish(
         "data": task.source,
         "model": task.model_line(),
         "epochs": recipe.optim.epochs,
+        "epochs_trained": epochs_trained,
+        "finished": epochs_trained >= recipe.optim.epochs,
         "batch_size": recipe.data.batch_size,
         "world_size": world_size,
         "seed": recipe.trainer.seed,
@@ -351,6 +370,7 @@ def _finish(
         "images_per_second": _mean_throughput(run_dir),
         "samples": task.samples,
         "command": command or f"contrastkit train {recipe.name}",
+        "resumed_with": history.resumes,
         "final": final.numbers,
         "random_init": random_init,
         "run_dir": str(run_dir),
@@ -406,6 +426,8 @@ def evaluate_run(run_dir: str | Path, *, data_root: str | Path | None = None, pr
         json.loads((folder / "random_init.json").read_text()) if (folder / "random_init.json").exists() else None
     )
     previous = json.loads((folder / "results.json").read_text()) if (folder / "results.json").exists() else {}
+    evaluated_with = f"contrastkit eval {folder}"
+    append_history(folder, "eval", evaluated_with)
     return _finish(
         recipe,
         task,
@@ -415,5 +437,6 @@ def evaluate_run(run_dir: str | Path, *, data_root: str | Path | None = None, pr
         int(previous.get("world_size", 1)),
         str(previous.get("command", "")),  # how the run was trained stays the reproduce line
         progress,
-        evaluated_with=f"contrastkit eval {folder}",
+        evaluated_with=evaluated_with,
+        changed_on_resume=previous.get("changed_on_resume"),
     )
