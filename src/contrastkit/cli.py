@@ -191,6 +191,8 @@ def _federate(args: argparse.Namespace, command: str) -> None:
         print(f"  {algorithm:8s} final accuracy {final:.2f}%   median round {seconds or 0:.1f} s")
     for warning in results.get("warnings", []):
         print(f"  warning: {warning}")
+    if results.get("verdict"):
+        print(f"  {results['verdict']}")
     print(f"  report: {results['run_dir']}/report.md")
 
 
@@ -205,6 +207,7 @@ def _dehaze(args: argparse.Namespace) -> int:
         model = DarkChannelPrior()
     else:
         model = load_restorer(args.run)
+        _warn_if_worse_than_input(args.run)
     report = dehaze_files(
         args.inputs,
         model,
@@ -223,6 +226,22 @@ def _dehaze(args: argparse.Namespace) -> int:
     return 0
 
 
+def _warn_if_worse_than_input(run_dir: str) -> None:
+    """One line when the run's own evaluation found its model worse than the unchanged input."""
+    import json
+    from pathlib import Path
+
+    results = Path(run_dir) / "results.json"
+    verdict = json.loads(results.read_text()).get("verdict", "") if results.is_file() else ""
+    if verdict.startswith("Verdict: WORSE"):
+        detail = verdict.removeprefix("Verdict: WORSE than ").rstrip(".")
+        print(
+            f"contrastkit: warning: this run's model scored worse than {detail} on its test set; "
+            "expect outputs worse than the photos",
+            file=sys.stderr,
+        )
+
+
 def _print_summary(results: dict) -> None:
     if not results:
         return
@@ -237,7 +256,8 @@ def _print_summary(results: dict) -> None:
         digits = 3 if "SSIM" in label else 2 if "dB" in label else 1
         return f"{value:.{digits}f}{unit}" + (f" ± {std:.{digits}f}" if std is not None else "")
 
-    print(f"\n{results['recipe']} ({results['method']}) on {results['data']}")
+    smoke = " [smoke run: tiny sizes, the numbers say nothing about the method]" if results.get("smoke") else ""
+    print(f"\n{results['recipe']} ({results['method']}) on {results['data']}{smoke}")
     for metric in results["metrics"]:
         key = metric["key"]
         label = metric["label"]
@@ -249,6 +269,8 @@ def _print_summary(results: dict) -> None:
         print(f"  {results['headline']}")
     for warning in results.get("warnings", []):
         print(f"  warning: {warning}")
+    if results.get("verdict"):
+        print(f"  {results['verdict']}")
     print(f"  report: {results['run_dir']}/report.md")
 
 

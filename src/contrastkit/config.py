@@ -130,6 +130,7 @@ class TrainerSettings(_Strict):
     limit_train_batches: int | float | None = None
     limit_val_batches: int | float | None = None
     logger: Literal["csv", "tensorboard", "wandb", "mlflow"] = "csv"
+    smoke: bool = False  # set by --smoke: tiny sizes, labelled as such in the report, results and compare
 
 
 def flatten_keys(tree: Any, prefix: str = "") -> dict[str, Any]:
@@ -404,7 +405,7 @@ def smoke(raw: dict[str, Any], keep: Sequence[str] = ()) -> dict[str, Any]:
     out["optim"]["warmup_epochs"] = 0
     ev = out.setdefault("eval", {})
     ev.update(probe_epochs=5, embedding_map_points=200, monitor_bank=None, monitor_every=1)
-    out.setdefault("trainer", {})["limit_train_batches"] = 3
+    out.setdefault("trainer", {}).update(limit_train_batches=3, smoke=True)
     method = out.get("method")
     if not isinstance(method, dict) or method.get("name") not in _methods_after_plugins(out):
         return out

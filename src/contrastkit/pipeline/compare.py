@@ -324,6 +324,8 @@ def compare_runs(run_dirs: list[str | Path], out: str | Path, command: str = "")
         r.label = f"{r.label}: {r.results.get('recipe')} seed {r.results.get('seed')}"
         if r.results.get("finished") is False:
             r.label += " (unfinished)"
+        if r.results.get("smoke"):
+            r.label += " (smoke)"
     path = Path(out)
     if path.suffix.lower() not in (".html", ".htm"):
         raise ValueError(f"--out must be an .html file, got {path}")

@@ -176,9 +176,11 @@ def write_report(run_dir: Path, results: dict[str, Any], plots: list[tuple[str, 
     final, init = r["final"], r.get("random_init") or {}
 
     header = " | ".join(m["label"] for m in r["metrics"])
+    smoke = " (smoke run: tiny sizes, for checking the pipeline; the numbers say nothing about the method)"
     lines = [
-        f"# {r['recipe']}: {r['method']}",
+        f"# {r['recipe']}: {r['method']}" + (smoke if r.get("smoke") else ""),
         "",
+        *((f"**{r['verdict']}**", "") if r.get("verdict") else ()),
         r.get("description", ""),
         "",
         *((f"**{r['headline']}**", "") if r.get("headline") else ()),

@@ -382,6 +382,10 @@ def _finish(
         warning = near_chance_warning(label, None if value is None else float(value), len(task.classes))
         if warning:
             results["warnings"] = [warning]
+    verdict = task.verdict(final, random_init)
+    if verdict:
+        results["verdict"] = verdict
+    results["smoke"] = recipe.trainer.smoke
     headline = task.headline(final.numbers, random_init)
     if headline:
         results["headline"] = headline

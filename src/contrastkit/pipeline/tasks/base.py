@@ -3,6 +3,7 @@ its evaluation, its plots and its report lines. ``pipeline/run.py`` only calls t
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
@@ -38,6 +39,20 @@ class Evaluation:
     numbers: dict[str, float | int | None]
     embeddings: Tensor | None = field(default=None, repr=False)
     labels: Tensor | None = field(default=None, repr=False)
+
+
+def verdict_line(label: str, value: float, base: float, baseline: str, spread: float | None) -> str:
+    """``"Verdict: better than <baseline> ..."`` / ``within the spread`` / ``WORSE``; ``spread`` is
+    one standard error of the difference (None: unknown, the sign alone decides)."""
+    gap = value - base
+    numbers = f"{label} {value:.2f} vs {base:.2f}, {gap:+.2f}"
+    if spread is None:
+        word = "better than" if gap > 0 else "WORSE than" if gap < 0 else "level with"
+        return f"Verdict: {word} {baseline} ({numbers}; no spread known)."
+    if abs(gap) <= 2 * spread:
+        return f"Verdict: within the spread of {baseline} ({numbers}; twice the spread is {2 * spread:.2f})."
+    word = "better than" if gap > 0 else "WORSE than"
+    return f"Verdict: {word} {baseline} ({numbers}, beyond twice the spread, {2 * spread:.2f})."
 
 
 @dataclass(frozen=True)
@@ -102,6 +117,22 @@ class Task:
         e, t = self.recipe.eval, self.recipe.trainer
         file = embedding_map(run_dir, final.embeddings, final.labels, self.classes, e.embedding_map_points, t.seed)
         return [Plot(file, "2-D map (t-SNE) of test embeddings")]
+
+    def verdict(self, final: Evaluation, random_init: dict[str, Any] | None) -> str | None:
+        """The main metric against its baseline, the same network at random init: better, within
+        the spread, or worse. The spread of an accuracy on ``n`` test samples is the binomial
+        standard error of each number, combined; "better" or "worse" needs twice that."""
+        if not self.metrics or not random_init:
+            return None
+        key, label = self.metrics[0]
+        value, base = final.numbers.get(key), random_init.get(key)
+        if not isinstance(value, int | float) or not isinstance(base, int | float):
+            return None
+        spread = None
+        if final.labels is not None and 0 <= value <= 100 and 0 <= base <= 100:
+            n = len(final.labels)
+            spread = math.sqrt(sum(p * (100 - p) / n for p in (float(value), float(base))))
+        return verdict_line(label, float(value), float(base), "the same network at random init", spread)
 
     def reference_rows(self) -> dict[str, dict[str, float]]:
         """Extra report rows ``{label: numbers}`` beside trained / random init (e.g. a classical

@@ -6,6 +6,7 @@ input itself and the dark channel prior)."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
 
@@ -15,7 +16,15 @@ from torch import Tensor
 from contrastkit.data.dehaze import DEHAZE_TASK, DehazeSet
 from contrastkit.data.module import ArrayDataModule
 from contrastkit.evaluation.restoration import psnr, ssim
-from contrastkit.pipeline.tasks.base import Evaluation, Plot, Task, build_method, load_dataset, optimizer_settings
+from contrastkit.pipeline.tasks.base import (
+    Evaluation,
+    Plot,
+    Task,
+    build_method,
+    load_dataset,
+    optimizer_settings,
+    verdict_line,
+)
 from contrastkit.registry import register_task
 
 if TYPE_CHECKING:
@@ -91,6 +100,7 @@ class DehazeTask(Task):
             "Reference rows: the hazy input unchanged, and the dark channel prior with guided-filter refinement."
         )
         self._references: dict[str, dict[str, float]] | None = None
+        self._hazy_psnr = torch.zeros(0)
 
     def _monitor_pairs(self) -> dict[str, Tensor]:
         """Up to 64 test pairs, centre-cropped to one common size (a multiple of 4, at most 256)."""
@@ -132,8 +142,20 @@ class DehazeTask(Task):
                 ):
                     p, s, _ = restoration_scores(fn, hazy, clear)
                     rows[label][f"{prefix}psnr"], rows[label][f"{prefix}ssim"] = float(p.mean()), float(s.mean())
+                    if label.startswith("hazy") and not prefix:
+                        self._hazy_psnr = p
             self._references = rows
         return self._references
+
+    def verdict(self, final: Evaluation, random_init: dict[str, Any] | None) -> str | None:
+        """PSNR against the unchanged hazy input, the spread being the standard error of the
+        per-image differences (paired: the same test images)."""
+        restored = self.restored[""][0]
+        self.reference_rows()
+        diff = restored - self._hazy_psnr
+        spread = float(diff.std() / math.sqrt(len(diff))) if len(diff) > 1 else None
+        hazy = float(self._hazy_psnr.mean())
+        return verdict_line("PSNR (dB)", float(restored.mean()), hazy, "the unchanged hazy input", spread)
 
     def evaluate(self, desc: str, progress: bool) -> Evaluation:
         m: Any = self.method
