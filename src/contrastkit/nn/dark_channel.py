@@ -14,6 +14,8 @@ patch) unless given, so the 64x64 synthetic images get a 3-px patch.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -56,6 +58,14 @@ def guided_filter(guide: Tensor, source: Tensor, radius: int, eps: float) -> Ten
     return box_filter(a, radius) * guide + box_filter(b, radius)
 
 
+TileRestorer = Callable[[int, int, int, int], Tensor]
+
+
+def _gray(x: Tensor) -> Tensor:
+    """``[B, 3, H, W]`` -> ``[B, 1, H, W]`` luma (ITU-R BT.601)."""
+    return (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2])[:, None]
+
+
 class DarkChannelPrior(nn.Module):
     """Dehazing by the dark channel prior; no parameters. ``[B, 3, H, W]`` in [0, 1] -> same shape.
 
@@ -93,6 +103,34 @@ class DarkChannelPrior(nn.Module):
         return pixels.mean(2).clamp_min(1e-3)
 
     @torch.no_grad()
+    def tile_restorer(self, image: Tensor, coarse_side: int = 512, fine_radius: int = 8) -> TileRestorer:
+        """For an image too large to restore whole (``[3, H, W]`` in [0, 1]): the airlight and the
+        transmission come from the whole image downscaled to ``coarse_side`` pixels on its shorter
+        side (patch and radius scaled alike), the transmission is upsampled and refined per tile by
+        a guided filter of ``fine_radius`` on the tile's own pixels. Every tile then sees the same
+        airlight and the same coarse transmission, so tiles agree where they meet."""
+        x = image.float().clamp(0, 1)[None]
+        h, w = x.shape[2:]
+        scale = min(1.0, coarse_side / min(h, w))
+        small = F.interpolate(x, scale_factor=scale, mode="area") if scale < 1 else x
+        patch, radius = self.sizes(h, w)
+        small_patch = max(3, round(patch * scale))
+        small_patch += 1 - small_patch % 2
+        a = self.airlight(small, dark_channel(small, small_patch))[:, :, None, None]
+        t = 1 - self.omega * dark_channel(small / a, small_patch)
+        t = guided_filter(_gray(small), t, max(1, round(radius * scale)), self.eps)
+        t_full = F.interpolate(t, size=(h, w), mode="bilinear", align_corners=False)
+
+        def restore_tile(top: int, left: int, height: int, width: int) -> Tensor:
+            tile = x[:, :, top : top + height, left : left + width]
+            t_tile = guided_filter(
+                _gray(tile), t_full[:, :, top : top + height, left : left + width], fine_radius, self.eps
+            )
+            return ((tile - a) / t_tile.clamp_min(self.t0) + a).clamp(0, 1)[0]
+
+        return restore_tile
+
+    @torch.no_grad()
     def forward(self, hazy: Tensor) -> Tensor:
         if hazy.dim() != 4 or hazy.shape[1] != 3:
             raise ValueError(f"hazy must be [B, 3, H, W], got shape {tuple(hazy.shape)}")
@@ -100,6 +138,5 @@ class DarkChannelPrior(nn.Module):
         patch, radius = self.sizes(x.shape[2], x.shape[3])
         a = self.airlight(x, dark_channel(x, patch))[:, :, None, None]
         t = 1 - self.omega * dark_channel(x / a, patch)
-        gray = (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2])[:, None]
-        t = guided_filter(gray, t, radius, self.eps)
+        t = guided_filter(_gray(x), t, radius, self.eps)
         return ((x - a) / t.clamp_min(self.t0) + a).clamp(0, 1)

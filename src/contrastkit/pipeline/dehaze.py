@@ -96,10 +96,15 @@ def restore_image(
     out = torch.zeros_like(image)
     weight = torch.zeros(1, h, w, dtype=image.dtype, device=image.device)
     rows, cols = tile_starts(h, tile, overlap), tile_starts(w, tile, overlap)
+    # a model that estimates something of the whole image (the prior's airlight) does it once
+    whole_image = model.tile_restorer(image) if hasattr(model, "tile_restorer") else None
     for top in rows:
         for left in cols:
             th, tw = min(tile, h - top), min(tile, w - left)
-            piece = restore(image[None, :, top : top + th, left : left + tw])[0].clamp(0, 1)
+            if whole_image is not None:
+                piece = whole_image(top, left, th, tw).clamp(0, 1)
+            else:
+                piece = restore(image[None, :, top : top + th, left : left + tw])[0].clamp(0, 1)
             wy = _ramp(th, overlap, top == 0, top + th >= h, image.device)
             wx = _ramp(tw, overlap, left == 0, left + tw >= w, image.device)
             mask = wy[:, None] * wx[None, :]
