@@ -285,6 +285,8 @@ def _quiet_libraries() -> None:
     for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
+    # a task without monitor data runs no validation loop on purpose (limit_val_batches=0)
+    warnings.filterwarnings("ignore", message=r"You passed in a `val_dataloader` but have no `validation_step`.*")
 
 
 def _one_line_notes() -> None:
@@ -340,7 +342,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "export":
             from contrastkit.pipeline.export import export_run
 
-            print(f"wrote {export_run(args.run_dir, args.format, args.out)} ({args.format})")
+            path = export_run(args.run_dir, args.format, args.out)
+            print(f"wrote {path} ({args.format}); what it takes (channels, size, normalisation): {path}.json")
         elif args.command == "compare":
             from contrastkit.pipeline.compare import compare_runs
 

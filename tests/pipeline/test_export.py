@@ -63,6 +63,43 @@ def test_onnx_output_equals_pytorch(tmp_path):
     x = torch.rand(5, 3, 32, 32)  # another batch size than the export's example
     (out,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
     torch.testing.assert_close(torch.from_numpy(out), trained(x).detach(), rtol=1e-4, atol=1e-4)
+    # one file with the weights inside (no .onnx.data beside it), its spec inside and beside it
+    assert sorted(p.name for p in tmp_path.glob("b.onnx*")) == ["b.onnx", "b.onnx.json"]
+    import json
+
+    import onnx
+
+    props = {p.key: p.value for p in onnx.load(str(tmp_path / "b.onnx")).metadata_props}
+    assert json.loads(props["contrastkit"])["backbone"] == "convnet_small"
+
+
+def test_a_one_channel_torchvision_export_loads_as_the_docs_say(tmp_path):
+    import json
+
+    import torchvision
+
+    run, trained = _run_folder(tmp_path, "torchvision/resnet18", channels=1, width=None)
+    assert main(["export", str(run), "--format", "torchvision", "--out", str(tmp_path / "tv.pt")]) == 0
+    model = torchvision.models.resnet18()
+    model.fc = torch.nn.Identity()
+    channels = json.loads((tmp_path / "tv.pt.json").read_text())["channels"]
+    if channels != 3:  # docs/images.md: a grayscale run's stem takes one channel
+        model.conv1 = torch.nn.Conv2d(channels, 64, 7, 2, 3, bias=False)
+    model.load_state_dict(torch.load(tmp_path / "tv.pt", weights_only=True))
+    x = torch.rand(2, 1, 64, 64)
+    torch.testing.assert_close(model.eval()(x), trained(x))
+
+
+def test_an_export_records_what_the_backbone_takes(tmp_path):
+    import json
+
+    runs = tmp_path / "runs"
+    assert main(["train", "moco-digits", "--smoke", "--no-progress", "--runs-dir", str(runs)]) == 0
+    (run,) = (runs / "moco-digits").iterdir()
+    assert main(["export", str(run), "--out", str(tmp_path / "b.pt")]) == 0
+    spec = json.loads((tmp_path / "b.pt.json").read_text())
+    assert spec["backbone"] == "convnet_small" and spec["channels"] == 1
+    assert spec["input"]["image_size"] == 16 and len(spec["input"]["mean"]) == len(spec["input"]["std"]) == 1
 
 
 def test_a_run_without_backbone_is_refused(tmp_path, capsys):

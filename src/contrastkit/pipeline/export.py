@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -57,8 +58,41 @@ def export_run(run_dir: str | os.PathLike[str], fmt: str, out: str | os.PathLike
             (example,),
             str(out),
             dynamo=True,
+            verbose=False,
+            external_data=False,  # one file: the weights inside, no .onnx.data beside it
             input_names=["inputs"],
             output_names=["features"],
             dynamic_shapes={"x": {0: torch.export.Dim("batch", min=1)}},
         )
+    _write_input_spec(run_dir, recipe, channels, fmt, out)
     return out
+
+
+def _write_input_spec(
+    run_dir: str | os.PathLike[str], recipe: dict[str, Any], channels: int, fmt: str, out: Path
+) -> Path:
+    """``<out>.json`` beside an export: the backbone, what it takes (channels, size, the mean / std
+    of [0, 1] pixels it was trained on) and where it came from; ONNX files also carry it inside."""
+    import json
+
+    results_file = Path(run_dir) / "results.json"
+    results = json.loads(results_file.read_text()) if results_file.is_file() else {}
+    model = recipe.get("model", {})
+    spec = {
+        "format": fmt,
+        "backbone": model.get("backbone"),
+        "width": model.get("width"),
+        "channels": channels,
+        "input": results.get("input"),
+        "recipe": recipe.get("name") or results.get("recipe"),
+        "run": str(Path(run_dir).resolve()),
+    }
+    sidecar = out.with_name(out.name + ".json")
+    sidecar.write_text(json.dumps(spec, indent=2))
+    if fmt == "onnx":
+        import onnx
+
+        graph = onnx.load(str(out))
+        onnx.helper.set_model_props(graph, {"contrastkit": json.dumps(spec)})
+        onnx.save(graph, str(out))
+    return sidecar

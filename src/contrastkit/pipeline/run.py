@@ -126,9 +126,11 @@ def _logger(recipe: Recipe, run_dir: Path) -> Any:
 
 
 def _trainer(
-    recipe: Recipe, run_dir: Path, progress: bool, extra: list[L.Callback], method: L.LightningModule
+    recipe: Recipe, run_dir: Path, progress: bool, extra: list[L.Callback], method: L.LightningModule, monitors: bool
 ) -> L.Trainer:
     t = recipe.trainer
+    # no monitor data or no validation_step: no validation loop (Lightning would warn about either)
+    validates = monitors and type(method).validation_step is not L.LightningModule.validation_step
     return L.Trainer(
         max_epochs=recipe.optim.epochs,
         accelerator=t.accelerator,
@@ -147,7 +149,7 @@ def _trainer(
         check_val_every_n_epoch=recipe.eval.monitor_every,
         num_sanity_val_steps=0,
         limit_train_batches=t.limit_train_batches,
-        limit_val_batches=t.limit_val_batches,
+        limit_val_batches=t.limit_val_batches if validates else 0,
         enable_progress_bar=progress,
         enable_model_summary=False,
         default_root_dir=str(run_dir),
@@ -155,14 +157,14 @@ def _trainer(
 
 
 def _checked_trainer(
-    recipe: Recipe, run_dir: Path, progress: bool, extra: list[L.Callback], method: L.LightningModule
+    recipe: Recipe, run_dir: Path, progress: bool, extra: list[L.Callback], method: L.LightningModule, monitors: bool
 ) -> L.Trainer:
     """The trainer, or ``RecipeError`` for a hardware request Lightning refuses (devices 0, a GPU
     on a machine without one, an unknown strategy): raised before the run folder exists."""
     from lightning.fabric.utilities.exceptions import MisconfigurationException
 
     try:
-        return _trainer(recipe, run_dir, progress, extra, method)
+        return _trainer(recipe, run_dir, progress, extra, method, monitors)
     except RecipeError:
         raise
     except (MisconfigurationException, ValueError, RuntimeError) as err:
@@ -209,7 +211,8 @@ def train(
     os.environ[RUN_DIR_ENV] = str(run_dir)
     try:
         task = _prepare(recipe, data_root)
-        trainer = _checked_trainer(recipe, run_dir, progress, list(callbacks or []), task.method)  # before any file
+        monitors = getattr(task.datamodule, "monitor", None) is not None
+        trainer = _checked_trainer(recipe, run_dir, progress, list(callbacks or []), task.method, monitors)
     except BaseException:
         if resume is None:  # a run that never started leaves no folder behind
             for folder in (run_dir, *fresh):
@@ -376,6 +379,8 @@ def _finish(
         "run_dir": str(run_dir),
     }
     results["environment"] = environment()
+    if task.input_spec:
+        results["input"] = task.input_spec
     key, label = task.metrics[0] if task.metrics else ("", "")
     if task.classes and ("top1" in key or "accuracy" in key):  # a classification accuracy in percent
         value = final.numbers.get(key)

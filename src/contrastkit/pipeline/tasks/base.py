@@ -83,6 +83,9 @@ class Task:
     source: str = ""
     method: L.LightningModule
     datamodule: L.LightningDataModule
+    input_spec: dict[str, Any] | None = None
+    """What the backbone takes (``channels``, ``image_size``, ``clip_length``, the ``mean`` / ``std``
+    of [0, 1] pixels it normalises by): kept in ``results.json`` and beside every export."""
 
     uses_backbone: ClassVar[bool] = True
     """False for a task whose methods build their own networks (graphs, restoration): it refuses

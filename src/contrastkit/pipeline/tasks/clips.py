@@ -98,6 +98,13 @@ class ClipsTask(Task):
         self.test = self._decode(test_files, test_labels, cache, "test")
         mean, std = _channel_stats(self.train.frames)
         frames = build_augmentation(d.augmentation, d.image_size, mean, std)
+        self.input_spec = {
+            "channels": 3,
+            "image_size": d.image_size,
+            "clip_length": d.clip_length,
+            "mean": mean,
+            "std": std,
+        }
         backbone = prepared_backbone(recipe, 3, d.image_size)
         self.method: ClipMethod = build_method(
             recipe,

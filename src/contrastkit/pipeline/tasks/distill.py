@@ -63,6 +63,14 @@ class DistillTask(Task):
         x = data.train_clips[:256].float().div(255).transpose(0, 1).reshape(3, -1)
         mean, std = tuple(x.mean(1).tolist()), tuple(x.std(1).clamp_min(1e-3).tolist())
         frames = build_augmentation(d.augmentation, d.image_size, mean, std)
+        clip_length = int(data.train_clips.shape[2])
+        self.input_spec = {
+            "channels": 3,
+            "image_size": d.image_size,
+            "clip_length": clip_length,
+            "mean": mean,
+            "std": std,
+        }
         backbone = prepared_backbone(recipe, 3, d.image_size)
         self.method = build_method(
             recipe,

@@ -75,6 +75,7 @@ class ImagesTask(Task):
         self.splits = image_splits(recipe, root)
         self.method: ContrastiveMethod = image_method(recipe, self.splits)
         s, d, e, seed = self.splits, data_settings(recipe, ImageData), recipe.eval, recipe.trainer.seed
+        self.input_spec = {"channels": s.channels, "image_size": s.image_size, "mean": s.mean, "std": s.std}
         self.labelled = bool(s.classes)
         streamed = isinstance(s.train_images, ImageFiles)
         monitor = None
