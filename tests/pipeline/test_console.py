@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BIN = Path(sys.executable).parent
 
 
@@ -23,6 +25,21 @@ def test_train_smoke_prints_only_its_summary(tmp_path):
     for noise in ("Tip:", "GPU available", "TPU available", "LeafSpec", "Sparse invariant checks"):
         assert noise not in text, noise
     assert "kNN top-1" in text and "report:" in text
+
+
+@pytest.mark.parametrize("recipe", ["ccl-synthetic", "crossclr-synthetic", "mvgrl-sbm"])
+def test_a_clean_run_leaves_stderr_empty(recipe, tmp_path):
+    """Issue 32, item 9: Lightning's warnings about runs without monitor data reached stderr."""
+    done = _cli("train", recipe, "--smoke", "--no-progress", "--runs-dir", str(tmp_path))
+    assert done.returncode == 0 and done.stderr == "", done.stderr[-2000:]
+
+
+def test_an_onnx_export_prints_one_line(tmp_path):
+    pytest.importorskip("onnxscript", reason="onnxscript is in the export extra")
+    assert _cli("train", "moco-digits", "--smoke", "--quiet", "--runs-dir", str(tmp_path)).returncode == 0
+    (run,) = (tmp_path / "moco-digits").iterdir()
+    done = _cli("export", str(run), "--format", "onnx", "--out", str(tmp_path / "m.onnx"))
+    assert done.returncode == 0 and done.stderr == "" and len(done.stdout.splitlines()) == 1, done.stdout
 
 
 def test_near_chance_accuracy_is_flagged():
