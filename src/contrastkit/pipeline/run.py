@@ -28,9 +28,14 @@ __all__ = ["evaluate_run", "train"]
 RUN_DIR_ENV = "CONTRASTKIT_RUN_DIR"
 
 
+def _global_rank() -> int:
+    """This process's rank as its launcher set it: torchrun's RANK, SLURM's SLURM_PROCID, Lightning's LOCAL_RANK."""
+    return int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", os.environ.get("LOCAL_RANK", "0"))))
+
+
 def _is_rank_zero() -> bool:
     return (
-        int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0
+        _global_rank() == 0
         and int(os.environ.get("NODE_RANK", os.environ.get("GROUP_RANK", "0"))) == 0
     )
 
@@ -38,6 +43,10 @@ def _is_rank_zero() -> bool:
 def _new_run_dir(runs_dir: Path, name: str) -> Path:
     if os.environ.get(RUN_DIR_ENV) and "LOCAL_RANK" in os.environ:  # a process Lightning launched for rank > 0
         return Path(os.environ[RUN_DIR_ENV])
+    if not _is_rank_zero():  # a rank > 0 that torchrun or SLURM started: rank 0 alone writes the run folder
+        import tempfile
+
+        return Path(tempfile.mkdtemp(prefix=f"contrastkit-rank{_global_rank()}-"))
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     (runs_dir / name).mkdir(parents=True, exist_ok=True)
     suffix = 0
