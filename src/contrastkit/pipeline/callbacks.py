@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,17 @@ class AtomicCheckpoint(ModelCheckpoint):
         trainer.strategy.barrier()
 
 
+DATA_WAIT_WARNING = 0.10
+"""The share of training time spent waiting for batches above which a run says so."""
+
+
+def data_wait_advice(share: float) -> str:
+    return (
+        f"{share:.0%} of the training time went to waiting for the next batch: raise data.num_workers "
+        "(folders of files), keep the decoded cache (videos: data.cache_dir), or lower the augmentation's cost"
+    )
+
+
 class MetricsWriter(L.Callback):
     """Appends epoch metrics to ``metrics.csv`` and step losses to ``steps.csv`` (rank 0 only).
 
@@ -57,14 +69,35 @@ class MetricsWriter(L.Callback):
         self._steps: list[tuple[int, int, float]] = []
         self._epoch_start = 0.0
         self._images = 0
+        # where an epoch's time goes: waiting for the next batch, inside the step, in the monitor
+        self._mark = 0.0
+        self._data = self._step = self._monitor = 0.0
+        self._warned = False
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._epoch_start = time.perf_counter()
+        self._epoch_start = self._mark = time.perf_counter()
         self._images = 0
+        self._data = self._step = self._monitor = 0.0
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        now = time.perf_counter()
+        self._data += now - self._mark
+        self._mark = now
+
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._validation_start = time.perf_counter()
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._monitor += time.perf_counter() - self._validation_start
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
+        now = time.perf_counter()
+        self._step += now - self._mark
+        self._mark = now
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
         self._images += _batch_size(batch) * trainer.world_size
         if trainer.is_global_zero and loss is not None:
@@ -80,6 +113,13 @@ class MetricsWriter(L.Callback):
                 continue
             row[key.removesuffix("_epoch")] = float(value) if isinstance(value, torch.Tensor) else value
         row["epoch_seconds"] = round(elapsed, 3)
+        row["data_seconds"], row["step_seconds"] = round(self._data, 3), round(self._step, 3)
+        row["monitor_seconds"] = round(self._monitor, 3)
+        wait = self._data / max(self._data + self._step, 1e-9)
+        settled = trainer.current_epoch >= 1 and trainer.num_training_batches >= 10  # past workers' start-up
+        if wait > DATA_WAIT_WARNING and settled and not self._warned:
+            self._warned = True
+            print(f"contrastkit: warning: {data_wait_advice(wait)}", file=sys.stderr)
         if self._images:
             row["images_per_second"] = round(self._images / elapsed, 1) if elapsed > 0 else 0.0
         _append_row(self.run_dir / "metrics.csv", row)

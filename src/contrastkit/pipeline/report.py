@@ -195,7 +195,8 @@ def write_report(run_dir: Path, results: dict[str, Any], plots: list[tuple[str, 
             f"; throughput {r['images_per_second']:.0f} {r.get('samples', 'samples')}/s"
             if r.get("images_per_second")
             else ""
-        ),
+        )
+        + time_line(r.get("time") or {}),
         (
             f"- Resumed with changed settings: {', '.join(r['changed_on_resume'])}\n"
             if r.get("changed_on_resume")
@@ -223,6 +224,15 @@ def write_report(run_dir: Path, results: dict[str, Any], plots: list[tuple[str, 
     path = run_dir / "report.md"
     write_atomic(path, "\n".join(lines))
     return path
+
+
+def time_line(shares: dict[str, Any]) -> str:
+    """``"; of it: waiting for data 3%, steps 90%, ..."`` from ``results["time"]`` (empty if unmeasured)."""
+    if "data_wait" not in shares:
+        return ""
+    parts = [("waiting for data", "data_wait"), ("steps", "step"), ("kNN monitor", "monitor"), ("other", "other")]
+    spent = ", ".join(f"{name} {shares[key]:.0%}" for name, key in parts if shares.get(key, 0) >= 0.005)
+    return f"; of it: {spent}; final evaluation {shares['evaluation_seconds']:.0f} s"
 
 
 def epochs_line(results: dict[str, Any]) -> str:

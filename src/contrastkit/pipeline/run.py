@@ -17,7 +17,13 @@ import yaml
 
 from contrastkit._files import write_atomic
 from contrastkit.config import Recipe, RecipeError, flatten_keys, upgrade_stored_recipe, validate
-from contrastkit.pipeline.callbacks import AtomicCheckpoint, MetricsWriter, RecipeInCheckpoint
+from contrastkit.pipeline.callbacks import (
+    DATA_WAIT_WARNING,
+    AtomicCheckpoint,
+    MetricsWriter,
+    RecipeInCheckpoint,
+    data_wait_advice,
+)
 from contrastkit.pipeline.environment import environment
 from contrastkit.pipeline.history import append_history, read_history
 from contrastkit.pipeline.report import near_chance_warning, plot_loss, write_report
@@ -34,10 +40,7 @@ def _global_rank() -> int:
 
 
 def _is_rank_zero() -> bool:
-    return (
-        _global_rank() == 0
-        and int(os.environ.get("NODE_RANK", os.environ.get("GROUP_RANK", "0"))) == 0
-    )
+    return _global_rank() == 0 and int(os.environ.get("NODE_RANK", os.environ.get("GROUP_RANK", "0"))) == 0
 
 
 def _new_run_dir(runs_dir: Path, name: str) -> Path:
@@ -354,11 +357,13 @@ def _finish(
     changed_on_resume: list[str] | None = None,
 ) -> dict[str, Any]:
     task.method.cpu()
+    evaluation_start = time.perf_counter()
     final = task.evaluate("trained", progress)
     from contrastkit.functional._validation import check_finite
 
     check_finite(True, trained_embeddings=final.embeddings)  # a diverged run stops here, not in t-SNE
     plots = plot_loss(run_dir) + task.plots(run_dir, final, random_init)
+    evaluation_seconds = time.perf_counter() - evaluation_start
     history = read_history(run_dir)
     if history.lines:  # folders written before the history was kept keep what they recorded
         command = history.command or command
@@ -388,14 +393,21 @@ def _finish(
         "run_dir": str(run_dir),
     }
     results["environment"] = environment()
+    shares = time_shares(run_dir, evaluation_seconds)
+    results["time"] = shares
     if task.input_spec:
         results["input"] = task.input_spec
     key, label = task.metrics[0] if task.metrics else ("", "")
+    warning = None
     if task.classes and ("top1" in key or "accuracy" in key):  # a classification accuracy in percent
         value = final.numbers.get(key)
         warning = near_chance_warning(label, None if value is None else float(value), len(task.classes))
-        if warning:
-            results["warnings"] = [warning]
+    warnings: list[str] = [warning] if warning else []
+    wait = shares.get("data_wait")
+    if wait is not None and wait > DATA_WAIT_WARNING and shares["epochs"] >= 2:
+        warnings.append(data_wait_advice(wait))
+    if warnings:
+        results["warnings"] = warnings
     verdict = task.verdict(final, random_init)
     if verdict:
         results["verdict"] = verdict
@@ -412,6 +424,24 @@ def _finish(
         results["changed_on_resume"] = changed_on_resume
     write_report(run_dir, results, [(p.file, p.caption) for p in plots])
     return results
+
+
+def time_shares(run_dir: Path, evaluation_seconds: float) -> dict[str, Any]:
+    """Where training time went, summed over the epochs of ``metrics.csv``: the shares of waiting
+    for the next batch (data loading and the loop between steps), the steps (forward, backward,
+    optimiser), the kNN monitor and the rest (checkpoints, logging); and the final evaluation's
+    seconds."""
+    import csv
+
+    path = run_dir / "metrics.csv"
+    rows = list(csv.DictReader(open(path, newline=""))) if path.exists() else []
+    total = {k: sum(float(r.get(f"{k}_seconds") or 0) for r in rows) for k in ("epoch", "data", "step", "monitor")}
+    out: dict[str, Any] = {"epochs": len(rows), "evaluation_seconds": round(evaluation_seconds, 2)}
+    if total["epoch"] > 0 and any(r.get("data_seconds") for r in rows):
+        for key in ("data", "step", "monitor"):
+            out[key if key != "data" else "data_wait"] = round(total[key] / total["epoch"], 4)
+        out["other"] = round(max(0.0, 1 - out["data_wait"] - out["step"] - out["monitor"]), 4)
+    return out
 
 
 def _mean_throughput(run_dir: Path) -> float:
