@@ -34,7 +34,7 @@ ARGS = [
     "--set",
     "eval.linear_probe=false",
 ]
-TIMING = {"epoch_seconds", "images_per_second"}
+TIMING = {"epoch_seconds", "images_per_second", "data_seconds", "step_seconds", "monitor_seconds"}
 
 
 def _only_run(runs: Path) -> Path | None:
