@@ -14,8 +14,6 @@ Written with Video I's libx264 writer into ``<root>/{train,test}/<class>/<i>.mp4
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 import os
 from pathlib import Path
@@ -25,7 +23,7 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
-from contrastkit.data.moving_objects import _write_mp4
+from contrastkit.data.moving_objects import _write_mp4, generated_before, seal_generated
 from contrastkit.data.video_folders import ClipData
 from contrastkit.registry import register_dataset
 
@@ -137,8 +135,7 @@ def generate_global_context(
     settings.update({"scenes": scenes, "ramp": ramp, "seed": seed})
     if contrast != 0.35:  # folders written before the option existed stay valid
         settings["contrast"] = contrast
-    marker = folder / "settings.json"
-    if marker.is_file() and json.loads(marker.read_text()) == settings:
+    if generated_before(folder, settings):
         return folder
     folder.mkdir(parents=True, exist_ok=True)
     g = torch.Generator().manual_seed(seed)
@@ -161,11 +158,7 @@ def generate_global_context(
             name = f"{split}/{GLYPHS[glyph]}/{i:05d}.mp4"
             _write_mp4(folder / name, clip)
             rows.append((name, GLYPHS[glyph]))
-    with open(folder / "labels.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["file", "glyph"])
-        writer.writerows(rows)
-    marker.write_text(json.dumps(settings))
+    seal_generated(folder, ["file", "glyph"], rows, settings)
     return folder
 
 

@@ -12,8 +12,6 @@ learnable. Written as mp4 under ``<cache>/global_context_cifar-.../{train,test}/
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 import os
 from pathlib import Path
@@ -24,7 +22,13 @@ from torch import Tensor
 
 from contrastkit.data.global_context import _stripes
 from contrastkit.data.images import require_cifar10
-from contrastkit.data.moving_objects import DIRECTIONS, _write_mp4, moving_object_frames
+from contrastkit.data.moving_objects import (
+    DIRECTIONS,
+    _write_mp4,
+    generated_before,
+    moving_object_frames,
+    seal_generated,
+)
 from contrastkit.data.video_folders import ClipData
 from contrastkit.registry import register_dataset
 
@@ -69,8 +73,7 @@ def generate_global_context_cifar(
     folder = Path(root)
     size = cifar.image_size
     settings = {"version": _VERSION, "train": train, "test": test, "frames": frames, "scenes": scenes, "seed": seed}
-    marker = folder / "settings.json"
-    if marker.is_file() and json.loads(marker.read_text()) == settings:
+    if generated_before(folder, settings):
         return folder
     folder.mkdir(parents=True, exist_ok=True)
     g = torch.Generator().manual_seed(seed)
@@ -90,11 +93,7 @@ def generate_global_context_cifar(
             name = f"{split}/{cifar.classes[label]}/{i:05d}.mp4"
             _write_mp4(folder / name, clip)
             rows.append((name, cifar.classes[label]))
-    with open(folder / "labels.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["file", "class"])
-        writer.writerows(rows)
-    marker.write_text(json.dumps(settings))
+    seal_generated(folder, ["file", "class"], rows, settings)
     return folder
 
 

@@ -16,7 +16,6 @@ Files: ``<root>/{train,test}/<appearance>/<i>.mp4``; ``labels.csv`` (file, appea
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from contrastkit.data.moving_objects import _write_mp4
+from contrastkit.data.moving_objects import _write_mp4, generated_before, seal_generated
 from contrastkit.data.video_folders import ClipData
 from contrastkit.registry import register_dataset
 
@@ -133,8 +132,7 @@ def generate_motion_phases(
     folder = Path(root)
     settings = {"version": _VERSION, "train": train, "test": test, "frames": frames, "size": size}
     settings.update({"phases": phases, "min_phase": min_phase, "seed": seed})
-    marker = folder / "settings.json"
-    if marker.is_file() and json.loads(marker.read_text()) == settings:
+    if generated_before(folder, settings):
         return folder
     folder.mkdir(parents=True, exist_ok=True)
     g = torch.Generator().manual_seed(seed)
@@ -158,12 +156,8 @@ def generate_motion_phases(
             _write_mp4(folder / name, clip)
             rows.append((name, APPEARANCES[appearance]))
             frame_labels[name] = labels.tolist()
-    with open(folder / "labels.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["file", "appearance"])
-        writer.writerows(rows)
     (folder / "frame_labels.json").write_text(json.dumps(frame_labels))
-    marker.write_text(json.dumps(settings))
+    seal_generated(folder, ["file", "appearance"], rows, settings)
     return folder
 
 

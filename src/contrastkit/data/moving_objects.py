@@ -81,6 +81,23 @@ def moving_object_frames(
     return (torch.stack(out).permute(0, 2, 3, 1) * 255).round().to(torch.uint8)
 
 
+def generated_before(folder: Path, settings: dict[str, Any]) -> bool:
+    """Whether ``folder`` holds a complete generated set written with ``settings`` (its
+    ``settings.json`` is written last, by ``seal_generated``)."""
+    marker = folder / "settings.json"
+    return marker.is_file() and json.loads(marker.read_text()) == settings
+
+
+def seal_generated(folder: Path, header: list[str], rows: list[tuple[Any, ...]], settings: dict[str, Any]) -> None:
+    """Finish a generated set: ``labels.csv`` (``header`` then ``rows``), then the ``settings.json``
+    that marks the folder complete."""
+    with open(folder / "labels.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+    (folder / "settings.json").write_text(json.dumps(settings))
+
+
 def _write_mp4(path: Path, frames: Tensor, fps: int = 25) -> None:
     import av
 
@@ -138,10 +155,9 @@ def generate_moving_objects(
         "textures": texture_source,
         "appearance_pool": appearance_pool,
     }
-    marker = folder / "settings.json"
     if not appearance_pool:
         del settings["appearance_pool"]  # folders written before the option existed stay valid
-    if marker.is_file() and json.loads(marker.read_text()) == settings:
+    if generated_before(folder, settings):
         return folder
     folder.mkdir(parents=True, exist_ok=True)
     g = torch.Generator().manual_seed(seed)
@@ -164,11 +180,7 @@ def generate_moving_objects(
             name = f"{split}/{DIRECTIONS[direction]}/{i:05d}.mp4"
             _write_mp4(folder / name, clip)
             rows.append((name, DIRECTIONS[direction], appearance))
-    with open(folder / "labels.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["file", "direction", "appearance"])
-        writer.writerows(rows)
-    marker.write_text(json.dumps(settings))
+    seal_generated(folder, ["file", "direction", "appearance"], rows, settings)
     return folder
 
 
