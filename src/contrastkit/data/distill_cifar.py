@@ -95,13 +95,6 @@ def _encoder(source: str, seed: int) -> Any:
     return encoder
 
 
-@torch.no_grad()
-def _frame_features(encoder: Any, frames: Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> Tensor:
-    from contrastkit.views.image import normalize_images
-
-    return torch.cat([encoder(normalize_images(f, mean, std)) for f in frames.split(512)])
-
-
 def ccl_cifar(
     root: str | os.PathLike[str] | None,
     seed: int = 0,
@@ -123,16 +116,20 @@ def ccl_cifar(
     test_idx = _pick(cifar.test_labels, test_per_class, g)
     train_clips = _clips(cifar.train_images[train_idx], frames, size, noise, g)
     test_clips = _clips(cifar.test_images[test_idx], frames, size, noise, g)
-    head_frames = _clips(cifar.train_images[head_idx], 1, size, noise, g)[:, :, 0]
+    head_frames = _clips(cifar.train_images[head_idx], 1, size, noise, g)  # clips of one frame
     train_labels, test_labels = cifar.train_labels[train_idx], cifar.test_labels[test_idx]
 
+    from contrastkit.nn.experts import pooled_clip_features
+
     encoder = _encoder(image_teacher, seed)
-    head = train_teacher_head(
-        _frame_features(encoder, head_frames, cifar.mean, cifar.std), cifar.train_labels[head_idx], classes, seed
-    )
+
+    def one_frame(clips: Tensor) -> Tensor:  # the encoder's features of single-frame clips
+        return pooled_clip_features(encoder, clips, cifar.mean, cifar.std, segments=1)
+
+    head = train_teacher_head(one_frame(head_frames), cifar.train_labels[head_idx], classes, seed)
 
     def image_features(clips: Tensor) -> tuple[Tensor, Tensor]:
-        z = _frame_features(encoder, clips[:, :, frames // 2], cifar.mean, cifar.std)
+        z = one_frame(clips[:, :, frames // 2 : frames // 2 + 1])
         with torch.no_grad():
             return head[0](z), head(z)
 
