@@ -26,7 +26,7 @@ from contrastkit.pipeline.callbacks import (
 )
 from contrastkit.pipeline.environment import environment
 from contrastkit.pipeline.history import append_history, read_history
-from contrastkit.pipeline.report import near_chance_warning, plot_loss, write_report
+from contrastkit.pipeline.report import near_chance_warning, plot_loss, read_csv_rows, write_report
 from contrastkit.pipeline.tasks import Task, build_task
 
 __all__ = ["evaluate_run", "train"]
@@ -431,10 +431,7 @@ def time_shares(run_dir: Path, evaluation_seconds: float) -> dict[str, Any]:
     for the next batch (data loading and the loop between steps), the steps (forward, backward,
     optimiser), the kNN monitor and the rest (checkpoints, logging); and the final evaluation's
     seconds."""
-    import csv
-
-    path = run_dir / "metrics.csv"
-    rows = list(csv.DictReader(open(path, newline=""))) if path.exists() else []
+    rows = read_csv_rows(run_dir / "metrics.csv")
     total = {k: sum(float(r.get(f"{k}_seconds") or 0) for r in rows) for k in ("epoch", "data", "step", "monitor")}
     out: dict[str, Any] = {"epochs": len(rows), "evaluation_seconds": round(evaluation_seconds, 2)}
     if total["epoch"] > 0 and any(r.get("data_seconds") for r in rows):
