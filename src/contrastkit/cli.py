@@ -258,10 +258,11 @@ def _print_summary(results: dict) -> None:
 
     smoke = " [smoke run: tiny sizes, the numbers say nothing about the method]" if results.get("smoke") else ""
     print(f"\n{results['recipe']} ({results['method']}) on {results['data']}{smoke}")
+    before = "random init" if results.get("baseline", "random init") == "random init" else "at start"
     for metric in results["metrics"]:
         key = metric["key"]
         label = metric["label"]
-        print(f"  {label:32s} trained {pct(final, key, label):16s} random init {pct(init, key, label)}")
+        print(f"  {label:32s} trained {pct(final, key, label):16s} {before} {pct(init, key, label)}")
     for name, row in (results.get("references") or {}).items():
         cells = ", ".join(f"{m['label']} {pct(row, m['key'], m['label'])}" for m in results["metrics"])
         print(f"  reference: {name}: {cells}")

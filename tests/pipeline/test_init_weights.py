@@ -70,7 +70,11 @@ def test_a_frozen_backbone_stays_as_it_started_and_the_report_says_where_from(di
     after, _, _ = load_run_backbone(run)
     for key, value in before.state_dict().items():
         assert torch.equal(after.state_dict()[key], value), key  # weights and BatchNorm statistics
-    assert f"initialised from run:{digits_run} (frozen)" in (run / "report.md").read_text()
+    report = (run / "report.md").read_text()
+    assert f"initialised from run:{digits_run} (frozen)" in report
+    # the untrained row is the network it started as, not a random init, and says so
+    assert f"| same network, starting weights (run:{digits_run}) |" in report and "random init" not in report
+    assert json.loads((run / "results.json").read_text())["baseline"] == f"starting weights (run:{digits_run})"
     frozen = prepared_backbone(_recipe("simclr-digits", f"model.init=run:{digits_run}", "model.freeze=true"), 1, 16)
     frozen.train()  # a user's own loop: BatchNorm keeps its running statistics all the same
     assert not frozen.training and not any(m.training for m in frozen.modules())

@@ -61,16 +61,24 @@ def plot_loss(run_dir: Path) -> list[Any]:
     return [Plot("loss.png", "Training loss")]
 
 
-def plot_monitor(run_dir: Path, column: str, ylabel: str, file: str, baseline: float | None = None) -> bool:
+def plot_monitor(
+    run_dir: Path,
+    column: str,
+    ylabel: str,
+    file: str,
+    baseline: float | None = None,
+    baseline_name: str = "random init",
+) -> bool:
     """``file``: an epoch-level column of ``metrics.csv`` (an online monitor) against the epoch,
-    with a dashed ``baseline`` (the random-init value) if given; False when the column is empty."""
+    with a dashed ``baseline`` (the untrained network's value, ``baseline_name``) if given; False
+    when the column is empty."""
     rows = [r for r in read_csv_rows(run_dir / "metrics.csv") if r.get(column)]
     if not rows:
         return False
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.plot([int(r["epoch"]) + 1 for r in rows], [float(r[column]) for r in rows], "o-", label="trained encoder")
     if baseline is not None:
-        ax.axhline(baseline, ls="--", color="gray", label=f"random init ({baseline:.1f})")
+        ax.axhline(baseline, ls="--", color="gray", label=f"{baseline_name} ({baseline:.1f})")
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel)
     ax.legend()
@@ -210,7 +218,9 @@ def write_report(run_dir: Path, results: dict[str, Any], plots: list[tuple[str, 
         f"| encoder | {header} |",
         "|---|" + "---:|" * len(r["metrics"]),
         "| trained | " + " | ".join(format_cell(final, m["key"]) for m in r["metrics"]) + " |",
-        "| same architecture, random init | " + " | ".join(format_cell(init, m["key"]) for m in r["metrics"]) + " |",
+        f"| same network, {r.get('baseline', 'random init')} | "
+        + " | ".join(format_cell(init, m["key"]) for m in r["metrics"])
+        + " |",
         *(
             f"| {label} | " + " | ".join(format_cell(row, m["key"]) for m in r["metrics"]) + " |"
             for label, row in (r.get("references") or {}).items()

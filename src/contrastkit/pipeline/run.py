@@ -390,6 +390,7 @@ def _finish(
         "resumed_with": history.resumes,
         "final": final.numbers,
         "random_init": random_init,
+        "baseline": task.baseline_name(),
         "run_dir": str(run_dir),
     }
     results["environment"] = environment()

@@ -122,7 +122,7 @@ class Task:
         return [Plot(file, "2-D map (t-SNE) of test embeddings")]
 
     def verdict(self, final: Evaluation, random_init: dict[str, Any] | None) -> str | None:
-        """The main metric against its baseline, the same network at random init: better, within
+        """The main metric against its baseline, the same network before training: better, within
         the spread, or worse. The spread of an accuracy on ``n`` test samples is the binomial
         standard error of each number, combined; "better" or "worse" needs twice that."""
         if not self.metrics or not random_init:
@@ -135,7 +135,9 @@ class Task:
         if final.labels is not None and 0 <= value <= 100 and 0 <= base <= 100:
             n = len(final.labels)
             spread = math.sqrt(sum(p * (100 - p) / n for p in (float(value), float(base))))
-        return verdict_line(label, float(value), float(base), "the same network at random init", spread)
+        before = self.baseline_name()
+        baseline = "the same network at random init" if before == "random init" else f"the same network's {before}"
+        return verdict_line(label, float(value), float(base), baseline, spread)
 
     def reference_rows(self) -> dict[str, dict[str, float]]:
         """Extra report rows ``{label: numbers}`` beside trained / random init (e.g. a classical
@@ -151,6 +153,12 @@ class Task:
         """How the report names the trained model (and where its backbone started)."""
         m = self.recipe.model
         return m.backbone + (f" width {m.width}" if m.width else "") + self.started_from()
+
+    def baseline_name(self) -> str:
+        """What the untrained row is: ``random init``, or the weights the backbone starts from."""
+        m = self.recipe.model
+        start = m.init or m.weights
+        return f"starting weights ({start})" if start else "random init"
 
     def started_from(self) -> str:
         """``; initialised from ...`` when the recipe starts the backbone from weights."""

@@ -294,7 +294,8 @@ class ClipsTask(Task):
         from contrastkit.pipeline.report import plot_monitor
 
         out = []
-        if plot_monitor(run_dir, "val/knn_top1", "kNN top-1 (%)", "knn.png", (random_init or {}).get("knn_top1")):
+        baseline = (random_init or {}).get("knn_top1")
+        if plot_monitor(run_dir, "val/knn_top1", "kNN top-1 (%)", "knn.png", baseline, self.baseline_name()):
             out.append(Plot("knn.png", "Online kNN monitor per epoch (whole decoded videos)"))
         strip = self._frame_strip(run_dir)
         if strip is not None:

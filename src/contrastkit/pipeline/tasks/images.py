@@ -156,7 +156,7 @@ class ImagesTask(Task):
 
         out: list[Plot] = []
         baseline = (random_init or {}).get("knn_top1")
-        if plot_monitor(run_dir, "val/knn_top1", "kNN top-1 (%)", "knn.png", baseline):
+        if plot_monitor(run_dir, "val/knn_top1", "kNN top-1 (%)", "knn.png", baseline, self.baseline_name()):
             out.append(Plot("knn.png", "Online kNN monitor per epoch"))
         positive, negative = view_similarities(self.method, self.splits.test_images[:512], self.recipe.trainer.seed)
         out.append(
@@ -182,6 +182,6 @@ class ImagesTask(Task):
         return (
             f"Pretraining gain with {100 * fraction:g}% of the labels: {gain:+.1f} points of kNN top-1"
             f" ({trained:.1f} ± {final.get(key + '_std', 0.0):.1f} trained vs {init:.1f} ± "
-            f"{random_init.get(key + '_std', 0.0):.1f} at random init; ± is the spread over "
+            f"{random_init.get(key + '_std', 0.0):.1f} with the {self.baseline_name()}; ± is the spread over "
             f"{self.recipe.eval.label_draws} draws of the labelled images, one pretraining seed): {verdict}."
         )
