@@ -368,6 +368,7 @@ _BUILTIN_MODULES = (
     "contrastkit.data.graphs",
     "contrastkit.data.video_folders",
     "contrastkit.data.moving_objects",
+    "contrastkit.data.moving_cifar",
     "contrastkit.data.global_context",
     "contrastkit.data.global_context_cifar",
     "contrastkit.data.motion_phases",

@@ -25,6 +25,7 @@ from contrastkit.data.images import require_cifar10
 from contrastkit.data.moving_objects import (
     DIRECTIONS,
     _write_mp4,
+    balanced_cifar_draws,
     generated_before,
     moving_object_frames,
     seal_generated,
@@ -78,21 +79,14 @@ def generate_global_context_cifar(
     folder.mkdir(parents=True, exist_ok=True)
     g = torch.Generator().manual_seed(seed)
     rows = []
-    for split, count, images, labels in (
-        ("train", train, cifar.train_images, cifar.train_labels),
-        ("test", test, cifar.test_images, cifar.test_labels),
-    ):
-        pools = [torch.nonzero(labels == c).flatten() for c in range(len(cifar.classes))]
-        for i in range(count):
-            label = i % len(cifar.classes)
-            pick = pools[label][int(torch.randint(len(pools[label]), (1,), generator=g))]
-            backgrounds = [_stripes(size, g) for _ in range(scenes)]
-            start = (float(torch.rand(1, generator=g)) * size, float(torch.rand(1, generator=g)) * size)
-            direction = int(torch.randint(len(DIRECTIONS), (1,), generator=g))
-            clip = cifar_context_frames(images[pick].float() / 255, backgrounds, frames, start, direction)
-            name = f"{split}/{cifar.classes[label]}/{i:05d}.mp4"
-            _write_mp4(folder / name, clip)
-            rows.append((name, cifar.classes[label]))
+    for split, i, label, texture in balanced_cifar_draws(cifar, train, test, g):
+        backgrounds = [_stripes(size, g) for _ in range(scenes)]
+        start = (float(torch.rand(1, generator=g)) * size, float(torch.rand(1, generator=g)) * size)
+        direction = int(torch.randint(len(DIRECTIONS), (1,), generator=g))
+        clip = cifar_context_frames(texture, backgrounds, frames, start, direction)
+        name = f"{split}/{cifar.classes[label]}/{i:05d}.mp4"
+        _write_mp4(folder / name, clip)
+        rows.append((name, cifar.classes[label]))
     seal_generated(folder, ["file", "class"], rows, settings)
     return folder
 

@@ -18,6 +18,7 @@ import csv
 import json
 import math
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,23 @@ def seal_generated(folder: Path, header: list[str], rows: list[tuple[Any, ...]],
         writer.writerow(header)
         writer.writerows(rows)
     (folder / "settings.json").write_text(json.dumps(settings))
+
+
+def balanced_cifar_draws(
+    cifar: Any, train: int, test: int, g: torch.Generator
+) -> Iterator[tuple[str, int, int, Tensor]]:
+    """``(split, i, class, image in [0, 1])`` for ``train`` then ``test`` videos of a generated set:
+    classes cycle, each video one image of its class drawn from its split of ``cifar`` (``ImageSplits``).
+    The caller draws the rest of video ``i`` from ``g`` before the next item."""
+    for split, count, images, labels in (
+        ("train", train, cifar.train_images, cifar.train_labels),
+        ("test", test, cifar.test_images, cifar.test_labels),
+    ):
+        pools = [torch.nonzero(labels == c).flatten() for c in range(len(cifar.classes))]
+        for i in range(count):
+            label = i % len(cifar.classes)
+            pick = pools[label][int(torch.randint(len(pools[label]), (1,), generator=g))]
+            yield split, i, label, images[pick].float() / 255
 
 
 def _write_mp4(path: Path, frames: Tensor, fps: int = 25) -> None:
