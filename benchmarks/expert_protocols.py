@@ -53,6 +53,8 @@ class Protocol:
     shared: dict[str, list[str]] = field(default_factory=dict)  # last in the ordering
     names: dict[str, str] = field(default_factory=lambda: {"scratch": "from scratch", "expert": "expert"})
     shared_note: str = "(uses no expert)"
+    # the paper's claims within its own arm (the first): (key a, key b, claim) read as a > b
+    within: tuple[tuple[str, str, str], ...] = ()
 
 
 VCLR_OFF = ["method.intra_weight=0", "method.vclr_weight=0", "method.order_weight=0"]
@@ -78,6 +80,51 @@ PROTOCOLS = {
         ordering="(c) >= (b) >= (a)",
         as_is="the zoo encoder before VCLR trains it",
         names={"scratch": "from scratch", "expert": "from the zoo encoder"},
+    ),
+    "videomoco": Protocol(
+        title="VideoMoCo on videos of a moving CIFAR-10 object (the class): the clip encoder from scratch vs "
+        "inflated from a zoo MoCo v2 encoder",
+        recipes={"scratch": "videomoco-cifar", "expert": "videomoco-cifar"},
+        sets={"expert": ["model.init=zoo:moco-v2-cifar10-s{seed}"]},
+        arms={
+            "(d) VideoMoCo (G + decay)": [],
+            "(a) MoCo on clips": ["method.drop=none", "method.decay=1.0"],
+        },
+        # the paper's claim is robustness to dropped frames: the probe on clips with 25% of their
+        # frames dropped at random is the main metric
+        metrics=(
+            ("linear_probe_drop25", "probe, 25% dropped"),
+            ("linear_probe_top1", "probe clean"),
+            ("linear_probe_drop50", "probe, 50% dropped"),
+            ("knn_top1", "kNN"),
+        ),
+        zoo="moco-v2-cifar10-s{seed}",
+        ordering="(d) >= (a)",
+        as_is="the inflated zoo encoder before VideoMoCo trains it",
+        names={"scratch": "from scratch", "expert": "inflated from the zoo encoder"},
+    ),
+    "longshort": Protocol(
+        title="Long/short views on motion-phase videos of a CIFAR-10 object (the class): the clip encoder from "
+        "scratch vs inflated from a zoo MoCo v2 encoder",
+        recipes={"scratch": "longshort-cifar", "expert": "longshort-cifar"},
+        sets={"expert": ["model.init=zoo:moco-v2-cifar10-s{seed}"]},
+        arms={"long/short (K=4, order negative)": [], "SimCLR, one representation": ["method.objective=simclr"]},
+        metrics=(
+            ("linear_probe_stationary", "cls h^s"),
+            ("linear_probe_nonstationary", "cls h^n"),
+            ("seg_frame_acc_stationary", "seg h^s"),
+            ("seg_frame_acc_nonstationary", "seg h^n"),
+            ("seg_frame_acc", "seg both"),
+            ("seg_edit", "Edit"),
+        ),
+        zoo="moco-v2-cifar10-s{seed}",
+        ordering="long/short >= SimCLR",
+        as_is="the inflated zoo encoder before training",
+        names={"scratch": "from scratch", "expert": "inflated from the zoo encoder"},
+        within=(
+            ("linear_probe_stationary", "linear_probe_nonstationary", "the class is read better from h^s than h^n"),
+            ("seg_frame_acc_nonstationary", "seg_frame_acc_stationary", "the phases are read better from h^n than h^s"),
+        ),
     ),
     "crossclr": Protocol(
         title="CrossCLR on the captions protocol (objects at CIFAR-10's resolution): the motion descriptor alone "
@@ -198,6 +245,20 @@ def _ordering(protocol: Protocol, runs: dict[str, Any], setting: str, key: str) 
     return f"- paper ordering {protocol.ordering} ({protocol.names.get(setting, setting)}), on means: {verdict} ({shown}); in {holds} of {len(per_seed)} seeds"
 
 
+def _within(protocol: Protocol, runs: dict[str, Any], setting: str) -> str:
+    arm = next(iter(protocol.arms))
+    if arm not in runs[setting]:
+        return f"- {arm} ({protocol.names.get(setting, setting)}): not run yet"
+    parts = []
+    for a, b, claim in protocol.within:
+        first, second = _values(runs[setting][arm], a), _values(runs[setting][arm], b)
+        holds = sum(x > y for x, y in zip(first, second, strict=True))
+        mean_a, mean_b = statistics.mean(first), statistics.mean(second)
+        verdict = "holds" if mean_a > mean_b else "does not hold"
+        parts.append(f"{claim}: {mean_a:.2f} vs {mean_b:.2f}, {verdict} on means, in {holds} of {len(first)} seeds")
+    return f"- paper claims on {arm} ({protocol.names.get(setting, setting)}): " + "; ".join(parts)
+
+
 def markdown(report: dict[str, Any]) -> str:
     global SEEDS
     protocol = PROTOCOLS[report["protocol"]]
@@ -277,6 +338,7 @@ def markdown(report: dict[str, Any]) -> str:
                 line += f"; over the expert as it is {mean_std(adds)} ({sum(a > 0 for a in adds)} of {len(adds)} seeds)"
             lines.append(line)
     lines += [_ordering(protocol, runs, s, key) for s in SETTINGS if s in runs]
+    lines += [_within(protocol, runs, s) for s in SETTINGS if s in runs and protocol.within]
     return "\n".join(lines) + "\n"
 
 

@@ -372,6 +372,7 @@ _BUILTIN_MODULES = (
     "contrastkit.data.global_context",
     "contrastkit.data.global_context_cifar",
     "contrastkit.data.motion_phases",
+    "contrastkit.data.motion_phases_cifar",
     "contrastkit.data.pairs",
     "contrastkit.data.captions",
     "contrastkit.data.distill",
