@@ -10,7 +10,7 @@ name that module under ``plugins:`` (or an installed package declares it in the
 
 This module imports nothing heavy (pydantic only), so recipe validation stays fast.
 
-Example:
+Examples:
     >>> from contrastkit.registry import METHODS
     >>> "moco" in METHODS.names()
     True
@@ -295,7 +295,7 @@ def register_method(
 ) -> Callable[[T], T]:
     """Class decorator: register a method under ``name`` (see ``MethodEntry``).
 
-    Example:
+    Examples:
         >>> from typing import Literal
         >>> class ToyParams(MethodParams):
         ...     name: Literal["toy-doc"] = "toy-doc"

@@ -1,4 +1,4 @@
-"""Log-mel features of waveforms (CCL's audio side, ``ccl.md`` §3), in plain torch: ``torch.stft``
+"""Log-mel features of waveforms (CCL's audio side, ``docs/methods/ccl.md``), in plain torch: ``torch.stft``
 and a triangular mel filterbank (HTK mel scale, no area normalisation: torchaudio's
 ``melscale_fbanks`` defaults, against which it is tested).
 
@@ -53,7 +53,7 @@ def log_mel_spectrogram(
 
     Frames are centred (reflect padding), so ``frames = 1 + N // hop_length``.
 
-    Example:
+    Examples:
         >>> import math
         >>> tone = torch.sin(2 * math.pi * 440 * torch.arange(32000) / 32000)
         >>> log_mel_spectrogram(tone).shape

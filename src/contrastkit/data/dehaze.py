@@ -1,4 +1,4 @@
-"""Paired hazy/clear images for dehazing (AECR-Net, ``aecr.md`` §4 and §6).
+"""Paired hazy/clear images for dehazing (AECR-Net, ``docs/methods/aecr.md``).
 
 - ``haze``: the atmospheric scattering model ``I = J t + A (1 - t)``, ``t = exp(-b d)``.
 - ``synthetic_haze``: the default data, no download: 64x64 crops of real photos shipped by
@@ -185,7 +185,7 @@ def _to_uint8(x: Tensor) -> Tensor:
 def synthetic_haze(
     seed: int = 0, *, train: int = 2000, test: int = 200, size: int = 64, scale: float = 0.5
 ) -> DehazeSet:
-    """The card's §6 protocol on real photos (see the module docstring): ``train`` and ``test``
+    """Our AECR protocol on real photos (see the module docstring): ``train`` and ``test``
     crops of ``size`` px from photos downscaled by ``scale``, training crops from the left
     ``TRAIN_FRACTION`` of each photo's width and test crops from the rest (disjoint pixels, the same
     kinds of scene); b ~ U[0.6, 1.8], A ~ U[0.7, 1] +/- 0.05 per channel."""

@@ -1,5 +1,5 @@
 """Labelled clips with frozen teacher features of other modalities, for cross-modal distillation
-(CCL, ``ccl.md`` §6): the seeded protocol ``ccl_synthetic`` (no download).
+(CCL, ``docs/methods/ccl.md``): the seeded protocol ``ccl_synthetic`` (no download).
 
 - 10 classes = 5 static shapes x 2 motion directions (left / right, wrapping around), clips of 8
   frames of 32x32 with strong pixel noise; 20 labelled training clips per class (the student
@@ -103,7 +103,7 @@ def ccl_synthetic(
     noise: float = 0.35,
     missing_audio: float = 0.1,
 ) -> DistillSet:
-    """The card's §6 protocol (see the module docstring)."""
+    """Our CCL protocol (see the module docstring)."""
     g = torch.Generator().manual_seed(seed)
     classes = 10
     image_protos = torch.nn.functional.normalize(torch.randn(classes, dim, generator=g), dim=1) * 3
@@ -123,7 +123,7 @@ def ccl_synthetic(
         *train,
         *test,
         names,
-        f"CCL synthetic clips (ccl.md §6: 10 classes = 5 shapes x 2 directions, {frames} frames of {size}px, "
+        f"CCL synthetic clips (docs/methods/ccl.md: 10 classes = 5 shapes x 2 directions, {frames} frames of {size}px, "
         f"{train_per_class} train / {test_per_class} test per class; teachers: image for every class, audio "
         f"uninformative for classes 5-9, {missing_audio:.0%} without audio; seed {seed})",
         GAP_CLASSES,

@@ -1,4 +1,4 @@
-"""Seeded "global context" videos for VCLR (``vclr.md`` §6), written as real mp4 files.
+"""Seeded "global context" videos for VCLR (``docs/methods/vclr.md``), written as real mp4 files.
 
 Each video: ``frames`` frames (48) in three scenes of equal length with hard cuts between them.
 The class (8) is a small static glyph — one of 4 shapes in one of 2 colours — blended at low
@@ -191,7 +191,7 @@ class GlobalContextData(ClipData):
     "global_context",
     task="clips",
     settings=GlobalContextData,
-    summary="generated glyph + 3-scene mp4s (vclr.md §6; no download)",
+    summary="generated glyph + 3-scene mp4s (docs/methods/vclr.md; no download)",
     reads_root=False,
 )
 def _global_context_dataset(settings: Any, root: str | os.PathLike[str] | None, seed: int) -> Any:

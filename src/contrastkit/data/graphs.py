@@ -168,7 +168,7 @@ def _degree_features(graphs: list, max_degree: int) -> None:
 
 def load_graph_dataset(name: str, root: str | os.PathLike[str] | None, *, download: bool = False) -> GraphSet:
     """A TU graph-classification dataset; node features = one-hot node label (if any) + one-hot
-    degree, as the official MVGRL graph code builds them (``mvgrl.md`` §4)."""
+    degree, as the official MVGRL graph code builds them (``docs/methods/mvgrl.md``)."""
     from torch_geometric.datasets import TUDataset
 
     key = name.lower()

@@ -1,4 +1,4 @@
-"""Seeded appearance + motion-phase videos for long/short views (``longshort.md`` §6), written as
+"""Seeded appearance + motion-phase videos for long/short views (``docs/methods/longshort.md``), written as
 real mp4 files with a label per frame.
 
 Each video (64 frames of 32x32 by default): an object of a static **appearance class** (filled
@@ -171,7 +171,7 @@ def read_frame_labels(folder: Path) -> dict[str, list[int]]:
     "motion_phases",
     task="clips",
     settings=ClipData,
-    summary="generated appearance + 4 motion phases, per-frame labels (longshort.md §6)",
+    summary="generated appearance + 4 motion phases, per-frame labels (docs/methods/longshort.md)",
     reads_root=False,
 )
 def _motion_phases_dataset(settings: Any, root: str | os.PathLike[str] | None, seed: int) -> Any:
@@ -180,7 +180,7 @@ def _motion_phases_dataset(settings: Any, root: str | os.PathLike[str] | None, s
     train, test = settings.train_subset or 2000, settings.test_subset or 400
     frames, size = settings.video_frames, settings.image_size
     folder = cache_root(settings.cache_dir) / f"motion_phases-{train}-{test}-{frames}f-{size}px-seed{seed}"
-    minimum = min(10, frames // 5)  # 10 at the card's 64 frames; shorter smoke videos keep 4 phases
+    minimum = min(10, frames // 5)  # 10 at the recipe's 64 frames; shorter smoke videos keep 4 phases
     generate_motion_phases(folder, train=train, test=test, frames=frames, size=size, min_phase=minimum, seed=seed)
     videos = load_video_folder(folder)
     videos.frame_labels = read_frame_labels(folder)

@@ -1,4 +1,4 @@
-"""Seeded moving-object videos written as real mp4 files (``videomoco.md`` §6 protocol).
+"""Seeded moving-object videos written as real mp4 files (``docs/methods/videomoco.md`` protocol).
 
 Each video: a textured disc moving in one of 8 compass directions (the class) over a static,
 smooth random background, from a random start at a random speed of 1-2 pixels per frame,
@@ -158,7 +158,7 @@ def generate_moving_objects(
         appearance_pool: draw every video's background and texture from ``appearance_pool`` of
             each (shared by train and test) instead of a fresh pair per video, so that
             appearance does not identify a video and instance discrimination has to look at
-            the motion. None = a fresh pair per video (the card's §6 wording).
+            the motion. None = a fresh pair per video (the first protocol's wording).
     """
     if size % 2:
         raise ValueError(f"size must be even for yuv420p, got {size}")
@@ -242,7 +242,7 @@ def _moving_objects(settings: Any, root: str | os.PathLike[str] | None, seed: in
     "moving_objects",
     task="clips",
     settings=ClipData,
-    summary="generated moving-object mp4s (videomoco.md §6; no download)",
+    summary="generated moving-object mp4s (docs/methods/videomoco.md; no download)",
 )
 def _moving_objects_dataset(settings: Any, root: str | os.PathLike[str] | None, seed: int) -> Any:
     return _moving_objects(settings, root, seed, None)

@@ -1,7 +1,7 @@
 """Paired features of two modalities (video–text) for cross-modal methods: one row per pair,
 optionally a cluster / category id per pair.
 
-- ``clustered_pairs``: the seeded protocol of ``crossclr.md`` §6 (no download): 60 semantic
+- ``clustered_pairs``: the seeded protocol of ``docs/methods/crossclr.md`` (no download): 60 semantic
   clusters, 6 "hub" clusters of 40 near-duplicate pairs and 54 of 4-6; video inputs
   ``tanh(W_v [c_k; 0.6 u_i]) + 0.05 e``, text inputs ``tanh(W_t [c_k; a_k u_i]) + 0.05 e`` with
   ``a_k = 0.1`` for hubs (near-duplicate captions) and 0.6 otherwise; the test split is a second
@@ -62,7 +62,7 @@ def clustered_pairs(
     latent: int = 16,
     input_dim: int = 64,
 ) -> PairSet:
-    """The card's §6 clustered pairs (train and test: two draws of instances of the same clusters)."""
+    """The clustered pairs of our CrossCLR protocol (train and test: two draws of instances of the same clusters)."""
     g = torch.Generator().manual_seed(seed)
     sizes = _cluster_sizes(g, hubs, hub_size, small)
     codes = torch.randn(len(sizes), latent, generator=g)
@@ -89,7 +89,7 @@ def clustered_pairs(
         test_t,
         train_c,
         test_c,
-        f"clustered pairs (crossclr.md §6: {len(sizes)} clusters, {hubs} hubs of {hub_size} near-duplicates, "
+        f"clustered pairs (docs/methods/crossclr.md: {len(sizes)} clusters, {hubs} hubs of {hub_size} near-duplicates, "
         f"{len(train_c)} train / {len(test_c)} test pairs, seed {seed})",
         tuple(range(hubs)),
     )
@@ -173,7 +173,7 @@ def load_feature_pairs(folder: str | os.PathLike[str], seed: int = 0, test_fract
 @register_dataset(
     "clustered_pairs",
     task=PAIRS_TASK,
-    summary="seeded video-text pairs with hub clusters (crossclr.md §6)",
+    summary="seeded video-text pairs with hub clusters (docs/methods/crossclr.md)",
     reads_root=False,
 )
 def _clustered_pairs_dataset(settings: Any, root: str | os.PathLike[str] | None, seed: int) -> PairSet:

@@ -144,7 +144,7 @@ def read_frames(
     Raises:
         VideoError: unreadable file, or an index past the last frame.
 
-    Example:
+    Examples:
         >>> clip = read_frames("bikes.mp4", [0, 8, 16, 24], size=64)  # doctest: +SKIP
         >>> clip.shape
         torch.Size([4, 64, 151, 3])

@@ -1,4 +1,4 @@
-"""Frozen clip features for video evaluation (``videomoco.md`` §6): N uniformly placed clips per
+"""Frozen clip features for video evaluation (``docs/methods/videomoco.md``): N uniformly placed clips per
 video, their backbone features averaged, optionally with a fraction of every clip's frames
 dropped at random (flat per-frame means), and the feature consistency under dropping."""
 
@@ -102,7 +102,7 @@ def clip_consistency(
 
 def window_indices(frames: int, window: int, frame_stride: int = 1) -> Tensor:
     """``[F', window]`` frame indices of a ``window``-frame window centred on every
-    ``frame_stride``-th frame, clamped at the ends of the video (``longshort.md`` §6)."""
+    ``frame_stride``-th frame, clamped at the ends of the video (``docs/methods/longshort.md``)."""
     centres = torch.arange(0, frames, frame_stride)
     offsets = torch.arange(window) - window // 2
     return (centres[:, None] + offsets).clamp(0, frames - 1)

@@ -1,4 +1,4 @@
-"""Cross-modal retrieval of paired items (``crossclr.md`` §5-§6): each query's true item is the
+"""Cross-modal retrieval of paired items (``docs/methods/crossclr.md``): each query's true item is the
 gallery row with the same index; rank = 1 + the number of gallery items scored strictly higher.
 
 - ``R@k``: share of queries whose true item ranks within ``k`` (%);
@@ -32,7 +32,7 @@ def paired_ranks(queries: Tensor, gallery: Tensor) -> Tensor:
 def retrieval_scores(queries: Tensor, gallery: Tensor, ks: Sequence[int] = (1, 5, 10)) -> dict[str, float]:
     """``{"r1", "r5", "r10", "medr", "mnr"}`` of paired retrieval.
 
-    Example:
+    Examples:
         >>> retrieval_scores(torch.eye(3), torch.eye(3))["r1"]
         100.0
     """

@@ -1,4 +1,4 @@
-"""Quadrant probe for dense features (``densecl.md`` §6): a CPU-sized stand-in for detection
+"""Quadrant probe for dense features (``docs/methods/densecl.md``): a CPU-sized stand-in for detection
 and segmentation transfer.
 
 Four random images are tiled into a 2x2 mosaic; the frozen backbone's map of the mosaic is

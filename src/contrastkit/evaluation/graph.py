@@ -1,4 +1,4 @@
-"""Evaluation protocols of MVGRL (``mvgrl.md`` §5) on frozen embeddings.
+"""Evaluation protocols of MVGRL (``docs/methods/mvgrl.md``) on frozen embeddings.
 
 - Node level: logistic regression (one ``Linear``, xavier init, Adam lr 0.01, 300 full-batch
   steps) on the training nodes, accuracy on the test nodes, repeated ``repeats`` times.
@@ -71,7 +71,7 @@ def svm_graph_classification(
 ) -> tuple[float, float]:
     """Mean and std (percent) of the 10 outer-fold accuracies of a grid-searched LinearSVC.
 
-    As the official code (``mvgrl.md`` §5): raw embeddings, stratified outer folds (``seed``),
+    As the official code (``docs/methods/mvgrl.md``): raw embeddings, stratified outer folds (``seed``),
     ``GridSearchCV(LinearSVC)`` over ``C`` in 1e-3..1e3 with 5 inner folds. One deviation: the
     SVM is solved in the primal (liblinear's trust-region Newton method, the same L2-regularised
     squared-hinge objective as the default dual solver). The dual coordinate descent often stops

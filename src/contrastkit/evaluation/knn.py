@@ -1,7 +1,7 @@
 """Weighted k-nearest-neighbour classification on frozen features (MoCo's CIFAR monitor).
 
 Reference: Wu et al., "Unsupervised Feature Learning via Non-Parametric Instance
-Discrimination", CVPR 2018; protocol as in ``moco.md`` §6: cosine similarity to the whole
+Discrimination", CVPR 2018; protocol as in ``docs/methods/moco.md``: cosine similarity to the whole
 bank, top k = 200, each neighbour votes ``exp(sim / 0.1)`` for its label.
 """
 

@@ -1,4 +1,4 @@
-"""PSNR and SSIM exactly as the AECR-Net / FFA-Net code computes them (``aecr.md`` §4).
+"""PSNR and SSIM exactly as the AECR-Net / FFA-Net code computes them (``docs/methods/aecr.md``).
 
 Both clamp their inputs to [0, 1]. PSNR is ``20 log10(1 / RMSE)`` over one image (100 when the
 images are equal). SSIM uses an 11x11 Gaussian window (sigma 1.5), ``C1 = 0.01^2``,
@@ -32,7 +32,7 @@ def _check_pair(prediction: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
 def psnr(prediction: Tensor, target: Tensor) -> Tensor:
     """Per-image PSNR in dB: ``[B, C, H, W]`` (or ``[C, H, W]``) pairs -> ``[B]``.
 
-    Example:
+    Examples:
         >>> x = torch.rand(1, 3, 8, 8)
         >>> psnr(x, x).item()
         100.0

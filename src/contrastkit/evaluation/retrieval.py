@@ -1,4 +1,4 @@
-"""Video retrieval recall (``vclr.md`` §5): test videos query the training videos by cosine
+"""Video retrieval recall (``docs/methods/vclr.md``): test videos query the training videos by cosine
 similarity of their features; ``R@k`` is the share of queries with at least one same-class
 video among their ``k`` nearest training videos."""
 
@@ -23,7 +23,7 @@ def retrieval_recall(
 
     A ``k`` larger than the bank counts the whole bank. Ties are broken by bank order.
 
-    Example:
+    Examples:
         >>> bank = torch.eye(3)
         >>> retrieval_recall(bank, torch.tensor([0, 1, 2]), bank, torch.tensor([0, 1, 2]), ks=(1,))
         {1: 100.0}

@@ -1,5 +1,5 @@
 """Action-segmentation metrics on per-frame label sequences (the standard segmental definitions
-of Lea et al. 2017 as computed by MS-TCN's evaluation script; ``longshort.md`` §5-§6).
+of Lea et al. 2017 as computed by MS-TCN's evaluation script; ``docs/methods/longshort.md``).
 
 - frame accuracy: share of frames whose predicted label is right;
 - Edit score: ``100 (1 - lev(P, T) / max(|P|, |T|))`` on the sequences of segment labels (runs
@@ -28,7 +28,7 @@ def _as_list(labels: Sequence[int] | Tensor) -> list[int]:
 def to_segments(labels: Sequence[int] | Tensor) -> list[tuple[int, int, int]]:
     """Runs of equal labels as ``(label, start, stop)`` (stop exclusive).
 
-    Example:
+    Examples:
         >>> to_segments([0, 0, 1, 1, 1, 0])
         [(0, 0, 2), (1, 2, 5), (0, 5, 6)]
     """

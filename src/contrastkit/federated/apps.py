@@ -241,7 +241,7 @@ def _previous_models(context: Context, template: FederatedModel, buffer: int) ->
 
 
 def _remember(context: Context, state: Mapping[str, Tensor], buffer: int) -> None:
-    """FIFO of the last ``buffer`` local models, newest in slot 0 (a proper deque; pitfall 4)."""
+    """FIFO of the last ``buffer`` local models, newest in slot 0 (a proper deque, not the official code's list)."""
     for slot in range(buffer - 1, 0, -1):
         older = context.state.get(f"moon.prev.{slot - 1}")
         if isinstance(older, ArrayRecord):

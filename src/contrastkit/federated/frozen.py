@@ -1,7 +1,7 @@
 """MOON's frozen models evaluated together: the global model and the previous local model(s).
 
 Every local step of MOON feeds one augmented batch to the model being trained and to ``1 + M``
-frozen models (``moon.md`` §2). Their weights do not change during a party's local training,
+frozen models (``docs/methods/moon.md``). Their weights do not change during a party's local training,
 so for the paper's CIFAR-10 CNN (``MoonCNN``) they are stacked once per ``local_train`` call
 and run as one network:
 

@@ -1,4 +1,4 @@
-"""One party's local training for FedAvg, FedProx and MOON (``moon.md`` §2-3).
+"""One party's local training for FedAvg, FedProx and MOON (``docs/methods/moon.md``).
 
 A fresh SGD optimiser every round; ``E`` epochs over the party's data, batch 64. FedProx adds
 ``(mu / 2) * ||w - w_global||^2``; MOON adds ``mu * model_contrastive(z, z_global, z_prev)``

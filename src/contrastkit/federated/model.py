@@ -1,7 +1,7 @@
-"""MOON's network (``moon.md`` §1): base encoder -> projection head -> classifier on ``z``.
+"""MOON's network (``docs/methods/moon.md``): base encoder -> projection head -> classifier on ``z``.
 
 Every algorithm (FedAvg, FedProx, MOON) uses the same network, projection head included, as
-the official code does. The classifier sits on the projection ``z``, not on ``h`` (pitfall 1).
+the official code does. The classifier sits on the projection ``z``, not on ``h``, as in the official code.
 """
 
 from __future__ import annotations

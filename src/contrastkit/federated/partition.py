@@ -1,4 +1,4 @@
-"""Label-skewed partitions: MOON's Dirichlet(beta) split (``moon.md`` §4, ``utils.py``).
+"""Label-skewed partitions: MOON's Dirichlet(beta) split (``docs/methods/moon.md``, ``utils.py``).
 
 For each class, proportions ``p ~ Dirichlet(beta * 1_N)`` are drawn; parties that already hold
 at least ``n / N`` samples get ``p_j = 0`` (the official capacity cap), ``p`` is renormalised

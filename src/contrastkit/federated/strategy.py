@@ -5,8 +5,9 @@ and nodes that did not answer before the round's timeout. This subclass also che
 update against the global model before averaging — same keys, shapes and dtypes, finite
 values, a positive sample count — rejects the others with a logged reason (instead of letting
 one bad reply stop the round), and records per round which parties failed or were rejected.
-Aggregation is Flower's weighted average by ``num-examples`` = sample counts (``moon.md``
-pitfall 6), over every ``state_dict`` tensor, BatchNorm buffers included (pitfall 8).
+Aggregation is Flower's weighted average by ``num-examples`` = sample counts
+(``docs/methods/moon.md``), over every ``state_dict`` tensor, BatchNorm buffers included, as the
+official code averages them.
 """
 
 from __future__ import annotations

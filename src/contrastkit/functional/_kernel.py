@@ -2,7 +2,7 @@
 
 For anchor ``b`` with positive logit ``l_b`` and negative logits ``L_bj`` (``j`` over all
 negative groups, excluded columns dropped) the per-row loss is HCL's estimator
-(Robinson et al., ICLR 2021, in the form of the official code; see ``hcl.md``)::
+(Robinson et al., ICLR 2021, in the form of the official code; see ``docs/methods/hcl.md``)::
 
     log R_b  = log N_b + lse_j((beta + 1) L_bj) - lse_j(beta L_bj)     (= lse_j L_bj if beta = 0)
     Ng_b     = max((R_b - tau_plus N_b e^{l_b}) / (1 - tau_plus), N_b e^{-1/t})   (clamp only if tau_plus > 0)

@@ -1,4 +1,4 @@
-"""CCL's objectives (Chen et al., CVPR 2021; ``ccl.md`` §2): the class-aware contrastive loss and
+"""CCL's objectives (Chen et al., CVPR 2021; ``docs/methods/ccl.md``): the class-aware contrastive loss and
 the symmetric KL divergence between two predictions.
 
 ``class_contrastive(f1, f2, labels, tau)`` (the official ``NCE``): with ``c_ij = cos(f1_i, f2_j)``
@@ -9,7 +9,7 @@ and ``p_ij = softmax_j(c_ij / tau)`` over the whole batch, positives ``P(i) = {j
 
 ``-log p`` is taken in log space (``log_softmax``); ``-log(1 - p)`` as ``-log1p(-p)``; the official
 code adds 1e-10 inside both logs instead. A row without negatives contributes its positive
-term only (the official code divides by ``|N(i)| = 0``: card pitfall 2). Rows can be masked out
+term only (the official code divides by ``|N(i)| = 0``; ``docs/methods/ccl.md``). Rows can be masked out
 (CCL's videos without audio).
 
 ``symmetric_class_contrastive`` is ``NCE(f1, f2) + NCE(f2, f1)`` (the code's ``SNCE``).
@@ -46,7 +46,7 @@ def class_contrastive(
         mask: ``[B]`` bool, False drops sample ``i`` both as a row and as a column (missing audio).
         reduction: ``"mean"`` over kept rows, or ``"none"`` (``[B]``, 0 for dropped rows).
 
-    Example:
+    Examples:
         >>> f = torch.eye(4)
         >>> float(class_contrastive(f, f, torch.arange(4), 0.01)) < 1e-6
         True

@@ -5,7 +5,7 @@ References:
     He et al., "Momentum Contrast for Unsupervised Visual Representation Learning", CVPR 2020.
     Chen et al., "A Simple Framework for Contrastive Learning of Visual Representations", ICML 2020.
     Robinson et al., "Contrastive Learning with Hard Negative Samples", ICLR 2021 (``beta``,
-    ``tau_plus``; the form of the official code, see ``shared/methods/hcl.md``).
+    ``tau_plus``; the form of the official code, see ``docs/methods/hcl.md``).
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ def negative_logits(
 
     For a group with vectors ``n_j``: ``logit_bj = factor_j * (q_b . n_j) / t`` (factor 1 when
     the group has none). The factor scales the *similarity* of already-normalised vectors, as
-    VideoMoCo's temporal decay does (``videomoco.md`` §2, pitfall 1), so normalisation cannot
+    VideoMoCo's temporal decay does (``docs/methods/videomoco.md``), so normalisation cannot
     undo it. This is the straightforward path, used for ``reduction="none"`` (double backward
     works), for factors, weights and masks, and on GPUs, where a handful of large kernels beats
     the CPU-oriented streaming of ``_kernel``.
@@ -159,7 +159,7 @@ def reduce_rows(
         mask: ``[B]`` bool, True = keep the row (None = keep all; e.g. CCL's missing audio).
         reduction: ``"mean"``, ``"sum"`` or ``"none"``.
 
-    Example:
+    Examples:
         >>> reduce_rows(torch.tensor([1.0, 2.0, 9.0]), weights=torch.tensor([1.0, 3.0, 1.0]),
         ...             mask=torch.tensor([True, True, False]))
         tensor(1.7500)
@@ -200,7 +200,7 @@ def info_nce(
 
     For anchor ``b``: ``-log(e^{q.k/t} / (e^{q.k/t} + Ng))`` where ``Ng`` is the sum of
     ``e^{q.n/t}`` over the negatives (``beta = tau_plus = 0``), or HCL's reweighted and
-    debiased estimate of it (``hcl.md`` §1; clamped at ``N e^{-1/t}`` when ``tau_plus > 0``).
+    debiased estimate of it (``docs/methods/hcl.md``; clamped at ``N e^{-1/t}`` when ``tau_plus > 0``).
 
     Args:
         query: ``[B, D]`` anchors (gradient flows).
@@ -215,7 +215,7 @@ def info_nce(
         negative_factors: per group of ``negatives``, ``None`` or a factor ``[K]`` (or
             ``[B, K]``) multiplying that group's cosine similarities before the temperature:
             ``l_bj = f_j (q_b . n_j) / t``. VideoMoCo's temporal decay is
-            ``negative_factors=decay ** queue.age()`` on the queue (``videomoco.md`` §2); it is
+            ``negative_factors=decay ** queue.age()`` on the queue (``docs/methods/videomoco.md``); it is
             applied to the similarity of normalised vectors, so ``normalize`` keeps it.
         weights: ``[B]`` non-negative per-row weights; ``"mean"`` becomes the weighted mean
             ``sum w l / sum w`` (CrossCLR's anchor weighting).
@@ -244,7 +244,7 @@ def info_nce(
         in-batch weight matrix) in per-thread workspaces reused across calls (each at most
         256 MiB; larger problems stream or allocate afresh).
 
-    Example:
+    Examples:
         >>> q, k, queue = torch.randn(8, 16), torch.randn(8, 16), torch.randn(64, 16)
         >>> loss = info_nce(q, k, queue, temperature=0.2)
         >>> float(loss) > 0
@@ -321,7 +321,7 @@ def nt_xent(
 ) -> Tensor:
     """SimCLR's NT-Xent over 2B anchors, each with the other 2B - 2 views as negatives.
 
-    With ``beta``/``tau_plus`` it is HCL's image objective exactly as in ``hcl.md`` §2
+    With ``beta``/``tau_plus`` it is HCL's image objective exactly as in ``docs/methods/hcl.md``
     (``N = 2B - 2``; both views act as anchors).
 
     Args:
@@ -332,7 +332,7 @@ def nt_xent(
     Returns:
         The mean over the 2B anchors (or ``[2B]`` with ``reduction="none"``: ``z1`` rows first).
 
-    Example:
+    Examples:
         >>> z1, z2 = torch.randn(8, 16), torch.randn(8, 16)
         >>> loss = nt_xent(z1, z2, beta=1.0, tau_plus=0.1)
         >>> bool(torch.isfinite(loss))

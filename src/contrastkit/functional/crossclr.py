@@ -1,4 +1,4 @@
-"""CrossCLR's objective (Zolfaghari et al., ICCV 2021; ``crossclr.md``): cross-modal InfoNCE with
+"""CrossCLR's objective (Zolfaghari et al., ICCV 2021; ``docs/methods/crossclr.md``): cross-modal InfoNCE with
 intra-modality negatives, pruning of influential samples from the negative sets, and anchor
 weights that grow with connectivity.
 
@@ -7,7 +7,7 @@ For aligned pairs ``(v_i, t_i)`` and pre-encoder inputs ``(x_i, y_i)``:
 - connectivity ``c_i = (1/B) sum_{j != i} x_i . x_j`` (per modality; divided by ``B`` as the
   official code does), ``cn_i = c_i / max_j c_j``; influential samples: ``cn_k > gamma``.
   ``connectivity="cosine"`` uses cosine similarities and min-max normalisation instead, for
-  inputs that are not non-negative (card pitfall 3; a deviation from the code);
+  inputs that are not non-negative (``docs/methods/crossclr.md``; a deviation from the code);
 - ``mode="paper"`` (default): for a video anchor,
   ``l_i = -log d(v_i,t_i) / (d(v_i,t_i) + sum_{k!=i,k!in P} d(v_i,t_k) + lambda sum_{k!=i,k!in P} d(v_i,v_k))``
   with ``d(a,b) = exp(a.b/tau)`` and ``P`` the anchor modality's influential set: pruned
@@ -186,7 +186,7 @@ def crossclr(
             mode, ``2 / temperature <= 80`` in float32), ``False`` keeps the readable reference
             path, ``True`` asks for it anywhere it applies.
 
-    Example:
+    Examples:
         >>> v, t = torch.randn(8, 16), torch.randn(8, 16)
         >>> x, y = torch.rand(8, 32), torch.rand(8, 24)
         >>> float(crossclr(v, t, x, y)) > 0

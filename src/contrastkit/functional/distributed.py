@@ -82,7 +82,7 @@ def all_gather_with_grad(x: Tensor) -> Tensor:
         ``[sum_r n_r, ...]`` rows of rank 0 first. The backward pass all-reduces (sums) the
         incoming gradient and returns this rank's slice.
 
-    Example:
+    Examples:
         >>> z = torch.randn(4, 8, requires_grad=True)
         >>> all_gather_with_grad(z) is z  # no process group here
         True

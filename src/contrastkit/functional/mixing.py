@@ -1,8 +1,8 @@
 """MoCHi: synthetic hard negatives mixed from each query's hardest queue entries.
 
 Reference: Kalantidis et al., "Hard Negative Mixing for Contrastive Learning", NeurIPS 2020
-(``shared/methods/mochi.md``). Pairs are sampled independently with replacement (``i == j``
-is possible and then ``h = n_i``), as in the public reimplementations (card §6.5).
+(``docs/methods/mochi.md``). Pairs are sampled independently with replacement (``i == j``
+is possible and then ``h = n_i``), as in the public reimplementations (``docs/methods/mochi.md``, "Where we differ").
 """
 
 from __future__ import annotations
@@ -50,12 +50,12 @@ def mix_hard_negatives(
         num_query_mix: ``s'`` >= 0.
         generator: random source for the pairs and coefficients.
         mask: optional ``[B, K]`` bool, True where an entry may not be used for row ``b``
-            (e.g. a key of the query's own image still in the queue; card pitfall 6).
+            (e.g. a key of the query's own image still in the queue; ``docs/methods/mochi.md``).
 
     Returns:
         ``[B, s + s', D]`` unit-norm synthetic negatives, type 1 first.
 
-    Example:
+    Examples:
         >>> q, queue = torch.randn(4, 16), torch.randn(128, 16)
         >>> mix_hard_negatives(q, queue, num_hard=32, num_pair_mix=8, num_query_mix=4).shape
         torch.Size([4, 12, 16])
@@ -148,7 +148,7 @@ def mochi_info_nce(
     Returns:
         A scalar (or ``[B]`` with ``reduction="none"``).
 
-    Example:
+    Examples:
         >>> q, k, queue = torch.randn(4, 16), torch.randn(4, 16), torch.randn(128, 16)
         >>> loss = mochi_info_nce(q, k, queue, num_hard=32, num_pair_mix=8, num_query_mix=4)
     """

@@ -1,4 +1,4 @@
-"""MOON's model-contrastive term (Li, He, Song, CVPR 2021; ``moon.md`` §2).
+"""MOON's model-contrastive term (Li, He, Song, CVPR 2021; ``docs/methods/moon.md``).
 
     l_con = -log( e^{sim(z, z_glob)/t} / (e^{sim(z, z_glob)/t} + sum_m e^{sim(z, z_prev_m)/t}) )
 
@@ -44,7 +44,7 @@ def model_contrastive(
         The term in float32 (float64 for float64 inputs): a scalar, or ``[B]`` with
         ``reduction="none"``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> z, zg, zp = torch.randn(4, 8), torch.randn(4, 8), torch.randn(4, 8)
         >>> bool(model_contrastive(z, zg, zp) > 0)

@@ -3,7 +3,7 @@
 Given scores ``D(h, c)`` of positive pairs and of negative pairs:
 
 - ``jsd``: the Jensen-Shannon estimator ``I = E_pos[-softplus(-D)] - E_neg[softplus(D)]`` —
-  MVGRL's default (``mvgrl.md`` §2). The loss ``-I`` equals ``2 * BCE_mean - 2 log 2`` for equal
+  MVGRL's default (``docs/methods/mvgrl.md``). The loss ``-I`` equals ``2 * BCE_mean - 2 log 2`` for equal
   positive and negative counts (the BCE-with-logits form of the official node code), i.e.
   ``BCE_mean = log 2 - I_JSD / 2`` where ``I_JSD`` includes the ``2 log 2`` offsets.
 - ``infonce``: per positive row, ``-log(e^{D+} / (e^{D+} + sum_j e^{D-_j}))`` in log space.
@@ -12,7 +12,7 @@ Given scores ``D(h, c)`` of positive pairs and of negative pairs:
 ICLR 2021): negative ``j`` of row ``i`` gets weight ``N * softmax_j(beta * D-_ij)`` (mean 1;
 ``beta = 0`` gives uniform weights). [design] This follows the paper's sign — harder (larger
 score) negatives weigh more; the official graph code ``JSD_hard`` uses the opposite sign
-(HCL issue #11, ``hcl.md`` pitfall 8).
+(HCL issue #11, ``docs/methods/hcl.md``).
 """
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ def official_padded_jsd_loss(
     layer's output on a node with no neighbours) and stay in the loss: each is a negative of every
     other graph in the batch, the denominators count them, and the positive mask keeps the first
     ``mask_counts[j]`` rows of graph ``j`` — where ``mask_counts`` are node counts of the graphs at
-    the batch's positions in the *unshuffled* dataset (card pitfall 5), so real nodes beyond it
+    the batch's positions in the *unshuffled* dataset (as the official MVGRL code does), so real nodes beyond it
     drop out of the positives and padded nodes below it join them.
 
     Args:

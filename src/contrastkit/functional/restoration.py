@@ -1,4 +1,4 @@
-"""Contrastive regularisation for image restoration (AECR-Net, Wu et al., CVPR 2021, ``aecr.md`` §2).
+"""Contrastive regularisation for image restoration (AECR-Net, Wu et al., CVPR 2021, ``docs/methods/aecr.md``).
 
 In the feature space of a frozen extractor the restored image (anchor) is pulled toward the
 clear image (positive) and pushed away from the hazy input (negative), as a ratio of L1
@@ -63,7 +63,7 @@ def contrastive_regularization(
     Returns:
         ``sum_i w_i * D_i(O, J) / (D_i(O, I) + eps)``, or ``sum_i w_i * D_i(O, J)`` without negatives.
 
-    Example:
+    Examples:
         >>> o, j, i = torch.rand(3, 2, 3, 8, 8).unbind(0)
         >>> identity = lambda x: [x]
         >>> cr = contrastive_regularization(o, j, i, identity, weights=[1.0])

@@ -52,7 +52,7 @@ class InfoNCELoss(_GatherMixin):
     - Without a queue and without ``negatives``: in-batch negatives (the other rows'
       positives); under ``torch.distributed`` those of every rank, gathered with gradient.
     - With ``queue_size > 0``: negatives are the queue; after the loss the (detached)
-      positives are enqueued, gathered across ranks. This is MoCo (``moco.md`` §4).
+      positives are enqueued, gathered across ranks. This is MoCo (``docs/methods/moco.md``).
 
     Args:
         temperature, beta, tau_plus, normalize, reduction: see ``functional.info_nce``.
@@ -61,9 +61,9 @@ class InfoNCELoss(_GatherMixin):
         gather_distributed: use every rank's positives as in-batch negatives.
         gather_with_grad: let gradients flow back through gathered negatives (default True).
         queue_decay: VideoMoCo's temporal decay ``t``: the queue's similarities are scaled by
-            ``t ** age`` (``Queue.age``; ``videomoco.md`` §2). 1 = MoCo.
+            ``t ** age`` (``Queue.age``; ``docs/methods/videomoco.md``). 1 = MoCo.
 
-    Example:
+    Examples:
         >>> loss_fn = InfoNCELoss(temperature=0.2, queue_size=64, dim=16)
         >>> q, k = torch.randn(8, 16, requires_grad=True), torch.randn(8, 16)
         >>> loss = loss_fn(q, k)  # uses the queue, then enqueues k
@@ -181,7 +181,7 @@ class InfoNCELoss(_GatherMixin):
 
 
 class MoCHiLoss(InfoNCELoss):
-    """MoCo's queue loss plus MoCHi's synthetic hard negatives (``mochi.md``).
+    """MoCo's queue loss plus MoCHi's synthetic hard negatives (``docs/methods/mochi.md``).
 
     The mixes are built from the queue *before* the new keys are enqueued and are never
     enqueued themselves. ``num_pair_mix = num_query_mix = 0`` is exactly ``InfoNCELoss``.
@@ -189,10 +189,10 @@ class MoCHiLoss(InfoNCELoss):
     Args:
         num_hard, num_pair_mix, num_query_mix: MoCHi's ``(N, s, s')``.
         mask_own_keys: when ``sample_ids`` are given, keys of the query's own image still
-            in the queue are not used for mixing (card pitfall 6).
+            in the queue are not used for mixing (``docs/methods/mochi.md``).
         **kwargs: as ``InfoNCELoss`` (``queue_size`` and ``dim`` are required).
 
-    Example:
+    Examples:
         >>> loss_fn = MoCHiLoss(num_hard=16, num_pair_mix=4, num_query_mix=2, queue_size=64, dim=8)
         >>> loss = loss_fn(torch.randn(4, 8), torch.randn(4, 8))
     """
@@ -276,7 +276,7 @@ class NTXentLoss(_GatherMixin):
         temperature, beta, tau_plus, normalize, reduction: see ``functional.nt_xent``.
         gather_distributed, gather_with_grad: as ``InfoNCELoss``.
 
-    Example:
+    Examples:
         >>> loss_fn = NTXentLoss(temperature=0.5, beta=1.0, tau_plus=0.1)
         >>> loss = loss_fn(torch.randn(8, 16), torch.randn(8, 16))
     """

@@ -1,7 +1,7 @@
 """MoCo's FIFO of keys, kept in registered buffers so a checkpoint resumes it exactly.
 
 Reference: He et al., "Momentum Contrast for Unsupervised Visual Representation Learning",
-CVPR 2020 (``shared/methods/moco.md`` §2, §4, §8).
+CVPR 2020 (``docs/methods/moco.md``).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ class Queue(nn.Module):
       (-1 for the random initial entries). VideoMoCo's temporal decay uses ``age()``
       (``decay ** age()`` as ``info_nce``'s ``negative_factors``).
     - ``sample_ids`` ``[size]``: optional dataset index of each key (-1 if unknown), used to
-      mask a query's own image among its negatives (MoCHi card, pitfall 6).
+      mask a query's own image among its negatives (``docs/methods/mochi.md``).
     - ``step``: number of ``enqueue`` calls so far.
 
     ``enqueue`` first gathers the keys of every rank (in rank order, so every rank writes
@@ -40,7 +40,7 @@ class Queue(nn.Module):
         size: number of slots ``K`` (> 0).
         dim: key dimension ``D`` (> 0).
 
-    Example:
+    Examples:
         >>> queue = Queue(8, 4)
         >>> queue.enqueue(torch.randn(3, 4))
         >>> int(queue.ptr), int(queue.step), queue.keys.shape
@@ -118,7 +118,7 @@ class Queue(nn.Module):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def age(self) -> Tensor:
-        """``[size]`` slot ages as VideoMoCo's code counts them (``videomoco.md`` §2): every
+        """``[size]`` slot ages as VideoMoCo's code counts them (``docs/methods/videomoco.md``): every
         enqueue ages every slot by 1 and sets the slots it wrote to 1. So the newest keys have
         age 1, keys written ``r`` enqueues earlier ``r + 1``, never-written (random initial)
         slots the number of enqueues so far, and all slots are 0 before the first enqueue."""

@@ -1,10 +1,10 @@
-"""AECR-Net (Wu et al., CVPR 2021; ``aecr.md``): a compact dehazing autoencoder trained with
+"""AECR-Net (Wu et al., CVPR 2021; ``docs/methods/aecr.md``): a compact dehazing autoencoder trained with
 ``L1(O, J) + beta * CR(O, J, I)``, the contrastive regularisation of
 ``functional.contrastive_regularization`` in the space of a frozen feature extractor.
 
-The card's §6 arms are options: (a) ``cr_weight: 0`` (L1 only), (b) the default, (c)
+The arms of our protocol (``docs/methods/aecr.md``) are options: (a) ``cr_weight: 0`` (L1 only), (b) the default, (c)
 ``negatives: false`` (CR without the hazy negatives). beta = 0.1 is the paper's value, which the
-card marks [unverified] (the official script defaults it to 0): treat it as tuned.
+could not be verified in the code (the official script defaults it to 0): treat it as tuned.
 
 Extractors (``extractor``): ``vgg19`` (ImageNet VGG-19 slices from ``vgg_weights``, a local
 torchvision state dict; the paper's choice), ``random-vgg19`` (fixed-seed random weights; only when

@@ -79,7 +79,7 @@ class ContrastiveMethod(L.LightningModule):
         optimizer: optimiser settings (every player's, unless ``player_optimizer`` says otherwise).
         num_classes: classes of the labelled evaluation data (kNN monitor; it runs only when
             the data module provides a bank and a test loader).
-        knn_k, knn_temperature: kNN monitor settings (``moco.md`` §6).
+        knn_k, knn_temperature: kNN monitor settings (``docs/methods/moco.md``).
         seed: base of the per-step generators (views, shuffles, mixing).
     """
 

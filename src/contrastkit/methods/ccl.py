@@ -1,4 +1,4 @@
-"""CCL (Chen et al., CVPR 2021; ``ccl.md``): supervised distillation into a video student from
+"""CCL (Chen et al., CVPR 2021; ``docs/methods/ccl.md``): supervised distillation into a video student from
 frozen teachers of other modalities through compositional embeddings and a class-aware
 contrastive loss.
 
@@ -16,7 +16,7 @@ both optimisers step; so the composition modules also receive ``L_student``'s gr
 (``official_grad_leak``, on by default as in the code; off detaches the compositions inside
 ``L_student``). Videos without audio (a zero vector) leave every audio term, not the CE.
 ``teachers="none"`` is the CE-only baseline; ``direct=True`` replaces the compositions by
-``SNCE(f_v, f_x)`` alone (the card's "direct alignment" arm).
+``SNCE(f_v, f_x)`` alone (the paper's "direct alignment" arm).
 """
 
 from __future__ import annotations

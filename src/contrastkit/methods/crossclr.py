@@ -1,9 +1,9 @@
-"""CrossCLR (Zolfaghari et al., ICCV 2021; ``crossclr.md``) on paired features of two modalities:
+"""CrossCLR (Zolfaghari et al., ICCV 2021; ``docs/methods/crossclr.md``) on paired features of two modalities:
 one encoder per modality, the ``functional.crossclr`` objective on their embeddings, with the
 encoders' *inputs* (time-averaged when they are sequences) as the connectivity features.
 
 This is the paper's real setting (pre-extracted expert features of video and text); the
-objective's options make the card's §6 arms: symmetric InfoNCE (``intra_weight=0``, no pruning,
+objective's options make the paper's ablation arms: symmetric InfoNCE (``intra_weight=0``, no pruning,
 uniform weights), + intra negatives (``prune_threshold=None``, ``weight_temperature=None``) and
 the full loss.
 

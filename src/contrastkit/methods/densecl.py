@@ -1,4 +1,4 @@
-"""DenseCL (Wang et al., CVPR 2021; ``densecl.md``): MoCo v2 plus a dense head whose per-location
+"""DenseCL (Wang et al., CVPR 2021; ``docs/methods/densecl.md``): MoCo v2 plus a dense head whose per-location
 vectors are contrasted with their best-matching key location (matched on the momentum
 *backbone* maps) against a second queue of pooled dense keys.
 

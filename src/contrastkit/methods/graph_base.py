@@ -2,7 +2,7 @@
 and early stopping on the training loss whose best weights are restored when training ends.
 
 Lightning's ``EarlyStopping`` callback stops but does not restore the best weights, which the
-graph protocols evaluate (``mvgrl.md`` pitfall 7), so the stopper here keeps them and rides in
+graph protocols evaluate (``docs/methods/mvgrl.md``), so the stopper here keeps them and rides in
 the checkpoint.
 """
 
@@ -18,7 +18,7 @@ __all__ = ["EarlyStopping", "GraphMethod"]
 
 
 class EarlyStopping:
-    """Best-loss weights and patience, carried in checkpoints (card pitfall 7)."""
+    """Best-loss weights and patience, carried in checkpoints (the graph protocols evaluate the best-loss weights)."""
 
     def __init__(self, patience: int) -> None:
         self.patience = patience

@@ -1,7 +1,7 @@
-"""Long/short-view feature decomposition (Behrmann et al., ICCV 2021; ``longshort.md``): the
+"""Long/short-view feature decomposition (Behrmann et al., ICCV 2021; ``docs/methods/longshort.md``): the
 pooled clip feature is split into a stationary half ``h^s`` and a non-stationary half ``h^n``.
 
-Per video (card §2-§3): a long view of ``T_L`` frames at stride ``r_L`` and ``K`` ordered short
+Per video (``docs/methods/longshort.md``): a long view of ``T_L`` frames at stride ``r_L`` and ``K`` ordered short
 views inside its span (``views.segments.long_short_indices``), all with the same spatial crop.
 
 - ``L_stat``: every short view's ``z^s`` against its own long view's ``z^s``, the other videos'
@@ -13,23 +13,23 @@ views inside its span (``views.segments.long_short_indices``), all with the same
   negative; ``symmetric_nons`` adds the aggregate as anchor;
 - ``L = L_stat + lambda_n L_nons`` (``+ lambda_t L_temp``, below).
 
-``L_temp`` (``lambda_t > 0``; off by default, so the card's objective is the default) is our
-addition, not the card's: a head ``P`` predicts from the long view's ``z^n`` one code per
+``L_temp`` (``lambda_t > 0``; off by default, so the objective above is the default) is our
+addition: a head ``P`` predicts from the long view's ``z^n`` one code per
 short-view position, ``q_ik = normalize(P(z^n(L_i)))_k``, and each short view's ``z^n(S_ik)``
 must pick its own ``q_ik`` among all ``B K`` predictions of the batch, so the same video's other
 positions are negatives (temporal negatives). A ``z^n`` that is constant within a video pays at
-least ``log K`` per video. [design] Added after the card's objective, trained at CPU scale, let
+least ``log K`` per video. [design] Added after the objective above, trained at CPU scale, let
 both halves lose their temporal variance (``docs/video.md``). ``short_shift`` (0 = off) moves
 each short view by its own random whole-pixel offset (a circular shift of at most that many
 pixels per axis), so that where an object *is* stops identifying a short view and how it
 *moves* has to. [design]
 
-The abstract is all that could be verified; the objective is the card's [design]: the channel
+The abstract is all that could be verified; the objective is our design [design]: the channel
 split, the aggregator, the shuffled-aggregate negative, in-batch negatives without a momentum
-encoder, and one crop shared by all views of a video (the card asks for it). Colours are one draw
+encoder, and one crop shared by all views of a video (our design asks for it). Colours are one draw
 per video by default too; ``colour_per_view`` draws them per view, which the recipe uses: with a
 shared draw, colour statistics alone paired a video's views and both halves lost their motion
-information (``docs/video.md``). ``objective="simclr"`` is the card's single-representation
+information (``docs/video.md``). ``objective="simclr"`` is the single-representation
 baseline: NT-Xent between two long views of a video through one head on the whole ``h``.
 """
 

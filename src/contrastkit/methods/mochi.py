@@ -1,4 +1,4 @@
-"""MoCHi (Kalantidis et al., NeurIPS 2020; ``mochi.md``): MoCo v2 plus synthetic hard negatives
+"""MoCHi (Kalantidis et al., NeurIPS 2020; ``docs/methods/mochi.md``): MoCo v2 plus synthetic hard negatives
 mixed from each query's hardest queue entries, switched on after ``mix_start_epoch``."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""MoCo v2 (He et al., CVPR 2020; Chen et al., 2020; ``moco.md``): a query encoder, a momentum
+"""MoCo v2 (He et al., CVPR 2020; Chen et al., 2020; ``docs/methods/moco.md``): a query encoder, a momentum
 key encoder, a queue of past keys, ShuffleBN (split BN on one device). HCL's negatives are the
 ``beta``/``tau_plus`` options of the loss (recipes ``moco-hcl-*``)."""
 
@@ -81,7 +81,7 @@ class MoCo(ContrastiveMethod):
         params: the options (``MoCoParams``); keywords named like its fields override them.
         **base: ``ContrastiveMethod`` keyword arguments.
 
-    Example:
+    Examples:
         >>> from contrastkit.nn import ConvNetSmall
         >>> from contrastkit.views import build_augmentation
         >>> aug = build_augmentation("digits", 16, (0.3,), (0.3,))

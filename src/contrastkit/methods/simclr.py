@@ -1,5 +1,5 @@
 """SimCLR (Chen et al., ICML 2020) and, with ``beta``/``tau_plus``, HCL's image objective
-(Robinson et al., ICLR 2021; ``hcl.md``): two views, one encoder, NT-Xent over 2B anchors."""
+(Robinson et al., ICLR 2021; ``docs/methods/hcl.md``): two views, one encoder, NT-Xent over 2B anchors."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ class SimCLR(ContrastiveMethod):
         params: the options (``SimCLRParams``); keywords named like its fields override them.
         **base: ``ContrastiveMethod`` keyword arguments.
 
-    Example:
+    Examples:
         >>> from contrastkit.nn import ConvNetSmall
         >>> from contrastkit.views import build_augmentation
         >>> model = SimCLR(ConvNetSmall(1, 8), build_augmentation("digits", 16, (0.3,), (0.3,)), beta=1.0, tau_plus=0.1)

@@ -1,8 +1,8 @@
-"""VideoMoCo (Pan et al., CVPR 2021; ``videomoco.md``): MoCo on clips, with a generator G that
+"""VideoMoCo (Pan et al., CVPR 2021; ``docs/methods/videomoco.md``): MoCo on clips, with a generator G that
 drops the frames the encoder most depends on (adversarial frame dropping) and a temporal decay
 ``t ** age`` of the queue's similarities.
 
-One step (card §3, as alternating updates [design]):
+One step (as alternating updates [design]; ``docs/methods/videomoco.md``):
 
 1. keys ``k`` of the key view from the momentum encoder (EMA before the forward, ShuffleBN);
 2. G's update (after the D-only warm-up): ``x~ = drop(x, G(x))`` of the ``round(r T)``
@@ -15,7 +15,7 @@ One step (card §3, as alternating updates [design]):
 
 The official code takes both optimiser steps after both backward passes of one forward; here
 each player updates on its own forward, the usual form of an adversarial game under Lightning
-and DDP. ``drop="random"`` is the card's control arm (random frames, no G), ``drop="none"`` and
+and DDP. ``drop="random"`` is our control arm (random frames, no G), ``drop="none"`` and
 ``decay=1`` make it MoCo on clips.
 """
 

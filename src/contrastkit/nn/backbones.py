@@ -47,7 +47,7 @@ def global_average_pool(feature_map: Tensor) -> Tensor:
 
 
 class ConvNetSmall(Backbone):
-    """The "MoCo-small" encoder of ``moco.md`` §10: four conv-BN-ReLU blocks, each halving the
+    """The "MoCo-small" encoder of ``docs/methods/moco.md``: four conv-BN-ReLU blocks, each halving the
     resolution after the first (32x32 input -> 4x4 map), widths ``width * (1, 2, 4, 8)``.
 
     Args:
@@ -109,7 +109,7 @@ def cifar_resnet(depth: int = 18, in_channels: int = 3, width: int = 64) -> Back
         in_channels: image channels.
         width: channels of the first stage (64 = standard; smaller for CPU runs).
 
-    Example:
+    Examples:
         >>> import torch
         >>> net = cifar_resnet(18, width=16)
         >>> net(torch.randn(2, 3, 32, 32)).shape
@@ -143,7 +143,7 @@ def max_pool_2x2(x: Tensor) -> Tensor:
 
 
 class MoonCNN(Backbone):
-    """MOON's "simple CNN" base encoder for CIFAR-10 (``moon.md`` §1): two conv5x5 + max-pool
+    """MOON's "simple CNN" base encoder for CIFAR-10 (``docs/methods/moon.md``): two conv5x5 + max-pool
     stages and two fully connected layers, 84-d output. The map is ``[B, 84, 1, 1]``.
 
     The official code applies ReLU then max-pool; here the pool comes first. ReLU and max are
@@ -171,7 +171,7 @@ class MoonCNN(Backbone):
         return self.fc(self.features(x).flatten(1))[:, :, None, None]
 
 
-@register_backbone("convnet_small", summary="four conv-BN-ReLU blocks (moco.md §10)")
+@register_backbone("convnet_small", summary="four conv-BN-ReLU blocks (docs/methods/moco.md)")
 def _convnet_small(in_channels: int, width: int | None, image_size: int) -> Backbone:
     return ConvNetSmall(in_channels, width or 32)
 
@@ -187,7 +187,7 @@ for _depth in (18, 34, 50):
     register_backbone(f"resnet{_depth}", summary=f"torchvision ResNet-{_depth}, CIFAR stem")(_resnet(_depth))
 
 
-@register_backbone("moon_cnn", summary="MOON's simple CNN (moon.md §1)")
+@register_backbone("moon_cnn", summary="MOON's simple CNN (docs/methods/moon.md)")
 def _moon_cnn(in_channels: int, width: int | None, image_size: int) -> Backbone:
     return MoonCNN(in_channels, image_size)
 

@@ -1,15 +1,15 @@
 """Clip encoders (``[B, C, T, H, W]`` -> ``forward_map`` ``[B, C', T', H', W']``) and the frame
-scorer of VideoMoCo (``videomoco.md`` §4, §6).
+scorer of VideoMoCo (``docs/methods/videomoco.md``).
 
 - ``TinyClipCNN``: three Conv3d-BN-ReLU blocks (widths ``w, 2w, 4w``; ~0.1M parameters at
-  ``w = 16``), the card's CPU-sized encoder.
+  ``w = 16``), our CPU-sized encoder (docs/methods/videomoco.md).
 - ``VideoResNet``: torchvision's ``r3d_18``, ``r2plus1d_18``, ``mc3_18`` and ``s3d`` without
   their classifier; the map is pooled over every trailing dimension, so clips smaller than the
   224 / 112 pixels they were designed for work. Weights come from a local file only
   (``load_backbone_weights``): nothing downloads.
 - ``FramewiseEncoder``: a 2-D image backbone applied to every frame of a clip, features
   averaged over time (frame-level methods such as VCLR evaluated on clips).
-- ``FrameScorer``: the generator G of the card's §6, for any ``T``: Conv3d over the clip ->
+- ``FrameScorer``: VideoMoCo's generator G (docs/methods/videomoco.md), for any ``T``: Conv3d over the clip ->
   spatial mean -> a bidirectional GRU over time -> one logit per frame -> softmax over frames.
 """
 
@@ -167,7 +167,7 @@ class FrameScorer(nn.Module):
         return self.score(hidden).squeeze(-1).softmax(dim=1)
 
 
-@register_backbone("tiny3d", summary="three Conv3d blocks, ~0.1M parameters (videomoco.md §6)")
+@register_backbone("tiny3d", summary="three Conv3d blocks, ~0.1M parameters (docs/methods/videomoco.md)")
 def _tiny3d(in_channels: int, width: int | None, image_size: int) -> Backbone:
     return TinyClipCNN(in_channels, width or 16)
 

@@ -1,11 +1,11 @@
-"""AECR-Net's compact dehazing autoencoder (Wu et al., CVPR 2021; ``aecr.md`` §3).
+"""AECR-Net's compact dehazing autoencoder (Wu et al., CVPR 2021; ``docs/methods/aecr.md``).
 
 ``FastDeconv`` preprocessing (network deconvolution, Ye et al., ICLR 2020) -> three down convs ->
 ONE FA block (FFA-Net) applied ``fa_repeats`` times -> ONE deformable 3x3 conv applied twice ->
 adaptive mixups with the encoder features -> two transposed convs -> 7x7 conv -> Tanh. Weights
 are shared exactly as in the official ``models/AECRNet.py`` (2,614,229 parameters at ngf=64).
 
-Example:
+Examples:
     >>> net = AECRNet(ngf=8)
     >>> net(torch.rand(2, 3, 32, 32)).shape
     torch.Size([2, 3, 32, 32])
@@ -174,7 +174,7 @@ class AECRNet(nn.Module):
     Args:
         ngf: channels of the first conv (64 = the paper's 2.61M model; 16 for CPU runs).
         fa_repeats: times the one FA block is applied (6 in the paper).
-        deformable: False replaces the deformable conv by a plain 3x3 conv (card §8.7: 2,551,994
+        deformable: False replaces the deformable conv by a plain 3x3 conv (the official network's count: 2,551,994
             parameters at ngf=64) for machines where ``DeformConv2d`` is slow.
         deconv: False drops the FastDeconv preprocessing.
 

@@ -5,7 +5,7 @@ file (``model.weights``), never from the network.
 A torchvision backbone keeps torchvision's module names under ``model.``, so its weights load into
 ``torchvision.models.get_model(name)`` once the classifier is replaced by ``nn.Identity()``.
 
-Example:
+Examples:
     >>> backbone = build_external("torchvision/resnet18", 3)
     >>> backbone(torch.rand(2, 3, 64, 64)).shape
     torch.Size([2, 512])

@@ -1,5 +1,5 @@
 """Frozen multi-layer feature extractors for perceptual / contrastive-regularisation losses
-(``aecr.md`` §2): torchvision's VGG-19 slices (ImageNet weights from a local file), a fixed-seed
+(``docs/methods/aecr.md``): torchvision's VGG-19 slices (ImageNet weights from a local file), a fixed-seed
 random VGG-19 (only when asked for by name), or the stages of a contrastkit backbone.
 
 Each extractor maps ``[B, 3, H, W]`` to a list of feature maps, one per layer, and has every
@@ -113,7 +113,7 @@ def load_vgg19_features(path: str | os.PathLike[str]) -> FrozenExtractor:
 def random_vgg19_features(seed: int = 0, width_divisor: int = 1) -> FrozenExtractor:
     """VGG-19 slices with fixed-seed random (Kaiming) weights, channels divided by ``width_divisor``.
 
-    Not ImageNet features: the CR ordering of ``aecr.md`` §6 is less certain with them, and every
+    Not ImageNet features: the CR ordering of ``docs/methods/aecr.md`` is less certain with them, and every
     report that uses them says so.
     """
     if width_divisor < 1:

@@ -1,4 +1,4 @@
-"""Graph encoders of MVGRL (``mvgrl.md`` §2, §4): GCN layers over dense, sparse or edge-list
+"""Graph encoders of MVGRL (``docs/methods/mvgrl.md``): GCN layers over dense, sparse or edge-list
 propagation matrices, a bilinear discriminator written as matrix products, and the MLP heads."""
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ class ResidualMLP(nn.Module):
 
 class GraphEncoder(nn.Module):
     """``L`` GCN layers for one view; returns the last layer's node outputs and, per graph, the
-    concatenation over layers of the sum of each layer's node outputs (``mvgrl.md`` §4)."""
+    concatenation over layers of the sum of each layer's node outputs (``docs/methods/mvgrl.md``)."""
 
     def __init__(self, in_dim: int, hidden: int, layers: int) -> None:
         super().__init__()

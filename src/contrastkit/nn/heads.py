@@ -30,7 +30,7 @@ class ProjectionHead(nn.Sequential):
         batch_norm: BatchNorm1d after each hidden Linear (HCL's head uses it, MoCo's does not).
         bias: bias on the hidden Linears (HCL's head has none).
 
-    Example:
+    Examples:
         >>> import torch
         >>> ProjectionHead(512, 512, 128)(torch.randn(4, 512)).shape
         torch.Size([4, 128])
@@ -60,9 +60,9 @@ class ProjectionHead(nn.Sequential):
 
 
 class DenseProjectionHead(nn.Sequential):
-    """DenseCL's dense head (``densecl.md`` §1): ``conv1x1 -> ReLU -> conv1x1`` on ``[B, C, H, W]``.
+    """DenseCL's dense head (``docs/methods/densecl.md``): ``conv1x1 -> ReLU -> conv1x1`` on ``[B, C, H, W]``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> DenseProjectionHead(256, 256, 64)(torch.randn(2, 256, 4, 4)).shape
         torch.Size([2, 64, 4, 4])

@@ -18,7 +18,7 @@ def ema_update(online: nn.Module, momentum: nn.Module, m: float) -> None:
     """``theta_k <- m * theta_k + (1 - m) * theta_q`` over parameters only.
 
     BatchNorm running statistics are not averaged: they evolve through the momentum
-    encoder's own forward passes, as in the official MoCo code (``moco.md`` §1).
+    encoder's own forward passes, as in the official MoCo code (``docs/methods/moco.md``).
     """
     if not 0.0 <= m <= 1.0:
         raise ValueError(f"momentum m must lie in [0, 1], got {m}")
@@ -43,7 +43,7 @@ class MomentumEncoder(nn.Module, Generic[M]):
     Methods pair it with its online encoder in ``momentum_pairs()``; the base then applies
     ``ema_update`` before each step.
 
-    Example:
+    Examples:
         >>> net = nn.Linear(3, 2)
         >>> ema = MomentumEncoder(net)
         >>> ema_update(net, ema.module, 0.99)

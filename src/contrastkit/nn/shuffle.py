@@ -1,4 +1,4 @@
-"""ShuffleBN (``moco.md`` §3): encode keys in a permuted batch so that BatchNorm statistics of a
+"""ShuffleBN (``docs/methods/moco.md``): encode keys in a permuted batch so that BatchNorm statistics of a
 key and of its query come from different samples, then undo the permutation.
 
 Under ``torch.distributed`` the permutation spans all ranks (each rank encodes a random slice

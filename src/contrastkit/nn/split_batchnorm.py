@@ -1,4 +1,4 @@
-"""Split BatchNorm: emulate per-GPU BN statistics on one device (MoCo's ShuffleBN, ``moco.md`` §3).
+"""Split BatchNorm: emulate per-GPU BN statistics on one device (MoCo's ShuffleBN, ``docs/methods/moco.md``).
 
 On one device, permuting the key batch changes nothing for plain BatchNorm (same statistics).
 Split BN normalises ``num_splits`` groups of the batch separately in training, so a shuffled

@@ -1,4 +1,4 @@
-"""Clip views and frame dropping for video methods (``videomoco.md``).
+"""Clip views and frame dropping for video methods (``docs/methods/videomoco.md``).
 
 Clips are ``[B, C, T, H, W]`` (torchvision's video layout): uint8 in [0, 255] or float in [0, 1]
 before augmentation, normalised float after.
@@ -6,13 +6,13 @@ before augmentation, normalised float after.
 - ``ClipAugmentation``: an image ``ViewAugmentation`` applied to every frame, with the *same*
   draw (crop, flip, jitter, grayscale, blur) for all frames of a clip by default — the
   temporally consistent choice — or an independent draw per frame (``per_frame=True``), which
-  is what VideoMoCo's official code does (kornia on ``B * T`` flattened frames, card §3).
+  is what VideoMoCo's official code does (kornia on ``B * T`` flattened frames).
 - ``drop_frames``: replace chosen frames by their own mean over (C, H, W): a flat frame, ``T``
-  unchanged (card pitfall 2).
+  unchanged (as the official code does).
 - ``random_frame_drop``: ``k`` frames per clip drawn uniformly (the control arm, and the
   evaluation's dropped-frame tests).
 - ``adversarial_frame_drop``: drop the ``k`` frames with the smallest generator scores, with
-  the official straight-through gradient (card §2 ``VideoTopk``): the forward is the hard drop,
+  the official straight-through gradient (its ``VideoTopk``): the forward is the hard drop,
   the backward gives every frame's score the sum of the loss gradient over that frame's pixels
   and gives the pixels nothing.
 """
@@ -70,7 +70,7 @@ class ClipAugmentation:
         per_frame: draw the augmentation independently for every frame (the official VideoMoCo
             pipeline) instead of once per clip.
 
-    Example:
+    Examples:
         >>> from contrastkit.views import build_augmentation
         >>> aug = ClipAugmentation(build_augmentation("moco_v2", 32, (0.5,) * 3, (0.25,) * 3))
         >>> clips = torch.randint(0, 256, (2, 3, 8, 40, 40), dtype=torch.uint8)
@@ -164,7 +164,7 @@ def adversarial_frame_drop(clips: Tensor, scores: Tensor, count: int) -> Tensor:
     """Drop the ``count`` frames with the smallest ``scores`` (``[B, T]``), straight-through.
 
     Forward: ``drop_frames`` of the ``count`` lowest-scored frames of each clip. Backward
-    (``videomoco.md`` §2, oracle 5): ``dL/ds_j = sum_{c,h,w} dL/dx~[:, c, j]`` for every frame
+    (``docs/methods/videomoco.md``): ``dL/ds_j = sum_{c,h,w} dL/dx~[:, c, j]`` for every frame
     ``j``, dropped or not, and no gradient reaches ``clips``.
     """
     _check_clips("clips", clips)

@@ -1,14 +1,14 @@
-"""Graph views for MVGRL (Hassani & Khasahmadi, ICML 2020; ``mvgrl.md`` §1-2).
+"""Graph views for MVGRL (Hassani & Khasahmadi, ICML 2020; ``docs/methods/mvgrl.md``).
 
 - ``normalized_adjacency``: ``D~^{-1/2} (A + s I) D~^{-1/2}`` (``s = 1``; the official node
-  pipeline adds the self-loop twice, ``s = 2``, see card pitfall 1).
+  pipeline adds the self-loop twice, ``s = 2``, see ``docs/methods/mvgrl.md``).
 - ``ppr_diffusion``: ``a (I - (1 - a) A^)^{-1}`` with the symmetric normalisation of the
   official ``compute_ppr`` (exact, dense) — S is symmetric, its rows do not sum to 1.
 - ``heat_diffusion``: ``expm(t A D^{-1} - t I)``, a *matrix* exponential (the official
-  ``compute_heat`` uses an element-wise exp; card pitfall 2).
+  ``compute_heat`` uses an element-wise exp).
 - ``sparse_ppr``: the approximate top-k PPR of torch_geometric's GDC for graphs too large for
   a dense inverse.
-- ``sparsify_eps`` / ``topk_per_column``: the card's sparsifiers; ``contiguous_windows``: the
+- ``sparsify_eps`` / ``topk_per_column``: the official code's sparsifiers; ``contiguous_windows``: the
   official sub-graph sampler.
 """
 
@@ -130,7 +130,7 @@ def contiguous_windows(
 def diffusion_matrix(
     adj: Tensor, kind: str = "ppr", alpha: float = 0.2, heat_t: float = 5.0, self_loops: float = 1.0
 ) -> Tensor:
-    """The dense diffusion view of ``adj``: ``ppr`` or ``heat`` (``mvgrl.md`` §1)."""
+    """The dense diffusion view of ``adj``: ``ppr`` or ``heat`` (``docs/methods/mvgrl.md``)."""
     if kind == "ppr":
         return ppr_diffusion(adj, alpha, self_loops)
     if kind == "heat":

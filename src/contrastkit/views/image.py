@@ -1,7 +1,7 @@
 """Random image views, drawn independently per sample but computed on whole batches.
 
-The pipelines follow the cards — MoCo v2 "aug+" (``moco.md`` §5), MoCo's CIFAR demo, HCL /
-SimCLR's CIFAR pipeline (``hcl.md`` §3) — with the parameter ranges and probabilities of
+The pipelines follow the papers — MoCo v2 "aug+" (``docs/methods/moco.md``), MoCo's CIFAR demo, HCL /
+SimCLR's CIFAR pipeline (``docs/methods/hcl.md``) — with the parameter ranges and probabilities of
 torchvision's ``RandomResizedCrop``, ``ColorJitter``, ``RandomGrayscale``, ``GaussianBlur``
 and ``RandomHorizontalFlip``.
 
@@ -50,7 +50,7 @@ class ViewAugmentation:
         blur_p: probability of a Gaussian blur with ``sigma ~ U(blur_sigma)``.
         blur_kernel: odd kernel size (0 = 10% of ``size``, rounded to odd, at least 3).
 
-    Example:
+    Examples:
         >>> aug = PRESETS["moco_v2"](32, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
         >>> images = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
         >>> aug(images, torch.Generator().manual_seed(0)).shape

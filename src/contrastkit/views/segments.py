@@ -1,4 +1,4 @@
-"""Segment and long/short samplers for video-level methods (``vclr.md`` §2, ``longshort.md`` §3).
+"""Segment and long/short samplers for video-level methods (``docs/methods/vclr.md``, ``docs/methods/longshort.md``).
 
 All samplers work on frame *indices* (``[B, ...]`` long tensors) and draw from an explicit
 generator; ``gather_frames`` turns indices into frames of decoded videos ``[B, C, F, H, W]``.
@@ -6,7 +6,7 @@ generator; ``gather_frames`` turns indices into frames of decoded videos ``[B, C
 VCLR (``segment_pair``, ``order_shuffles``):
 
 - a video of ``F`` frames is cut into ``S`` contiguous segments of ``F // S`` frames, the last
-  one taking the remainder (oracle 1);
+  one taking the remainder;
 - from every segment two *distinct* start frames are drawn: the first goes to the key tuple,
   the second to the query tuple, so the two tuples never share a frame;
 - an order shuffle is a permutation of the ``S`` positions that is neither the identity nor the
@@ -14,7 +14,7 @@ VCLR (``segment_pair``, ``order_shuffles``):
 
 Long/short views (``long_short_indices``): a long view of ``T_L`` frames at stride ``r_L``
 from a random start, and ``K`` ordered, disjoint windows splitting its span, each sampled
-densely with ``T_S`` frames at stride ``r_S`` from the window's start (``longshort.md`` §3).
+densely with ``T_S`` frames at stride ``r_S`` from the window's start (``docs/methods/longshort.md``).
 
 ``shuffled_orders`` draws the long/short method's shuffled order of the short views (its hard
 negative) and ``shift_views`` moves each short view by its own circular shift.
@@ -131,7 +131,7 @@ def long_short_indices(
     cut into ``K`` equal, disjoint windows (in temporal order) and each short view takes ``T_S``
     frames at stride ``r_S`` from its window's start (clamped inside the window, so a window
     shorter than ``(T_S - 1) r_S + 1`` repeats its last frame). With ``K = 1``, ``T_S = T_L``
-    and ``r_S = r_L`` the short view is the long view (``longshort.md`` oracle 2).
+    and ``r_S = r_L`` the short view is the long view (``docs/methods/longshort.md``).
     """
     span = (long_length - 1) * long_stride + 1
     if span > frames:
@@ -150,7 +150,7 @@ def long_short_indices(
 def gather_frames(videos: Tensor, indices: Tensor) -> Tensor:
     """Frames of ``videos`` ``[B, C, F, H, W]`` at ``indices`` ``[B, ...]`` -> ``[B, C, *idx, H, W]``.
 
-    Example:
+    Examples:
         >>> videos = torch.arange(2 * 5).view(2, 1, 5, 1, 1)
         >>> gather_frames(videos, torch.tensor([[4, 0], [1, 1]])).flatten(1).tolist()
         [[4, 0], [6, 6]]

@@ -1,8 +1,9 @@
 """The ``clips`` task: labelled videos decoded once into frames, clip methods on dictionary
 batches (``{"input": uint8 [B, 3, F, S, S], "label", "index"}``; the method takes its random
-windows), and the card's clip evaluation: kNN and a linear probe on frozen features of N clips
-per video, the probe again with 25% / 50% of the test frames dropped, feature consistency under
-dropping; a report strip of a test clip with the frames a frame-dropping generator drops."""
+windows), and VideoMoCo's clip evaluation (``docs/methods/videomoco.md``): kNN and a linear
+probe on frozen features of N clips per video, the probe again with 25% / 50% of the test
+frames dropped, feature consistency under dropping; a report strip of a test clip with the
+frames a frame-dropping generator drops."""
 
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
 __all__ = ["ClipsTask", "DROP_FRACTIONS"]
 
 DROP_FRACTIONS = (0.25, 0.5)
-SEGMENTATION_WINDOW = 8  # frames around each frame (longshort.md §6)
+SEGMENTATION_WINDOW = 8  # frames around each frame (docs/methods/longshort.md)
 SEGMENTATION_TRAIN_STRIDE = 4  # the segmentation probe trains on every 4th frame of the training videos
 
 
@@ -154,8 +155,8 @@ class ClipsTask(Task):
         self.protocol = (
             f"Frozen backbone features averaged over {e.clips_per_video} evenly spaced {unit} per video. kNN: "
             f"cosine, votes exp(sim / {e.knn_temperature}), bank = training videos. Linear probe on training "
-            "features. Retrieval (vclr.md §5): test videos query the training videos by cosine; R@k = share of "
-            "queries with a same-class video among the k nearest."
+            "features. Retrieval (docs/methods/vclr.md): test videos query the training videos by cosine; R@k = "
+            "share of queries with a same-class video among the k nearest."
             + (
                 " The dropped-frame columns evaluate that probe setting on test clips with 25% / 50% of frames "
                 "replaced by their mean, drawn at random. Consistency: mean cosine between a test clip's feature "
@@ -245,7 +246,7 @@ class ClipsTask(Task):
         return out
 
     def _segmentation(self, encoder: torch.nn.Module, desc: str, progress: bool) -> dict[str, float]:
-        """A window probe per frame (longshort.md §6): features of the window around each frame,
+        """A window probe per frame (docs/methods/longshort.md): features of the window around each frame,
         a linear probe on every 4th training frame, scored on every test frame."""
         from contrastkit.evaluation.clips import temporal_variance, window_features
         from contrastkit.evaluation.linear_probe import linear_probe_predictions

@@ -1,6 +1,6 @@
-"""The ``dehaze`` task: paired hazy/clear images (``aecr.md``); dictionary batches
+"""The ``dehaze`` task: paired hazy/clear images (``docs/methods/aecr.md``); dictionary batches
 ``{"hazy", "clear": uint8 [B, 3, c, c]}``; evaluation on full-size test images: mean PSNR / SSIM
-(card §4 definitions, ``evaluation.restoration``) of the restored images, on the recipe's test set
+(as the official code defines them, ``evaluation.restoration``) of the restored images, on the recipe's test set
 and on the 5 SOTS-indoor pairs when the data root holds them, beside two reference rows (the hazy
 input itself and the dark channel prior)."""
 
@@ -95,7 +95,7 @@ class DehazeTask(Task):
         self.protocol = (
             f"Full-size test images ({len(data.test_hazy)}) restored by the network (reflect-padded to a multiple of "
             "4); outputs and targets clamped to [0, 1]; PSNR = 20 log10(1 / RMSE) per image, SSIM with an 11x11 "
-            "Gaussian window (sigma 1.5, zero-padded, aecr.md section 4); means over images. SOTS-5: the 5 "
+            "Gaussian window (sigma 1.5, zero-padded, docs/methods/aecr.md); means over images. SOTS-5: the 5 "
             "SOTS-indoor pairs under <data root>/dehaze/sots_indoor_d4 (synthetic haze on real indoor photos). "
             "Reference rows: the hazy input unchanged, and the dark channel prior with guided-filter refinement."
         )

@@ -1,4 +1,4 @@
-"""The ``distill`` task: labelled clips with frozen teacher features (``ccl.md``): dictionary
+"""The ``distill`` task: labelled clips with frozen teacher features (``docs/methods/ccl.md``): dictionary
 batches ``{"input": uint8 [B, 3, T, H, W], "label", "audio", "image", "index"}``; evaluation of
 the student alone: top-1 of its classifier on the test clips, retrieval R@1 with its features
 (test -> train, cosine, same class = hit), and top-1 on the gap classes (where a teacher is

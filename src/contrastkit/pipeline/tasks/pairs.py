@@ -1,6 +1,6 @@
 """The ``pairs`` task: aligned features of two modalities (video–text), dictionary batches
 ``{"video", "text", "index"[, "cluster"]}``, and cross-modal retrieval of the test pairs in both
-directions (``crossclr.md`` §5-§6): R@1/5/10, median and mean rank, cluster-level R@1, R@1 of
+directions (``docs/methods/crossclr.md``): R@1/5/10, median and mean rank, cluster-level R@1, R@1 of
 queries from hub clusters, and the intra-modal similarity of different clusters. The report
 shows the similarity matrix of the first 64 test pairs."""
 
