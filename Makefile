@@ -5,9 +5,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
-EXTRAS ?= dev,graph,federated,video,audio,text,restoration,export,tensorboard
+EXTRAS ?= dev,graph,federated,video,audio,text,restoration,export,tensorboard,docs
 
-.PHONY: demo test test-slow venv browser lint typecheck bench wheel clean
+.PHONY: demo test test-slow venv browser lint typecheck bench wheel docs clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ test: venv browser
 
 test-slow: venv  # end-to-end checks CI does not select: every real-data smoke, Flower deployment, DDP via the CLI
 	$(PY) -m pytest -m slow
+
+# the documentation site (MkDocs Material + mkdocstrings) into site/; --strict: a broken link, a
+# missing reference or a docstring warning fails it (tests/test_docs.py builds it too)
+docs: venv
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 lint: venv
 	$(VENV)/bin/ruff check src tests benchmarks

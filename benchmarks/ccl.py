@@ -75,7 +75,7 @@ def run_accuracy() -> dict[str, Any]:
 
 def markdown(report: dict[str, Any]) -> str:
     lines = [
-        "# CCL on seeded clips with image and audio teachers (ccl.md §6)",
+        "# CCL on seeded clips with image and audio teachers",
         "",
         *(f"Command: `{c}`  " for c in report.get("merged_from", [report["command"]])),
         f"Date: {report['date']}; seeds {report['seeds']}; wall time {report['wall_minutes']:.0f} min; "

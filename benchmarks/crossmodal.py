@@ -221,7 +221,7 @@ def run_text_speed(count: int = 2000) -> dict[str, Any]:
 
 def markdown(report: dict[str, Any]) -> str:
     title = {
-        "clustered": "clustered video-text feature pairs (crossclr.md §6)",
+        "clustered": "clustered video-text feature pairs",
         "captions": "moving CIFAR-10 objects with written captions (real MiniLM text features)",
         "captions-clips": "the captions protocol end to end (tiny 3D CNN on raw clips, real MiniLM text features)",
     }[report.get("protocol", "clustered")]

@@ -119,7 +119,7 @@ def write(report: dict[str, Any]) -> None:
     report["references"] = _references(report)  # the seeds' mean, kept in the JSON for later renders
     (RESULTS / "dehaze.json").write_text(json.dumps(report, indent=2))
     lines = [
-        "# AECR-Net: contrastive regularisation for dehazing (aecr.md section 6)",
+        "# AECR-Net: contrastive regularisation for dehazing",
         "",
         *(f"- Command: `{c.rsplit(' (', 1)[0]}` ({c.rsplit(' (', 1)[1]}" for c in report.get("commands", [])),
         f"- torch {torch.__version__}, {torch.get_num_threads()} threads, CPU",

@@ -1,4 +1,4 @@
-"""MVGRL graph-level hyper-parameter sweep, as the paper reports its graph numbers (mvgrl.md §4-5).
+"""MVGRL graph-level hyper-parameter sweep, as the paper reports its graph numbers.
 
 Run:  python benchmarks/graph_sweep.py --data-root ../shared/data --dataset mutag
       (the card's reduced grid: layers {2,4} x batch {32,128} x epochs {20,40} x seeds {0,1,2};

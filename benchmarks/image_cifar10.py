@@ -322,7 +322,7 @@ def markdown(report: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        "## Dense features: 2x2-mosaic quadrant probe (densecl.md §6)",
+        "## Dense features: 2x2-mosaic quadrant probe",
         "",
         "| encoder | quadrant top-1 |",
         "|---|---:|",

@@ -174,7 +174,7 @@ def run_speed() -> dict[str, Any]:
 
 def markdown(report: dict[str, Any]) -> str:
     lines = [
-        "# Long/short views on generated appearance + motion-phase videos (longshort.md §6)",
+        "# Long/short views on generated appearance + motion-phase videos",
         "",
         *(f"Command: `{c}`  " for c in report.get("merged_from", [report["command"]])),
         f"Date: {report['date']}; seeds {report['seeds']}; wall time {report['wall_minutes']:.0f} min; "

@@ -203,7 +203,7 @@ def supervised_check(steps: int = 400) -> dict[str, Any]:
 
 def markdown(report: dict[str, Any]) -> str:
     lines = [
-        "# VCLR on generated global-context videos (vclr.md §6)",
+        "# VCLR on generated global-context videos",
         "",
         *(f"Command: `{c}`  " for c in report.get("merged_from", [report["command"]])),
         f"Date: {report['date']}; seeds {report['seeds']}; wall time {report['wall_minutes']:.0f} min; "

@@ -216,7 +216,7 @@ def run_speed() -> dict[str, Any]:
 
 def markdown(report: dict[str, Any]) -> str:
     lines = [
-        "# VideoMoCo on generated moving-object videos (videomoco.md §6)",
+        "# VideoMoCo on generated moving-object videos",
         "",
         *(f"Command: `{c}`  " for c in report.get("merged_from", [report["command"]])),
         f"Date: {report['date']}; seeds {report['seeds']}; wall time {report['wall_minutes']:.0f} min; "
