@@ -37,7 +37,8 @@ def _math(markdown: str) -> str:
 
     def outside_code(text: str) -> str:
         text = _BLOCK.sub(lambda m: "\n" + convert(m.group(1), display="block") + "\n", text)
-        return _INLINE.sub(lambda m: convert(m.group(1)), text)
+        # in a span: a line that starts with <math> would be taken for an HTML block
+        return _INLINE.sub(lambda m: f'<span class="math">{convert(m.group(1))}</span>', text)
 
     out, last = [], 0
     for fence in _FENCE.finditer(markdown):

@@ -4,11 +4,18 @@ results page lists every file of ``benchmarks/results``."""
 
 from __future__ import annotations
 
+import functools
+import http.server
 import os
 import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
+
+import pytest
+
+from tests.browser import CHROMIUM, NO_CHROMIUM, render
 
 ROOT = Path(__file__).resolve().parents[1]
 METHOD_PAGES = "simclr moco hcl mochi densecl mvgrl moon videomoco vclr longshort crossclr ccl aecr".split()
@@ -22,10 +29,13 @@ SPEC = re.compile(
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
-def test_the_site_builds_strict(tmp_path):
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    """The site as ``make docs`` builds it (``--strict``)."""
+    out = tmp_path_factory.mktemp("docs") / "site"
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
     done = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(tmp_path / "site")],
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(out)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -33,7 +43,10 @@ def test_the_site_builds_strict(tmp_path):
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    site = tmp_path / "site"
+    return out
+
+
+def test_the_site_builds_strict(site):
     for page in ["index.html", "api/functional/index.html", "results/index.html"]:
         assert (site / page).is_file(), page
     for name in METHOD_PAGES:
@@ -75,3 +88,27 @@ def test_the_results_page_lists_every_result_and_is_up_to_date():
     assert without_commits(results_page.page()) == without_commits(page), (
         "docs/results.md is out of date: run python benchmarks/results_page.py"
     )
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
+def test_chromium_shows_the_pages_with_navigation_search_and_equations(site, tmp_path):
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(site))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        pages = {
+            "home": "/",
+            "method": "/methods/moco/",
+            "api": "/api/functional/#contrastkit.functional.info_nce",
+        }
+        doms = {}
+        for name, path in pages.items():
+            dom, console = render(base + path, tmp_path / name)
+            assert console == [], (name, console)
+            assert 'class="md-nav' in dom and "md-search__input" in dom, name  # navigation, search box
+            doms[name] = dom
+        assert "<math" in doms["method"] and "Where we differ" in doms["method"]
+        assert 'id="contrastkit.functional.info_nce"' in doms["api"]
+    finally:
+        server.shutdown()

@@ -4,8 +4,6 @@ the page as Chromium draws it (no console errors, the curves present)."""
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -14,8 +12,7 @@ from contrastkit.cli import main
 from contrastkit.config import apply_overrides, load_recipe, smoke
 from contrastkit.pipeline.compare import recipe_differences, svg_chart
 from contrastkit.pipeline.run import train
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+from tests.browser import CHROMIUM, NO_CHROMIUM, render
 
 
 @pytest.fixture(scope="module")
@@ -70,45 +67,18 @@ def test_folders_that_are_not_finished_training_runs_are_one_line(tmp_path, caps
     assert "not a training run" in capsys.readouterr().err
 
 
-def render(page: Path, tmp_path: Path) -> tuple[str, list[str]]:
-    """The DOM after load as headless Chromium built it, and the console lines it logged."""
-    done = subprocess.run(
-        [
-            str(CHROMIUM),
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            f"--user-data-dir={tmp_path / 'profile'}",
-            "--enable-logging=stderr",
-            "--v=0",
-            "--dump-dom",
-            page.as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    return done.stdout, [line for line in done.stderr.splitlines() if ":CONSOLE" in line]
-
-
-@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (make test installs Debian's chromium where it can)")
+@pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
 def test_chromium_draws_the_page_without_console_errors(two_runs, tmp_path):
     out = tmp_path / "compare.html"
     assert main(["compare", *map(str, two_runs), "--out", str(out)]) == 0
-    dom, console = render(out, tmp_path)
+    dom, console = render(out.as_uri(), tmp_path)
     assert console == []
     assert "data-errors" not in dom
     drawn = re.search(r'data-drawn-curves="(\d+)"', dom)
     assert drawn is not None and int(drawn.group(1)) >= 4, dom[:500]
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH")
+@pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
 def test_the_browser_check_sees_a_broken_page(tmp_path):
     from contrastkit.pipeline.compare import CHECK_SCRIPT
 
@@ -117,7 +87,7 @@ def test_the_browser_check_sees_a_broken_page(tmp_path):
         f"<!DOCTYPE html><html><head><script>{CHECK_SCRIPT}</script></head>"
         "<body><script>undefinedFunction();</script></body></html>"
     )
-    dom, console = render(page, tmp_path)
+    dom, console = render(page.as_uri(), tmp_path)
     assert any("undefinedFunction" in line for line in console)
     assert 'data-errors="' in dom and 'data-drawn-curves="0"' in dom
 
