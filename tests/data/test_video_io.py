@@ -43,6 +43,11 @@ def test_random_access_equals_sequential_decode(name):
     assert torch.equal(read_frames(VIDEO / name, torch.tensor([7])), everything[[7]])
 
 
+def test_one_decoding_thread_gives_the_same_frames():
+    everything = read_frames(VIDEO / "bikes.mp4", start=0, stop=40)
+    assert torch.equal(read_frames(VIDEO / "bikes.mp4", start=0, stop=40, threads=1), everything)
+
+
 def test_resize_on_decode():
     clip = read_frames(VIDEO / "bikes.mp4", [0, 10], size=68)  # shorter side 68, aspect kept
     assert clip.shape == (2, 68, 160, 3)

@@ -131,6 +131,7 @@ def read_frames(
     start: int = 0,
     stop: int | None = None,
     size: int | tuple[int, int] | None = None,
+    threads: int | None = None,
 ) -> Tensor:
     """Decode frames to ``uint8 [T, H, W, 3]`` (RGB).
 
@@ -140,6 +141,7 @@ def read_frames(
             ``range(start, stop)``.
         start, stop: the range when ``indices`` is None (``stop`` None = to the end).
         size: resize on decode: an int sets the shorter side (aspect kept), ``(H, W)`` is exact.
+        threads: FFmpeg decoding threads for this file (None: FFmpeg's choice, every core).
 
     Raises:
         VideoError: unreadable file, or an index past the last frame.
@@ -158,6 +160,8 @@ def read_frames(
     with _open(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
+        if threads is not None:
+            stream.codec_context.thread_count = threads
         fps = _fps(stream)
         target = _target_size(size, stream.codec_context.height, stream.codec_context.width)
         if wanted_list is None:
