@@ -28,7 +28,7 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -66,6 +66,8 @@ class ClipData(AugmentedData):
         clip_length, clip_stride: the window the evaluation encodes (and VideoMoCo trains on).
         per_frame_views: one augmentation draw per frame instead of per clip.
         cache_dir: where decoded frames and generated videos are kept (default: the user's cache).
+        video_backend: the decoder, ``pyav`` or ``torchcodec`` (faster; PyAV with a warning where
+            torchcodec cannot load; see ``data.video_io.read_frames``).
     """
 
     video_frames: int = Field(32, gt=0)
@@ -73,6 +75,7 @@ class ClipData(AugmentedData):
     clip_stride: int = Field(1, gt=0)
     per_frame_views: bool = False
     cache_dir: str | None = None
+    video_backend: Literal["pyav", "torchcodec"] = "pyav"
 
 
 class VideoFolderData(ClipData):
@@ -221,19 +224,19 @@ def frame_label_tensor(files: list[Path], labels: dict[str, list[int]], frames: 
     return torch.stack(rows)
 
 
-def _decode_one(path: Path, frames: int, size: int) -> np.ndarray:
+def _decode_one(path: Path, frames: int, size: int, backend: str = "pyav") -> np.ndarray:
     count = probe(path).num_frames
     if count == 0:
         raise VideoError(f"{path} has no frames")
-    clip = read_frames(path, _frame_indices(count, frames), size=size)  # [F, H, W, 3], shorter side = size
+    clip = read_frames(path, _frame_indices(count, frames), size=size, backend=backend)  # [F, H, W, 3], shorter = size
     h, w = clip.shape[1:3]
     top, left = (h - size) // 2, (w - size) // 2
     return clip[:, top : top + size, left : left + size].permute(3, 0, 1, 2).numpy()
 
 
-def _decode_or_error(path: Path, frames: int, size: int) -> np.ndarray | VideoError:
+def _decode_or_error(path: Path, frames: int, size: int, backend: str) -> np.ndarray | VideoError:
     try:
-        return _decode_one(path, frames, size)
+        return _decode_one(path, frames, size, backend)
     except VideoError as err:
         return err
 
@@ -242,8 +245,9 @@ def default_decode_workers() -> int:
     return max(1, min(8, os.cpu_count() or 1))
 
 
-def _cache_key(files: list[Path], frames: int, size: int) -> str:
-    digest = hashlib.sha256(json.dumps([frames, size]).encode())
+def _cache_key(files: list[Path], frames: int, size: int, backend: str = "pyav") -> str:
+    # PyAV's key is the one written before there were backends; resized frames differ by backend
+    digest = hashlib.sha256(json.dumps([frames, size] if backend == "pyav" else [frames, size, backend]).encode())
     for f in files:
         stat = f.stat()
         digest.update(f"{f.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode())
@@ -260,15 +264,17 @@ def decode_videos(
     progress: bool = False,
     desc: str = "decoding videos",
     workers: int | None = None,
+    backend: str = "pyav",
 ) -> DecodedVideos:
     """Decode ``files`` to ``uint8 [N, 3, frames, size, size]`` (see the module docstring).
 
     ``workers`` threads decode in parallel (None: every core, up to 8; 1: this thread only);
-    the order of the output follows ``files`` whatever the number of workers.
+    the order of the output follows ``files`` whatever the number of workers. ``backend`` is
+    ``read_frames``' (``pyav`` or ``torchcodec``).
     """
     cache = None
     if cache_dir is not None:
-        cache = Path(cache_dir) / f"frames-{_cache_key(files, frames, size)}"
+        cache = Path(cache_dir) / f"frames-{_cache_key(files, frames, size, backend)}"
         if (cache / "frames.npy").is_file() and (cache / "index.json").is_file():
             index = json.loads((cache / "index.json").read_text())
             return DecodedVideos(
@@ -282,7 +288,7 @@ def decode_videos(
         raise ValueError(f"workers must be >= 1, got {workers}")
     arrays, kept, kept_labels, skipped = [], [], [], []
     with ThreadPoolExecutor(workers) as pool:
-        decoded = pool.map(lambda path: _decode_or_error(path, frames, size), files)
+        decoded = pool.map(lambda path: _decode_or_error(path, frames, size, backend), files)
         bar = tqdm(decoded, total=len(files), desc=desc, disable=not progress, unit="video", leave=False)
         for path, label, result in zip(files, labels, bar):
             if isinstance(result, VideoError):

@@ -17,6 +17,7 @@ with a warning and count it).
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -132,6 +133,7 @@ def read_frames(
     stop: int | None = None,
     size: int | tuple[int, int] | None = None,
     threads: int | None = None,
+    backend: str = "pyav",
 ) -> Tensor:
     """Decode frames to ``uint8 [T, H, W, 3]`` (RGB).
 
@@ -142,6 +144,8 @@ def read_frames(
         start, stop: the range when ``indices`` is None (``stop`` None = to the end).
         size: resize on decode: an int sets the shorter side (aspect kept), ``(H, W)`` is exact.
         threads: FFmpeg decoding threads for this file (None: FFmpeg's choice, every core).
+        backend: ``pyav``, or ``torchcodec`` (recipe key ``data.video_backend``; PyAV, with one warning,
+            where torchcodec cannot load).
 
     Raises:
         VideoError: unreadable file, or an index past the last frame.
@@ -157,6 +161,16 @@ def read_frames(
         wanted_list = [int(i) for i in (indices.tolist() if isinstance(indices, Tensor) else indices)]
         if any(i < 0 for i in wanted_list):
             raise ValueError(f"frame indices must be >= 0, got {min(wanted_list)}")
+    if backend not in ("pyav", "torchcodec"):
+        raise ValueError(f"backend must be 'pyav' or 'torchcodec', got {backend!r}")
+    if backend == "torchcodec" and _torchcodec_usable():
+        from contrastkit.data.video_torchcodec import torchcodec_frames
+
+        if not Path(path).is_file():
+            raise VideoError(f"video {path} does not exist")
+        info = probe(path) if size is not None else None
+        target = _target_size(size, info.height, info.width) if info is not None else None
+        return torchcodec_frames(path, wanted_list, start, stop, target, threads)
     with _open(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
@@ -178,6 +192,19 @@ def read_frames(
         if missing:
             raise VideoError(f"{path} has no frame {missing[0]} (it has {len(found) and max(found) + 1} or fewer)")
         return _stack([found[i] for i in wanted_list], target, stream)
+
+
+def _torchcodec_usable() -> bool:
+    from contrastkit.data.video_torchcodec import torchcodec_problem
+
+    problem = torchcodec_problem()
+    if problem is not None and not _WARNED:
+        _WARNED.append(problem)
+        warnings.warn(f"{problem}; decoding with PyAV instead", stacklevel=3)
+    return problem is None
+
+
+_WARNED: list[str] = []
 
 
 def _array(frame: Any, target: tuple[int, int] | None) -> np.ndarray:

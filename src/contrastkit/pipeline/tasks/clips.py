@@ -169,7 +169,13 @@ class ClipsTask(Task):
     def _decode(self, files: list[Path], labels: list[int], cache: Path, split: str) -> DecodedVideos:
         d = self.data
         return decode_videos(
-            files, labels, frames=d.video_frames, size=d.image_size, cache_dir=cache, desc=f"decoding {split} videos"
+            files,
+            labels,
+            frames=d.video_frames,
+            size=d.image_size,
+            cache_dir=cache,
+            desc=f"decoding {split} videos",
+            backend=d.video_backend,
         )
 
     @classmethod
