@@ -188,7 +188,8 @@ PROTOCOLS = {
 
 
 def run(protocol: Protocol, seeds: list[int], settings: list[str], out: dict[str, Any]) -> None:
-    jobs = [(label, arm, setting) for label, arm in protocol.arms.items() for setting in settings]
+    arms = {label: arm for i, (label, arm) in enumerate(protocol.arms.items()) if ARGS.arms is None or i in ARGS.arms}
+    jobs = [(label, arm, setting) for label, arm in arms.items() for setting in settings]
     jobs += [(label, arm, "shared") for label, arm in protocol.shared.items() if "scratch" in settings]
     for seed in seeds:
         if "expert" in settings:
@@ -358,6 +359,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--settings", nargs="+", choices=SETTINGS, default=list(SETTINGS))
     parser.add_argument("--epochs", type=int, help="override the recipes' epochs (a smoke pass)")
+    parser.add_argument("--arms", type=int, nargs="+", help="train only these arms (indices, paper order)")
     parser.add_argument("--merge", type=Path, help="an earlier json of this protocol whose runs to keep")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for experts_<protocol>.{json,md}")
     ARGS = parser.parse_args()
@@ -365,6 +367,7 @@ def main() -> None:
     command = "python benchmarks/expert_protocols.py " + " ".join(
         [ARGS.protocol, "--data-root", ARGS.data_root, "--seeds", *map(str, ARGS.seeds), "--settings", *ARGS.settings]
         + (["--epochs", str(ARGS.epochs)] if ARGS.epochs else [])
+        + (["--arms", *map(str, ARGS.arms)] if ARGS.arms else [])
     )
     report: dict[str, Any] = {"protocol": ARGS.protocol, "seeds": ARGS.seeds, "runs": {}, "commands": []}
     if ARGS.merge:
