@@ -36,7 +36,15 @@ def _smoke_param(name: str) -> object:
 
 
 # generated from the CIFAR-10 copy without "cifar10" in the name
-NEEDS_CIFAR = {"crossclr-captions", "crossclr-captions-clips", "crossclr-captions-expert", "ccl-cifar", "vclr-cifar"}
+NEEDS_CIFAR = {
+    "crossclr-captions",
+    "crossclr-captions-clips",
+    "crossclr-captions-expert",
+    "ccl-cifar",
+    "vclr-cifar",
+    "videomoco-cifar",
+    "longshort-cifar",
+}
 # start from a zoo entry: smoke-tested with a state dict of the same architecture written here
 NEEDS_EXPERT = {"crossclr-captions-expert": "data.video_expert"}
 # the fast suite keeps transformers out: the captions smoke encodes with the hashing encoder
