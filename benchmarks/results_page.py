@@ -121,6 +121,7 @@ def page() -> str:
             continue
         lines += [f"## {title}", ""]
         lines += [section(s) for s in members]
+    lines += _zoo()
     others = [p for p in entries if p.suffix not in (".md", ".json")]
     if others:
         lines += ["## Other files", ""]
@@ -132,6 +133,28 @@ def page() -> str:
                 lines.append(f"- `{p.name}`")
         lines.append("")
     return "\n".join(lines)
+
+
+def _zoo() -> list[str]:
+    """The zoo's entries with the band each must score (``contrastkit zoo verify`` checks it)."""
+    from contrastkit.zoo.metafiles import entries
+
+    lines = [
+        "## Pretrained encoders (zoo)",
+        "",
+        "Each entry is trained by its recipe and seed on first use (`contrastkit zoo get NAME`) and must land in "
+        "its band, taken from our multi-seed benchmark (mean ± 3 std). Verify them all from an empty cache: "
+        "`CONTRASTKIT_HOME=$(mktemp -d) contrastkit zoo verify --all --data-root DATA`.",
+        "",
+        "| entry | recipe | seed | metric | band | from | command |",
+        "|---|---|---:|---|---|---|---|",
+    ]
+    for e in entries().values():
+        lines.append(
+            f"| `{e.name}` | `{e.recipe}` | {e.seed} | {e.metric} | {e.band[0]:.2f} – {e.band[1]:.2f} | "
+            f"{e.band_from} | `{e.command}` |"
+        )
+    return [*lines, ""]
 
 
 def main() -> int:
