@@ -55,6 +55,8 @@ class Protocol:
     shared_note: str = "(uses no expert)"
     # the paper's claims within its own arm (the first): (key a, key b, claim) read as a > b
     within: tuple[tuple[str, str, str], ...] = ()
+    # (clean key, perturbed key): the first arm should lose less than each other arm between them
+    robustness: tuple[str, str] | None = None
 
 
 VCLR_OFF = ["method.intra_weight=0", "method.vclr_weight=0", "method.order_weight=0"]
@@ -100,6 +102,7 @@ PROTOCOLS = {
         ),
         zoo="moco-v2-cifar10-s{seed}",
         ordering="(d) >= (a)",
+        robustness=("linear_probe_top1", "linear_probe_drop25"),
         as_is="the inflated zoo encoder before VideoMoCo trains it",
         names={"scratch": "from scratch", "expert": "inflated from the zoo encoder"},
     ),
@@ -260,6 +263,29 @@ def _within(protocol: Protocol, runs: dict[str, Any], setting: str) -> str:
     return f"- paper claims on {arm} ({protocol.names.get(setting, setting)}): " + "; ".join(parts)
 
 
+def _robustness(protocol: Protocol, runs: dict[str, Any], setting: str) -> list[str]:
+    assert protocol.robustness is not None
+    clean, perturbed = protocol.robustness
+    label = dict(protocol.metrics)
+    first, *others = [a for a in protocol.arms if a in runs[setting]]
+    lines = []
+
+    def losses(arm: str) -> list[float]:
+        rows = runs[setting][arm]
+        return [c - d for c, d in zip(_values(rows, clean), _values(rows, perturbed), strict=True)]
+
+    for other in others:
+        mine, theirs = losses(first), losses(other)
+        holds = sum(x < y for x, y in zip(mine, theirs, strict=True))
+        verdict = "holds" if statistics.mean(mine) < statistics.mean(theirs) else "does not hold"
+        lines.append(
+            f"- {first} loses less than {other} from {label[clean]} to {label[perturbed]} "
+            f"({protocol.names.get(setting, setting)}): {statistics.mean(mine):.2f} vs {statistics.mean(theirs):.2f} "
+            f"points, {verdict} on means, in {holds} of {len(mine)} seeds"
+        )
+    return lines
+
+
 def markdown(report: dict[str, Any]) -> str:
     global SEEDS
     protocol = PROTOCOLS[report["protocol"]]
@@ -340,6 +366,8 @@ def markdown(report: dict[str, Any]) -> str:
             lines.append(line)
     lines += [_ordering(protocol, runs, s, key) for s in SETTINGS if s in runs]
     lines += [_within(protocol, runs, s) for s in SETTINGS if s in runs and protocol.within]
+    if protocol.robustness:
+        lines += [line for s in SETTINGS if s in runs for line in _robustness(protocol, runs, s)]
     return "\n".join(lines) + "\n"
 
 
@@ -362,7 +390,14 @@ def main() -> None:
     parser.add_argument("--arms", type=int, nargs="+", help="train only these arms (indices, paper order)")
     parser.add_argument("--merge", type=Path, help="an earlier json of this protocol whose runs to keep")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for experts_<protocol>.{json,md}")
+    parser.add_argument(
+        "--render", action="store_true", help="rewrite the .md from the protocol's .json, train nothing"
+    )
     ARGS = parser.parse_args()
+    if ARGS.render:
+        stem = ARGS.out / f"experts_{ARGS.protocol}"
+        stem.with_suffix(".md").write_text(markdown(json.loads(stem.with_suffix(".json").read_text())))
+        return
     START = time.time()
     command = "python benchmarks/expert_protocols.py " + " ".join(
         [ARGS.protocol, "--data-root", ARGS.data_root, "--seeds", *map(str, ARGS.seeds), "--settings", *ARGS.settings]

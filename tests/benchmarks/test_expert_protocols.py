@@ -48,3 +48,38 @@ def test_the_longshort_table_counts_claims_and_orderings_per_seed():
     # long/short >= SimCLR on cls h^s: scratch 50 vs 55 (1 of 2 seeds), expert 60 vs 55 (1 of 2)
     assert "(from scratch), on means: does not hold (50.00, 55.00); in 1 of 2 seeds" in page
     assert "(inflated from the zoo encoder), on means: holds (60.00, 55.00); in 1 of 2 seeds" in page
+
+
+def test_the_videomoco_table_counts_what_dropping_frames_costs_each_arm_per_seed():
+    d, a = list(ep.PROTOCOLS["videomoco"].arms)
+
+    def run(seed, clean, dropped):
+        return {
+            "seed": seed,
+            "final": {
+                "linear_probe_top1": clean,
+                "linear_probe_drop25": dropped,
+                "linear_probe_drop50": 0.0,
+                "knn_top1": 0.0,
+            },
+            "random_init": {
+                "linear_probe_top1": 0.0,
+                "linear_probe_drop25": 0.0,
+                "linear_probe_drop50": 0.0,
+                "knn_top1": 0.0,
+            },
+        }
+
+    # (d) loses 1 and 5 points, (a) 4 and 6: less in both seeds; (a) alone in another setting
+    runs = {
+        "scratch": {d: [run(0, 30, 29), run(1, 30, 25)], a: [run(0, 30, 26), run(1, 30, 24)]},
+        "expert": {d: [run(0, 30, 20), run(1, 30, 25)], a: [run(0, 30, 26), run(1, 30, 28)]},
+    }
+    page = ep.markdown(
+        {"protocol": "videomoco", "runs": runs, "commands": [], "date": "d", "wall_minutes": 1.0, "machine": "m"}
+    )
+    assert (
+        f"- {d} loses less than {a} from probe clean to probe, 25% dropped (from scratch): 3.00 vs 5.00 points, "
+        "holds on means, in 2 of 2 seeds"
+    ) in page
+    assert "(inflated from the zoo encoder): 7.50 vs 3.00 points, does not hold on means, in 0 of 2 seeds" in page
