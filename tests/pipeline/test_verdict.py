@@ -23,11 +23,20 @@ def test_the_verdict_line_reads_the_gap_against_twice_the_spread():
 
 
 def test_an_accuracy_spread_is_the_binomial_error_of_its_test_samples():
+    from types import SimpleNamespace
+
     task = Task.__new__(Task)
     task.metrics = [("top1", "top-1")]
+    task.recipe = SimpleNamespace(model=SimpleNamespace(init=None, weights=None))
     few, many = torch.zeros(20), torch.zeros(20000)  # 20 or 20000 test samples
     assert "within the spread" in task.verdict(Evaluation({"top1": 60.0}, labels=few), {"top1": 50.0})
-    assert "better than" in task.verdict(Evaluation({"top1": 60.0}, labels=many), {"top1": 50.0})
+    assert "better than the same network at random init" in task.verdict(
+        Evaluation({"top1": 60.0}, labels=many), {"top1": 50.0}
+    )
+    task.recipe.model.init = "zoo:x"  # started from weights: the baseline is where it started
+    assert "better than the same network's starting weights (zoo:x)" in task.verdict(
+        Evaluation({"top1": 60.0}, labels=many), {"top1": 50.0}
+    )
 
 
 def test_a_smoke_run_is_labelled_and_its_verdict_is_first_in_the_report_and_last_on_the_console(tmp_path, capsys):
