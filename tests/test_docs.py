@@ -60,12 +60,13 @@ def test_the_site_builds_strict(site):
 
 def test_the_code_cites_no_spec_outside_the_repository():
     hits = []
-    for path in sorted((ROOT / "src").rglob("*.py")):
+    for path in sorted(p for p in (ROOT / "src").rglob("*") if p.suffix in (".py", ".yaml", ".toml", ".md")):
         for number, line in enumerate(path.read_text().splitlines(), 1):
             if SPEC.search(line):
                 hits.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
     assert not hits, "\n".join(hits)
-    for cited in {m for p in (ROOT / "src").rglob("*.py") for m in re.findall(r"docs/[\w/]+\.md", p.read_text())}:
+    texts = [p.read_text() for p in (ROOT / "src").rglob("*") if p.suffix in (".py", ".yaml")]
+    for cited in {m for text in texts for m in re.findall(r"docs/[\w/]+\.md", text)}:
         assert (ROOT / cited).is_file(), cited
 
 
