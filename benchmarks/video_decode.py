@@ -26,9 +26,7 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import tempfile
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
@@ -40,6 +38,7 @@ import torch
 
 from contrastkit.data.moving_objects import generate_moving_objects
 from contrastkit.data.video_io import probe, read_frames
+from video_common import median_times
 
 RESULTS = Path(__file__).parent / "results"
 WINDOWS, WINDOW = 4, 16
@@ -85,21 +84,22 @@ def windows(path: Path, g: torch.Generator) -> list[int]:
     return [min(count - 1, s + i) for s in sorted(starts) for i in range(WINDOW)]
 
 
-def frames_per_second(name: str, videos: list[Path], pattern: str, size: int, workers: int) -> Callable[[], float]:
+def decoding(name: str, videos: list[Path], pattern: str, size: int, workers: int) -> tuple[int, Callable[[], None]]:
+    """The frames one pass decodes, and the pass: every video of ``videos`` through decoder ``name``."""
     decode = DECODERS[name]
     g = torch.Generator().manual_seed(0)
     jobs = [(v, windows(v, g) if pattern == "windows" else None, _target(v, size)) for v in videos]
+    frames = sum(len(idx) if idx is not None else probe(v).num_frames for v, idx, _ in jobs)
 
-    def one() -> float:
-        start = time.perf_counter()
+    def one() -> None:
         if workers == 1:
-            count = sum(decode(v, idx, target, 1) for v, idx, target in jobs)
+            for v, idx, target in jobs:
+                decode(v, idx, target, 1)
         else:
             with ThreadPoolExecutor(workers) as pool:
-                count = sum(pool.map(lambda job: decode(job[0], job[1], job[2], 1), jobs))
-        return count / (time.perf_counter() - start)
+                list(pool.map(lambda job: decode(job[0], job[1], job[2], 1), jobs))
 
-    return one
+    return frames, one
 
 
 def same_frames(videos: list[Path]) -> dict[str, str]:
@@ -139,14 +139,9 @@ def main() -> None:
         for label, videos, size in sets:
             for pattern in ("sequential", "windows"):
                 for workers in (1, cores):
-                    runs = {n: frames_per_second(n, videos, pattern, size, workers) for n in DECODERS}
-                    for run in runs.values():
-                        run()  # warm-up
-                    times: dict[str, list[float]] = {n: [] for n in DECODERS}
-                    for _ in range(args.repeats):
-                        for n, run in runs.items():
-                            times[n].append(run())
-                    fps = {n: statistics.median(t) for n, t in times.items()}
+                    passes = {n: decoding(n, videos, pattern, size, workers) for n in DECODERS}
+                    seconds = median_times({n: run for n, (_, run) in passes.items()}, args.repeats)
+                    fps = {n: passes[n][0] / seconds[n] for n in DECODERS}
                     row = {"videos": label, "size": size, "pattern": pattern, "threads": workers, "fps": fps}
                     rows.append(row)
                     print(row, flush=True)
