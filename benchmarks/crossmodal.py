@@ -34,67 +34,39 @@ clusters, 4,000 train / 400 test pairs, 150 epochs; ``contrastkit.data.captions`
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 import time
-from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from contrastkit.config import apply_overrides, load_recipe
 from contrastkit.functional.crossclr import crossclr
-from contrastkit.pipeline.run import train
-from video_common import mean_std, median_times, merge_runs
-
-RESULTS = Path(__file__).parent / "results"
-RUNS = "runs/bench-crossmodal"
-ARMS = {
-    "(A) symmetric InfoNCE": ["method.intra_weight=0", "method.prune_threshold=null", "method.weight_temperature=null"],
-    "(B) + intra negatives": ["method.prune_threshold=null", "method.weight_temperature=null"],
-    "(C) CrossCLR": [],
-}
-KEYS = ("t2v_r1", "t2v_r5", "t2v_medr", "t2v_cluster_r1", "t2v_hub_r1", "v2t_r1", "video_different_cluster_cos")
-HEADER = "t→v R@1 | t→v R@5 | t→v MedR | cluster R@1 | hub R@1 | v→t R@1 | video cos across clusters"
-
+from harness import ArmBenchmark, arm_mean, arm_rows, finish, header, holds, median_times, new_report, paired
 
 RECIPES = {
     "clustered": "crossclr-synthetic",
     "captions": "crossclr-captions",
     "captions-clips": "crossclr-captions-clips",
 }
-
-
-def _recipe(arm: list[str], seed: int) -> dict[str, Any]:
-    raw = apply_overrides(load_recipe(RECIPES[ARGS.protocol]), [*arm, f"trainer.seed={seed}"])
-    if ARGS.epochs:
-        raw = apply_overrides(raw, [f"optim.epochs={ARGS.epochs}"])
-    return raw
-
-
-def run_accuracy() -> dict[str, Any]:
-    runs: dict[str, list[dict[str, Any]]] = {}
-    for seed in ARGS.seeds:
-        for label, arm in ARMS.items():
-            print(f"== {label} seed {seed}", flush=True)
-            command = f"contrastkit train {RECIPES[ARGS.protocol]} " + " ".join(
-                f"--set {a}" for a in [*arm, f"trainer.seed={seed}"]
-            )
-            results = train(
-                _recipe(arm, seed), data_root=ARGS.data_root, runs_dir=RUNS, command=command, progress=False
-            )
-            runs.setdefault(label, []).append(
-                {
-                    "seed": seed,
-                    "final": results["final"],
-                    "random_init": results["random_init"],
-                    "run": results["run_dir"],
-                }
-            )
-    return runs
+BENCH = ArmBenchmark(
+    script="crossmodal",
+    recipe=lambda args: RECIPES[args.protocol],
+    runs_dir="runs/bench-crossmodal",
+    seeds=[0, 1, 2, 3, 4],
+    arms={
+        "(A) symmetric InfoNCE": [
+            "method.intra_weight=0",
+            "method.prune_threshold=null",
+            "method.weight_temperature=null",
+        ],
+        "(B) + intra negatives": ["method.prune_threshold=null", "method.weight_temperature=null"],
+        "(C) CrossCLR": [],
+    },
+)
+ARMS = BENCH.arms
+KEYS = ("t2v_r1", "t2v_r5", "t2v_medr", "t2v_cluster_r1", "t2v_hub_r1", "v2t_r1", "video_different_cluster_cos")
+HEADER = "t→v R@1 | t→v R@5 | t→v MedR | cluster R@1 | hub R@1 | v→t R@1 | video cos across clusters"
 
 
 def released_noq(v: torch.Tensor, t: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -138,8 +110,8 @@ def released_noq(v: torch.Tensor, t: torch.Tensor, x: torch.Tensor, y: torch.Ten
     return (loss_v + loss_t) / 2
 
 
-def run_speed() -> dict[str, Any]:
-    out: dict[str, Any] = {"repeats": ARGS.speed_repeats, "sizes": {}}
+def run_speed(repeats: int) -> dict[str, Any]:
+    out: dict[str, Any] = {"repeats": repeats, "sizes": {}}
     for b in (256, 1024):
         g = torch.Generator().manual_seed(b)
         v0, t0 = torch.randn(b, 256, generator=g), torch.randn(b, 256, generator=g)
@@ -164,7 +136,7 @@ def run_speed() -> dict[str, Any]:
             "crossclr, paper mode": timed(lambda v, t: crossclr(v, t, x, y)),
             "crossclr, paper mode, reference path": timed(lambda v, t: crossclr(v, t, x, y, fused=False)),
         }
-        medians = median_times(contenders, ARGS.speed_repeats)
+        medians = median_times(contenders, repeats)
         out["sizes"][str(b)] = {
             "median_s": medians,
             "official_over_released": medians["crossclr, official mode"]
@@ -227,29 +199,13 @@ def markdown(report: dict[str, Any]) -> str:
     }[report.get("protocol", "clustered")]
     if report.get("text_speed"):
         title = "its text features: the offline MiniLM's throughput"
-    lines = [
-        f"# CrossCLR on {title}",
-        "",
-        *(f"Command: `{c}`  " for c in report.get("merged_from", [report["command"]])),
-        f"Date: {report['date']}; seeds {report['seeds']}; wall time {report['wall_minutes']:.0f} min; "
-        f"{report['machine']}.",
-        "",
-    ]
+    lines = header(f"CrossCLR on {title}", report)
     runs = report.get("accuracy")
     if runs:
         first = next(iter(runs.values()))
         keys = [k for k in KEYS if k in first[0]["final"]]  # no hub queries in the captions protocol
-        header = " | ".join(h for k, h in zip(KEYS, HEADER.split(" | "), strict=True) if k in keys)
-        lines += [f"| arm | {header} |", "|---|" + "---:|" * len(keys)]
-        lines.append(
-            "| random init | " + " | ".join(mean_std([r["random_init"][k] for r in first]) for k in keys) + " |"
-        )
-        for label, rs in runs.items():
-            lines.append(f"| {label} | " + " | ".join(mean_std([r["final"][k] for r in rs]) for k in keys) + " |")
-
-        def avg(label: str, key: str) -> float:
-            return statistics.mean(r["final"][key] for r in runs[label])
-
+        columns = " | ".join(h for k, h in zip(KEYS, HEADER.split(" | "), strict=True) if k in keys)
+        lines += [f"| arm | {columns} |", "|---|" + "---:|" * len(keys), *arm_rows(runs, keys)]
         a, b, c = list(ARMS)
         lines += ["", "Expected (card §6): (C) >= (B) >= (A) on instance and cluster R@1. Measured (means):"]
         for key, name in (
@@ -259,11 +215,11 @@ def markdown(report: dict[str, Any]) -> str:
         ):
             if key not in keys:
                 continue
-            va, vb, vc = avg(a, key), avg(b, key), avg(c, key)
-            holds = "holds" if vc >= vb >= va else "does not hold"
-            lines.append(f"- {name}: (C) {vc:.2f}, (B) {vb:.2f}, (A) {va:.2f} — {holds}")
-            wins = sum(rc["final"][key] >= ra["final"][key] for ra, rc in zip(runs[a], runs[c]))
-            lines.append(f"  - (C) >= (A) in {wins}/{len(runs[a])} seeds")
+            va, vb, vc = (arm_mean(runs, arm, key) for arm in (a, b, c))
+            lines.append(f"- {name}: (C) {vc:.2f}, (B) {vb:.2f}, (A) {va:.2f} — {holds(vc >= vb >= va)}")
+            pairs = paired(runs[a], runs[c])
+            wins = sum(rc["final"][key] >= ra["final"][key] for ra, rc in pairs)
+            lines.append(f"  - (C) >= (A) in {wins}/{len(pairs)} seeds")
     text = report.get("text_speed")
     if text:
         lines += [
@@ -306,62 +262,29 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    global ARGS
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    parser.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs (smoke passes)")
-    parser.add_argument("--speed-repeats", type=int, default=11)
-    parser.add_argument("--skip-accuracy", action="store_true")
-    parser.add_argument("--skip-speed", action="store_true")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser = BENCH.parser(__doc__.splitlines()[0], speed=True, merge_only=True)
     parser.add_argument("--protocol", choices=sorted(RECIPES), default="clustered")
     parser.add_argument("--data-root", help="a folder with cifar10/ (the captions protocol)")
     parser.add_argument("--text-speed", action="store_true", help="only the text-feature throughput")
-    parser.add_argument("--merge", type=Path, nargs="+", default=[], help="earlier result files whose seeds to add")
-    parser.add_argument("--merge-only", action="store_true", help="train nothing: only join the --merge files")
-    ARGS = parser.parse_args()
-    if ARGS.merge_only:
-        ARGS.seeds, ARGS.skip_accuracy, ARGS.skip_speed = [], True, True
+    args = parser.parse_args()
     start = time.time()
-    command = "python benchmarks/crossmodal.py"
-    command += f" --seeds {' '.join(map(str, ARGS.seeds))}" if ARGS.seeds not in ([0, 1, 2, 3, 4], []) else ""
-    command += f" --epochs {ARGS.epochs}" if ARGS.epochs else ""
-    command += " --skip-accuracy" if ARGS.skip_accuracy and not ARGS.merge_only else ""
-    command += " --skip-speed" if ARGS.skip_speed and not ARGS.merge_only else ""
-    command += " --merge-only" if ARGS.merge_only else ""
-    command += f" --protocol {ARGS.protocol} --data-root {ARGS.data_root}" if ARGS.protocol != "clustered" else ""
-    command += f" --out {ARGS.out}" if ARGS.out != RESULTS else ""
-    command += f" --merge {' '.join(map(str, ARGS.merge))}" if ARGS.merge else ""
-    report: dict[str, Any] = {
-        "protocol": ARGS.protocol,
-        "command": command,
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": f"{torch.get_num_threads()} threads, torch {torch.__version__}",
-        "seeds": [] if ARGS.skip_accuracy else list(ARGS.seeds),
-    }
-    if ARGS.text_speed:
-        report.update(command="python benchmarks/crossmodal.py --text-speed", seeds=[])
+    command = BENCH.command(parser, args)
+    if args.merge_only:
+        args.seeds, args.skip_accuracy, args.skip_speed = [], True, True
+    report = {"protocol": args.protocol, **new_report(command, [] if args.skip_accuracy else args.seeds)}
+    if args.text_speed:
+        report["seeds"] = []
         report["text_speed"] = run_text_speed()
     else:
-        if not ARGS.skip_accuracy:
-            report["accuracy"] = run_accuracy()
-        if not ARGS.skip_speed:
-            report["speed"] = run_speed()
-    report["wall_minutes"] = (time.time() - start) / 60
-    if ARGS.merge:
-        merge_runs(report, [json.loads(f.read_text()) for f in ARGS.merge])
-    stem = "crossmodal" + ("" if ARGS.protocol == "clustered" else f"_{ARGS.protocol}")
-    stem += "_smoke" if ARGS.epochs else ""
-    stem += "_speed" if ARGS.skip_accuracy and not ARGS.merge_only else ""
-    stem = "crossmodal_text_speed" if ARGS.text_speed else stem
-    ARGS.out.mkdir(parents=True, exist_ok=True)
-    (ARGS.out / f"{stem}.json").write_text(json.dumps(report, indent=2, default=str))
-    text = markdown(report)
-    (ARGS.out / f"{stem}.md").write_text(text)
-    print(text)
+        if not args.skip_accuracy:
+            report["accuracy"] = BENCH.run_arms(args)
+        if not args.skip_speed:
+            report["speed"] = run_speed(args.speed_repeats)
+    stem = "crossmodal" + ("" if args.protocol == "clustered" else f"_{args.protocol}")
+    stem += "_smoke" if args.epochs else ""
+    stem += "_speed" if args.skip_accuracy and not args.merge_only else ""
+    finish(report, args, "crossmodal_text_speed" if args.text_speed else stem, markdown, start)
 
-
-ARGS: argparse.Namespace
 
 if __name__ == "__main__":
     main()

@@ -3,7 +3,7 @@ them, then the speed and memory of training and of ``contrastkit dehaze``.
 
 Run:  python benchmarks/dehaze.py --data-root ../shared/data                 (3 arms x 3 seeds + speed)
       python benchmarks/dehaze.py --data-root ../shared/data --seeds 0 --epochs 1 --skip-speed   (smoke)
-      python benchmarks/dehaze.py --skip-accuracy --merge benchmarks/results/dehaze.json   (speed only, keep the arms)
+      python benchmarks/dehaze.py --skip-accuracy --merge benchmarks/results/dehaze.json   (speed, joined to the arms)
 
 Arms (recipe ``aecr-synthetic``: AECR-Net ngf 16, FA x3, plain conv for the DCN, Adam 1e-3,
 batch 8, 15 epochs, 64x64 crops, 2,000 training pairs; the same steps and seeds for each arm):
@@ -20,50 +20,28 @@ Results: ``benchmarks/results/dehaze.{json,md}``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from contrastkit.config import apply_overrides, load_recipe
-from contrastkit.pipeline.run import train
-from video_common import median_times, peak_mib
+from harness import ArmBenchmark, finish, header, median_times, new_report, paired, peak_mib
 
-RESULTS = Path(__file__).parent / "results"
-RUNS = "runs/bench-dehaze"
-ARMS = {
-    "(a) L1 only": ["method.cr_weight=0"],
-    "(b) L1 + 0.1 CR": ["method.cr_weight=0.1"],
-    "(c) L1 + 0.1 CR, no negatives": ["method.cr_weight=0.1", "method.negatives=false"],
-}
+BENCH = ArmBenchmark(
+    script="dehaze",
+    recipe="aecr-synthetic",
+    runs_dir="runs/bench-dehaze",
+    arms={
+        "(a) L1 only": ["method.cr_weight=0"],
+        "(b) L1 + 0.1 CR": ["method.cr_weight=0.1"],
+        "(c) L1 + 0.1 CR, no negatives": ["method.cr_weight=0.1", "method.negatives=false"],
+    },
+)
+ARMS = BENCH.arms
 KEYS = ("psnr", "ssim", "sots_psnr", "sots_ssim")
-
-
-def _recipe(arm: list[str], seed: int) -> dict[str, Any]:
-    raw = apply_overrides(load_recipe("aecr-synthetic"), [*arm, f"trainer.seed={seed}"])
-    if ARGS.epochs:
-        raw = apply_overrides(raw, [f"optim.epochs={ARGS.epochs}"])
-    return raw
-
-
-def run_accuracy(report: dict[str, Any]) -> None:
-    runs: dict[str, list[dict[str, Any]]] = report.setdefault("accuracy", {})
-    for seed in ARGS.seeds:
-        for label, arm in ARMS.items():
-            if any(r["seed"] == seed for r in runs.get(label, [])):
-                continue
-            print(f"== {label} seed {seed}", flush=True)
-            result = train(_recipe(arm, seed), data_root=ARGS.data_root, runs_dir=RUNS, progress=False)
-            row = {"seed": seed, **{k: result["final"].get(k) for k in KEYS}, "run_dir": result["run_dir"]}
-            runs.setdefault(label, []).append(row)
-            report["references"] = result.get("references", {})
-            report["seeds"] = sorted({*report.get("seeds", []), seed})
-            write(report)  # after every run: a long benchmark keeps what it finished
 
 
 def _step_fn(method: Any, hazy: torch.Tensor, clear: torch.Tensor) -> Any:
@@ -78,7 +56,8 @@ def _step_fn(method: Any, hazy: torch.Tensor, clear: torch.Tensor) -> Any:
     return step
 
 
-def run_speed() -> dict[str, Any]:
+def run_speed(repeats: int) -> dict[str, Any]:
+    from contrastkit.config import load_recipe
     from contrastkit.methods.aecr import AECR
     from contrastkit.pipeline.dehaze import restore_image
 
@@ -94,7 +73,7 @@ def run_speed() -> dict[str, Any]:
             options[key] = float(value) if key == "cr_weight" else value == "true"
         torch.manual_seed(0)
         contenders[label] = _step_fn(AECR(**options), hazy, clear)
-    step = median_times(contenders, ARGS.repeats)
+    step = median_times(contenders, repeats)
     base = step["(a) L1 only"]
     out: dict[str, Any] = {
         "train_step_ms": {k: v * 1000 for k, v in step.items()},
@@ -114,18 +93,12 @@ def run_speed() -> dict[str, Any]:
     return out
 
 
-def write(report: dict[str, Any]) -> None:
-    RESULTS.mkdir(exist_ok=True)
-    report["references"] = _references(report)  # the seeds' mean, kept in the JSON for later renders
-    (RESULTS / "dehaze.json").write_text(json.dumps(report, indent=2))
+def markdown(report: dict[str, Any]) -> str:
     lines = [
-        "# AECR-Net: contrastive regularisation for dehazing",
-        "",
-        *(f"- Command: `{c.rsplit(' (', 1)[0]}` ({c.rsplit(' (', 1)[1]}" for c in report.get("commands", [])),
-        f"- torch {torch.__version__}, {torch.get_num_threads()} threads, CPU",
-        "- Recipe `aecr-synthetic`: AECR-Net ngf 16, FA block x3, plain 3x3 conv for the DCN, Adam 1e-3 cosine, 15 epochs (3,750 steps), "
-        "batch 8, 64x64 crops, 2,000 training pairs of synthetic haze on real photos; CR extractor: random VGG-19 "
-        "(seed 0, 1/4 width) - no ImageNet weights here.",
+        *header("AECR-Net: contrastive regularisation for dehazing", report),
+        "Recipe `aecr-synthetic`: AECR-Net ngf 16, FA block x3, plain 3x3 conv for the DCN, Adam 1e-3 cosine, "
+        "15 epochs (3,750 steps), batch 8, 64x64 crops, 2,000 training pairs of synthetic haze on real photos; CR "
+        "extractor: random VGG-19 (seed 0, 1/4 width) - no ImageNet weights here.",
         "",
     ]
     runs = report.get("accuracy", {})
@@ -137,9 +110,9 @@ def write(report: dict[str, Any]) -> None:
             "|---|---:|---:|---:|---:|",
         ]
         for label, rows in runs.items():
-            cells = [_cell([r[k] for r in rows if r.get(k) is not None], k) for k in KEYS]
+            cells = [_cell([r["final"][k] for r in rows if r["final"].get(k) is not None], k) for k in KEYS]
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
-        for label, numbers in report["references"].items():
+        for label, numbers in report.get("references", {}).items():
             lines.append(f"| {label} | " + " | ".join(_cell([numbers.get(k, float("nan"))], k) for k in KEYS) + " |")
         lines += ["", *expectation_lines(runs), ""]
     speed = report.get("speed")
@@ -163,7 +136,7 @@ def write(report: dict[str, Any]) -> None:
             f"Target peak memory < 2 GB on 3000x4000: {'met' if peak < 2048 else 'missed'} ({peak:.0f} MiB).",
             "",
         ]
-    (RESULTS / "dehaze.md").write_text("\n".join(lines))
+    return "\n".join(lines)
 
 
 def _references(report: dict[str, Any]) -> dict[str, dict[str, float]]:
@@ -172,7 +145,7 @@ def _references(report: dict[str, Any]) -> dict[str, dict[str, float]]:
     per_seed: dict[int, dict[str, dict[str, float]]] = {}
     for rows in report.get("accuracy", {}).values():
         for r in rows:
-            path = Path(r.get("run_dir", "")) / "results.json"
+            path = Path(r["run"]) / "results.json"
             if r["seed"] not in per_seed and path.is_file():
                 per_seed[r["seed"]] = json.loads(path.read_text()).get("references", {})
     if not per_seed:
@@ -199,7 +172,7 @@ def expectation_lines(runs: dict[str, list[dict[str, Any]]]) -> list[str]:
     labels = list(ARMS)
     if not all(label in runs for label in labels):
         return []
-    means = {label: statistics.mean(r["psnr"] for r in runs[label]) for label in labels}
+    means = {label: statistics.mean(r["final"]["psnr"] for r in runs[label]) for label in labels}
     a, b, c = (means[label] for label in labels)
     tolerance = 0.1
     lines = [
@@ -208,47 +181,30 @@ def expectation_lines(runs: dict[str, list[dict[str, Any]]]) -> list[str]:
         f"(c) >= (a) {a:.2f}: {'holds' if c >= a - tolerance else 'does not hold'}."
     ]
     seeds = sorted(set.intersection(*({r["seed"] for r in runs[label]} for label in labels)))  # complete seeds
-
-    def psnr_of(label: str, seed: int) -> float:
-        return float(next(r for r in runs[label] if r["seed"] == seed)["psnr"])
-
-    paired = sum(psnr_of(labels[1], s) >= psnr_of(labels[0], s) for s in seeds)
-    above_c = sum(psnr_of(labels[1], s) >= psnr_of(labels[2], s) for s in seeds)
+    b_over_a = sum(rb["final"]["psnr"] >= ra["final"]["psnr"] for ra, rb in paired(runs[labels[0]], runs[labels[1]]))
+    b_over_c = sum(rb["final"]["psnr"] >= rc["final"]["psnr"] for rc, rb in paired(runs[labels[2]], runs[labels[1]]))
     lines.append(
-        f"Seed by seed: (b) >= (a) in {paired} of {len(seeds)} seeds, (b) >= (c) in {above_c} of {len(seeds)}."
+        f"Seed by seed: (b) >= (a) in {b_over_a} of {len(seeds)} seeds, (b) >= (c) in {b_over_c} of {len(seeds)}."
     )
     return lines
 
 
 def main() -> None:
-    report: dict[str, Any] = {}
-    if ARGS.merge:
-        report = json.loads(Path(ARGS.merge).read_text())
-    command = "python benchmarks/dehaze.py " + " ".join(ARGS.argv)
-    date = datetime.now(timezone.utc).strftime("%Y-%m-%d")
-    earlier = report.get("commands", [f"{report['command']} ({report['date']})"] if report else [])
-    ran = not (ARGS.skip_accuracy and ARGS.skip_speed)  # a pure re-render adds no command
-    report["commands"] = [*earlier, f"{command} ({date})"] if ran else earlier
-    report["command"], report["date"] = command, date
-    if not ARGS.skip_accuracy:
-        run_accuracy(report)
-    if not ARGS.skip_speed:
-        report["speed"] = run_speed()
-    write(report)
-    print((RESULTS / "dehaze.md").read_text())
+    parser = BENCH.parser(
+        __doc__.splitlines()[0], data_root="a folder with dehaze/sots_indoor_d4 (the 5 SOTS-indoor pairs)", speed=True
+    )
+    args = parser.parse_args()
+    start = time.time()
+    report = new_report(BENCH.command(parser, args), [] if args.skip_accuracy else args.seeds)
+    if not args.skip_accuracy:
+        report["accuracy"] = BENCH.run_arms(args)
+    if not args.skip_speed:
+        report["speed"] = run_speed(args.speed_repeats)
+    references = _references(report)  # the seeds' mean, kept in the JSON for later renders
+    if references:
+        report["references"] = references
+    finish(report, args, "dehaze" if not args.epochs else "dehaze_smoke", markdown, start)
 
 
 if __name__ == "__main__":
-    import sys
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-root", default=None)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--epochs", type=int, default=None)
-    parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--skip-speed", action="store_true")
-    parser.add_argument("--skip-accuracy", action="store_true")
-    parser.add_argument("--merge", help="an earlier dehaze.json whose arms are kept (finished seeds are skipped)")
-    ARGS = parser.parse_args()
-    ARGS.argv = sys.argv[1:]
     main()

@@ -29,7 +29,7 @@ import torch
 from contrastkit import zoo
 from contrastkit.config import apply_overrides, load_recipe
 from contrastkit.pipeline.run import train
-from video_common import mean_std
+from harness import mean_std
 
 RESULTS = Path(__file__).parent / "results"
 RUNS = "runs/bench-experts"

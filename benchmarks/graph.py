@@ -32,6 +32,7 @@ from torch import nn
 
 from contrastkit.config import apply_overrides, load_recipe
 from contrastkit.pipeline.run import train
+from harness import peak_mib
 
 RESULTS = Path(__file__).parent / "results"
 PAPER = {"cora": 86.8, "citeseer": 73.3, "mutag": 89.7, "ptc_mr": 62.5, "imdb-binary": 74.2}
@@ -125,17 +126,6 @@ def _reference_epoch(model: _RefMVGRL, opt: torch.optim.Optimizer, x, a_hat, s, 
     opt.step()
 
 
-def _peak(fn: Any) -> float:
-    with torch.profiler.profile(profile_memory=True) as prof:
-        fn()
-    events = sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events() if e.name() == "[memory]")
-    level = peak = 0
-    for _, nbytes in events:
-        level += nbytes
-        peak = max(peak, level)
-    return peak / 2**30
-
-
 def run_speed(root: str, epochs: int, bilinear_epochs: int) -> dict[str, Any]:
     from torch.utils.data import DataLoader, TensorDataset  # noqa: F401  (ours runs outside Lightning here)
 
@@ -172,7 +162,7 @@ def run_speed(root: str, epochs: int, bilinear_epochs: int) -> dict[str, Any]:
             fn()
             times[name].append(time.perf_counter() - start)
     medians = {k: statistics.median(v) for k, v in times.items()}
-    peaks = {k: _peak(fn) for k, fn in contenders.items()}
+    peaks = {k: peak_mib(fn) / 1024 for k, fn in contenders.items()}  # GiB
     ref = medians["reference, matmul discriminator"]
     return {
         "epochs_timed": {k: len(v) for k, v in times.items()},

@@ -16,12 +16,10 @@ MoCo's. Results: ``benchmarks/results/image_cifar10.{json,md}``.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import statistics
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +28,10 @@ import torch
 from contrastkit.config import apply_overrides, load_recipe, validate
 from contrastkit.evaluation.dense_probe import quadrant_probe
 from contrastkit.methods.base import ContrastiveMethod
-from contrastkit.pipeline.run import train
 from contrastkit.pipeline.tasks.images import image_method as build_method
 from contrastkit.pipeline.tasks.images import image_splits as build_data
+from harness import ArmBenchmark, finish, holds, mean_std, median_times, new_report, paired
 
-RESULTS = Path(__file__).parent / "results"
-RUNS = "runs/bench-image"
 METHODS = {
     "SimCLR": "simclr-cifar10",
     "HCL (beta 1, tau+ 0.1)": "hcl-cifar10",
@@ -43,6 +39,14 @@ METHODS = {
     "MoCHi (256, 256, 128)": "mochi-cifar10",
     "DenseCL (lambda 0.5)": "densecl-cifar10",
 }
+BENCH = ArmBenchmark(
+    script="image_cifar10",
+    recipe="moco-cifar10",
+    runs_dir="runs/bench-image",
+    seeds=[0, 1],
+    arms={label: [f"recipe={name}"] for label, name in METHODS.items()},
+)
+QUADRANT = ("MoCo v2", "DenseCL (lambda 0.5)")
 
 
 def _load(path: str) -> ContrastiveMethod:
@@ -71,39 +75,20 @@ def _quadrant(method: ContrastiveMethod, recipe_name: str, seed: int) -> float:
     )
 
 
-def run_accuracy(seeds: list[int], epochs: int | None) -> dict[str, Any]:
-    per_method: dict[str, list[dict[str, Any]]] = {}
-    random_init: list[dict[str, Any]] = []
-    quadrant: dict[str, list[float]] = {"random init": [], "MoCo v2": [], "DenseCL (lambda 0.5)": []}
-    for seed in seeds:
-        for label, recipe_name in METHODS.items():
-            raw = apply_overrides(load_recipe(recipe_name), [f"trainer.seed={seed}"])
-            if epochs:
-                raw = apply_overrides(raw, [f"optim.epochs={epochs}"])
-            print(f"== {label} seed {seed}", flush=True)
-            command = f"contrastkit train {recipe_name} --data-root {ARGS.data_root} --set trainer.seed={seed}"
-            results = _finished_run(raw, recipe_name) if ARGS.reuse else None
-            if results is None:
-                results = train(raw, data_root=ARGS.data_root, runs_dir=RUNS, command=command, progress=False)
-            per_method.setdefault(label, []).append(results)
-            if label == "MoCo v2":
-                random_init.append(results["random_init"])
-                quadrant["random init"].append(_quadrant(_fresh(raw, seed), recipe_name, seed))
-            if label in quadrant and label != "random init":
-                quadrant[label].append(_quadrant(_load(results["run_dir"]), recipe_name, seed))
-    return {"per_method": per_method, "random_init": random_init, "quadrant": quadrant}
+def run_accuracy(args: Any) -> tuple[dict[str, Any], dict[str, list[float]]]:
+    """The methods over the seeds, and the quadrant probe of MoCo v2, DenseCL and their random init."""
+    quadrant: dict[str, list[float]] = {"random init": [], **{label: [] for label in QUADRANT}}
 
+    def probe(label: str, run: dict[str, Any], _: Any) -> None:
+        if label not in QUADRANT:
+            return
+        recipe_name = METHODS[label]
+        if label == "MoCo v2":
+            raw = BENCH.recipe_of(args, BENCH.arms[label], run["seed"])
+            quadrant["random init"].append(_quadrant(_fresh(raw, run["seed"]), recipe_name, run["seed"]))
+        quadrant[label].append(_quadrant(_load(run["run"]), recipe_name, run["seed"]))
 
-def _finished_run(raw: dict[str, Any], recipe_name: str) -> dict[str, Any] | None:
-    """The results of a finished run folder under ``RUNS`` with exactly this resolved recipe, if any."""
-    import yaml
-
-    wanted = validate(raw)
-    for run in sorted((Path(RUNS) / recipe_name).glob("*/results.json"), reverse=True):
-        if validate(yaml.safe_load((run.parent / "recipe.yaml").read_text())) == wanted:
-            print(f"   reusing {run.parent}", flush=True)
-            return dict(json.loads(run.read_text()))
-    return None
+    return BENCH.run_arms(args, on_run=probe), quadrant
 
 
 def _fresh(raw: dict[str, Any], seed: int) -> ContrastiveMethod:
@@ -178,15 +163,7 @@ def run_speed(repeats: int) -> dict[str, Any]:
         lightly_step(x_q, x_k)
 
     contenders["lightly MoCo v2 (same backbone, batch, views)"] = lightly_moco
-    for fn in contenders.values():
-        fn()
-    times: dict[str, list[float]] = {k: [] for k in contenders}
-    for _ in range(repeats):
-        for name, fn in contenders.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    medians = {k: statistics.median(v) for k, v in times.items()}
+    medians = median_times(contenders, repeats)
     heavy = _overhead_on_resnet18(images, indices, ARGS.resnet18_repeats)
     return {
         "densecl_over_moco_step_resnet18": heavy,
@@ -221,72 +198,39 @@ def _overhead_on_resnet18(images: torch.Tensor, indices: torch.Tensor, repeats: 
             opt.step()
 
         steps[name] = step
-    times: dict[str, list[float]] = {k: [] for k in steps}
-    for fn in steps.values():
-        fn()
-    for _ in range(repeats):
-        for name, fn in steps.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return statistics.median(times["densecl-cifar10"]) / statistics.median(times["moco-cifar10"])
+    medians = median_times(steps, repeats)
+    return medians["densecl-cifar10"] / medians["moco-cifar10"]
 
 
 def _mean_std(values: list[float]) -> str:
-    if not values:
-        return "—"
-    if len(values) == 1:
-        return f"{values[0]:.2f}"
-    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
+    return mean_std(values) if values else "—"
 
 
-def _ordering(acc: dict[str, Any], better: str, than: str) -> str:
-    runs = acc["per_method"]
+def _ordering(runs: dict[str, Any], better: str, than: str) -> str:
     if better not in runs or than not in runs:
         return f"- {better} >= {than}: not measured"
+    pairs = paired(runs[better], runs[than])
     a = [r["final"]["knn_top1"] for r in runs[better]]
     b = [r["final"]["knn_top1"] for r in runs[than]]
     pa = [r["final"]["linear_probe_top1"] for r in runs[better]]
     pb = [r["final"]["linear_probe_top1"] for r in runs[than]]
-    holds = statistics.mean(a) >= statistics.mean(b) and statistics.mean(pa) >= statistics.mean(pb)
-    seeds = [r["seed"] for r in runs[better]]
-    paired_knn = [x - y for x, y in zip(a, b)]
-    paired_probe = [x - y for x, y in zip(pa, pb)]
-    per_seed = ", ".join(f"seed {s}: {k:+.2f} / {p:+.2f}" for s, k, p in zip(seeds, paired_knn, paired_probe))
+    ok = statistics.mean(a) >= statistics.mean(b) and statistics.mean(pa) >= statistics.mean(pb)
+    paired_knn = [x["final"]["knn_top1"] - y["final"]["knn_top1"] for x, y in pairs]
+    paired_probe = [x["final"]["linear_probe_top1"] - y["final"]["linear_probe_top1"] for x, y in pairs]
+    per_seed = ", ".join(
+        f"seed {x['seed']}: {k:+.2f} / {p:+.2f}" for (x, _), k, p in zip(pairs, paired_knn, paired_probe)
+    )
     return (
-        f"- {better} >= {than}: {'holds' if holds else 'does not hold'} (kNN {statistics.mean(a):.2f} vs "
+        f"- {better} >= {than}: {holds(ok)} (kNN {statistics.mean(a):.2f} vs "
         f"{statistics.mean(b):.2f}, linear {statistics.mean(pa):.2f} vs {statistics.mean(pb):.2f}). Paired "
         f"per-seed difference {better} - {than} (kNN / linear): {per_seed}; mean {_mean_std(paired_knn)} / "
-        f"{_mean_std(paired_probe)}; {sum(d > 0 for d in paired_knn)} of {len(seeds)} seeds positive on kNN, "
+        f"{_mean_std(paired_probe)}; {sum(d > 0 for d in paired_knn)} of {len(pairs)} seeds positive on kNN, "
         f"{sum(d > 0 for d in paired_probe)} on linear."
     )
 
 
-def markdown(report: dict[str, Any]) -> str:
-    acc = report["accuracy"]
+def _accuracy_lines(report: dict[str, Any], runs: dict[str, Any]) -> list[str]:
     lines = [
-        "# Image pretraining on the CIFAR-10 copy (CPU-sized)",
-        "",
-        f"Command: `{report['command']}`  ",
-        *(
-            [
-                f"`--reuse`: finished run folders under `{RUNS}` with the identical resolved recipe were read back "
-                "instead of retrained (an earlier, interrupted invocation of the same command trained them).  "
-            ]
-            if "--reuse" in report["command"]
-            else []
-        ),
-        *(
-            [
-                f"Accuracy from: `{report['accuracy_from']['command']}` ({report['accuracy_from']['date']}, "
-                f"{report['accuracy_from']['wall_minutes']:.0f} min); this command re-timed the speed section only.  "
-            ]
-            if "accuracy_from" in report
-            else []
-        ),
-        f"Date: {report['date']}; seeds {report['seeds']}; wall time {report['wall_minutes']:.0f} min on "
-        f"{report['machine']}.",
-        "",
         "Protocol: shipped `*-cifar10` recipes — stratified 10k training subset, full 10k test split, ConvNetSmall "
         "(width 16), batch 256, same epochs and seeds for every method. kNN: k=200, cosine, bank = the training "
         "subset. Linear probe: frozen features, no augmentation. Mean ± std over seeds.",
@@ -294,13 +238,16 @@ def markdown(report: dict[str, Any]) -> str:
         "| method | kNN top-1 | linear probe top-1 | per-seed kNN |",
         "|---|---:|---:|---|",
     ]
-    init_knn = [r["knn_top1"] for r in acc["random_init"]]
-    init_probe = [r["linear_probe_top1"] for r in acc["random_init"]]
+    init = [r["random_init"] for r in runs["MoCo v2"]]  # the untrained MoCo v2 network of each seed
+    init_knn = [r["knn_top1"] for r in init]
     per_seed = ", ".join(f"{v:.2f}" for v in init_knn)
-    lines.append(f"| random init (same architecture) | {_mean_std(init_knn)} | {_mean_std(init_probe)} | {per_seed} |")
-    for label, runs in acc["per_method"].items():
-        knn = [r["final"]["knn_top1"] for r in runs]
-        probe = [r["final"]["linear_probe_top1"] for r in runs]
+    lines.append(
+        f"| random init (same architecture) | {_mean_std(init_knn)} | "
+        f"{_mean_std([r['linear_probe_top1'] for r in init])} | {per_seed} |"
+    )
+    for label, rs in runs.items():
+        knn = [r["final"]["knn_top1"] for r in rs]
+        probe = [r["final"]["linear_probe_top1"] for r in rs]
         lines.append(f"| {label} | {_mean_std(knn)} | {_mean_std(probe)} | {', '.join(f'{v:.2f}' for v in knn)} |")
     lines += [
         "",
@@ -308,27 +255,42 @@ def markdown(report: dict[str, Any]) -> str:
         "of a pair start from the same initialisation and data order; a mean gap smaller than the std of the paired "
         "differences is not evidence):",
         "",
+        _ordering(runs, "HCL (beta 1, tau+ 0.1)", "SimCLR"),
+        _ordering(runs, "MoCHi (256, 256, 128)", "MoCo v2"),
     ]
-    lines += [
-        _ordering(acc, *pair) for pair in (("HCL (beta 1, tau+ 0.1)", "SimCLR"), ("MoCHi (256, 256, 128)", "MoCo v2"))
-    ]
-    dense, moco = acc["quadrant"]["DenseCL (lambda 0.5)"], acc["quadrant"]["MoCo v2"]
+    quadrant = report["quadrant"]
+    dense, moco = quadrant["DenseCL (lambda 0.5)"], quadrant["MoCo v2"]
     if dense and moco:
-        verdict = "holds" if statistics.mean(dense) > statistics.mean(moco) else "does not hold"
         lines.append(
-            f"- DenseCL > MoCo v2 on the quadrant probe: {verdict} ({statistics.mean(dense):.2f} vs "
-            f"{statistics.mean(moco):.2f}). At 30 epochs on 32x32 images the 4x4 ConvNetSmall map has 16 cells; the dense "
-            "term's correspondences are coarse and DenseCL's paper gains are on 7x7 ResNet maps after 200-800 epochs."
+            f"- DenseCL > MoCo v2 on the quadrant probe: {holds(statistics.mean(dense) > statistics.mean(moco))} "
+            f"({statistics.mean(dense):.2f} vs {statistics.mean(moco):.2f}). At 30 epochs on 32x32 images the 4x4 "
+            "ConvNetSmall map has 16 cells; the dense term's correspondences are coarse and DenseCL's paper gains are "
+            "on 7x7 ResNet maps after 200-800 epochs."
         )
-    lines += [
+    lines += ["", "## Dense features: 2x2-mosaic quadrant probe", "", "| encoder | quadrant top-1 |", "|---|---:|"]
+    lines += [f"| {label} | {_mean_std(values)} |" for label, values in quadrant.items()]
+    return lines
+
+
+def markdown(report: dict[str, Any]) -> str:
+    lines = [
+        "# Image pretraining on the CIFAR-10 copy (CPU-sized)",
         "",
-        "## Dense features: 2x2-mosaic quadrant probe",
+        *(f"Command: `{c}`  " for c in report.get("merged_from", [report["command"]])),
+        *(
+            [
+                f"`--reuse`: finished run folders under `{BENCH.runs_dir}` with the identical resolved recipe were "
+                "read back instead of retrained (an earlier, interrupted invocation of the same command trained them).  "
+            ]
+            if "--reuse" in report["command"]
+            else []
+        ),
+        f"Date: {report['date']}; seeds {report['seeds']}; wall time {report['wall_minutes']:.0f} min on "
+        f"{report['machine']}.",
         "",
-        "| encoder | quadrant top-1 |",
-        "|---|---:|",
     ]
-    for label, values in acc["quadrant"].items():
-        lines.append(f"| {label} | {_mean_std(values)} |")
+    if report.get("accuracy"):
+        lines += _accuracy_lines(report, report["accuracy"])
     speed = report.get("speed")
     if speed:
         lines += [
@@ -356,58 +318,24 @@ def markdown(report: dict[str, Any]) -> str:
 
 def main() -> None:
     global ARGS
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-root", required=True, help="folder holding cifar10/{train,test}.npz")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--epochs", type=int, default=None, help="override the recipes' epochs (smoke passes)")
-    parser.add_argument("--speed-repeats", type=int, default=15)
+    parser = BENCH.parser(
+        __doc__.splitlines()[0], data_root="folder holding cifar10/{train,test}.npz", speed=True, speed_repeats=15
+    )
     parser.add_argument("--resnet18-repeats", type=int, default=9, help="round-robin steps for the ResNet-18 ratio")
-    parser.add_argument(
-        "--skip-accuracy", action="store_true", help="re-time only; keep the accuracy of the last image_cifar10.json"
-    )
-    parser.add_argument(
-        "--reuse", action="store_true", help=f"reuse finished run folders under {RUNS} with the same resolved recipe"
-    )
-    parser.add_argument("--out", type=Path, default=RESULTS)
     ARGS = parser.parse_args()
+    if not ARGS.data_root:
+        parser.error("--data-root is required (a folder holding cifar10/)")
     start = time.time()
-    report: dict[str, Any] = {
-        "command": "python benchmarks/image_cifar10.py --data-root "
-        + str(ARGS.data_root)
-        + (f" --seeds {' '.join(map(str, ARGS.seeds))}" if ARGS.seeds != [0, 1] else "")
-        + (f" --epochs {ARGS.epochs}" if ARGS.epochs else "")
-        + (" --reuse" if ARGS.reuse else "")
-        + (" --skip-accuracy" if ARGS.skip_accuracy else ""),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": f"{torch.get_num_threads()} threads, torch {torch.__version__}",
-        "seeds": ARGS.seeds,
-    }
-    report["speed"] = run_speed(ARGS.speed_repeats)
-    print(json.dumps(report["speed"], indent=2), flush=True)
-    stem = "image_cifar10" if not ARGS.epochs else "image_cifar10_smoke"
-    previous = ARGS.out / f"{stem}.json"
+    report = new_report(BENCH.command(parser, ARGS), [] if ARGS.skip_accuracy else ARGS.seeds)
+    if not ARGS.skip_speed:
+        report["speed"] = run_speed(ARGS.speed_repeats)
+        print(json.dumps(report["speed"], indent=2), flush=True)
     if not ARGS.skip_accuracy:
-        report["accuracy"] = run_accuracy(ARGS.seeds, ARGS.epochs)
-    elif previous.exists():  # re-time only: keep the accuracy of the last full run, and say where it came from
-        old = json.loads(previous.read_text())
-        if "accuracy" in old:
-            report["accuracy"] = old["accuracy"]
-            report["seeds"] = old["seeds"]
-            report["accuracy_from"] = old.get("accuracy_from") or {
-                "command": old["command"],
-                "date": old["date"],
-                "wall_minutes": old["wall_minutes"],
-            }
-    report["wall_minutes"] = (time.time() - start) / 60
-    ARGS.out.mkdir(parents=True, exist_ok=True)
-    (ARGS.out / f"{stem}.json").write_text(json.dumps(report, indent=2, default=str))
-    if "accuracy" in report:
-        text = markdown(report)
-        (ARGS.out / f"{stem}.md").write_text(text)
-        print(text)
+        report["accuracy"], report["quadrant"] = run_accuracy(ARGS)
+    finish(report, ARGS, "image_cifar10" if not ARGS.epochs else "image_cifar10_smoke", markdown, start)
 
 
-ARGS: argparse.Namespace
+ARGS: Any
 
 if __name__ == "__main__":
     main()

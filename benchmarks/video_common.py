@@ -1,10 +1,8 @@
-"""Pieces the video benchmarks share: same-process timing (round-robin medians), peak memory,
-mean ± std, merging seed runs, and the real-content check on ``../shared/data/video``."""
+"""What the video benchmarks share beyond ``harness``: the real-content check on
+``../shared/data/video`` and the arms run with it."""
 
 from __future__ import annotations
 
-import statistics
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,67 +15,19 @@ from torch import nn
 REAL_VIDEOS = ("bigbuckbunny.mp4", "bikes.mp4", "carphone_pristine.mp4", "carphone_distorted.mp4")
 
 
-def median_times(contenders: dict[str, Callable[[], None]], repeats: int) -> dict[str, float]:
-    """Median seconds of each callable, run round-robin after one warm-up call each."""
-    for fn in contenders.values():
-        fn()
-    times: dict[str, list[float]] = {k: [] for k in contenders}
-    for _ in range(repeats):
-        for name, fn in contenders.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {k: statistics.median(v) for k, v in times.items()}
+def run_arms_with_real_content(bench: Any, args: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``bench.run_arms`` over ``args.seeds``; the first seed's trained encoders also go through
+    ``real_content_check`` (with a data root). Returns the runs and the checks by arm."""
+    real: dict[str, Any] = {}
 
+    def check(i: int) -> RealContent | None:
+        return RealContent(args.data_root) if i == 0 and args.data_root else None
 
-def peak_mib(fn: Callable[[], None]) -> float:
-    """Peak of the tensor memory ``fn`` allocates (CPU profiler memory events), MiB."""
-    with torch.profiler.profile(profile_memory=True) as prof:
-        fn()
-    events = sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events() if e.name() == "[memory]")
-    level = peak = 0
-    for _, nbytes in events:
-        level += nbytes
-        peak = max(peak, level)
-    return peak / 2**20
+    def keep(label: str, run: dict[str, Any], done: RealContent | None) -> None:
+        if done is not None and done.result is not None:
+            real[label] = {"seed": run["seed"], **done.result}
 
-
-def mean_std(values: list[float]) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.2f}"
-    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
-
-
-def random_init_row(runs: dict[str, list[dict[str, Any]]], keys: tuple[str, ...]) -> str:
-    """The table row of the untrained encoders: one result per seed, from the first arm that ran
-    that seed (the untrained encoder depends on the seed only)."""
-    per_seed: dict[int, dict[str, float]] = {}
-    for rs in runs.values():
-        for r in rs:
-            per_seed.setdefault(r["seed"], r["random_init"])
-    cells = " | ".join(mean_std([init[k] for init in per_seed.values()]) for k in keys)
-    return f"| random init (seeds {', '.join(map(str, sorted(per_seed)))}) | {cells} |"
-
-
-def merge_runs(report: dict[str, Any], earlier: list[dict[str, Any]]) -> None:
-    """Add the seeds of earlier result files to ``report`` (speed: this run's, else an earlier one's)."""
-    report["merged_from"] = [e["command"] for e in earlier] + [report["command"]]
-    runs = report.setdefault("accuracy", {})
-    for e in earlier:
-        for label, rs in e.get("accuracy", {}).items():
-            runs.setdefault(label, []).extend(rs)
-        report["seeds"] = sorted({*report["seeds"], *e["seeds"]})
-        report["wall_minutes"] += e["wall_minutes"]
-        for key in ("speed", "supervised"):
-            if key not in report and key in e:
-                report[key] = e[key]
-        for label, check in e.get("real_content", {}).items():  # each arm's first file with one
-            report.setdefault("real_content", {}).setdefault(label, check)
-    for label, rs in runs.items():
-        seeds = [r["seed"] for r in rs]
-        if len(seeds) != len(set(seeds)):
-            raise SystemExit(f"seed listed twice for {label}: {seeds}")
-        rs.sort(key=lambda r: r["seed"])
+    return bench.run_arms(args, check, keep), real
 
 
 @torch.no_grad()

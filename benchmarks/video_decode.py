@@ -38,7 +38,7 @@ import torch
 
 from contrastkit.data.moving_objects import generate_moving_objects
 from contrastkit.data.video_io import probe, read_frames
-from video_common import median_times
+from harness import median_times
 
 RESULTS = Path(__file__).parent / "results"
 WINDOWS, WINDOW = 4, 16

@@ -42,32 +42,48 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import time
-from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from contrastkit.config import apply_overrides, load_recipe, validate
-from contrastkit.pipeline.run import train
-from video_common import RealContent, mean_std, median_times, merge_runs, peak_mib, random_init_row, real_content_lines
+from contrastkit.config import validate
+from harness import (
+    ArmBenchmark,
+    arm_mean,
+    arm_rows,
+    finish,
+    header,
+    holds,
+    median_times,
+    new_report,
+    peak_mib,
+    speed_table,
+)
+from video_common import real_content_lines, run_arms_with_real_content
 
-RESULTS = Path(__file__).parent / "results"
-RUNS = "runs/bench-longshort"
 SHARED = "method.colour_per_view=false"  # the first runs: one colour draw for all views of a video
-ARMS = {
-    "long/short (K=4, order negative)": [SHARED],
-    "SimCLR, one representation": ["method.objective=simclr"],
-    "without order_negative": [SHARED, "method.order_negative=false"],
-    "K = 1": [SHARED, "method.short_views=1", "method.order_negative=false"],
-    "+ temporal negatives (lambda_t = 1)": [SHARED, "method.lambda_t=1.0"],
-    "+ temporal negatives, short views shifted (4 px)": [SHARED, "method.lambda_t=1.0", "method.short_shift=4"],
-    "colours drawn per view": ["method.colour_per_view=true"],
-    "colours per view, without order_negative": ["method.colour_per_view=true", "method.order_negative=false"],
-    "colours per view, K = 1": ["method.colour_per_view=true", "method.short_views=1", "method.order_negative=false"],
-}
+BENCH = ArmBenchmark(
+    script="video_longshort",
+    recipe="longshort-synthetic",
+    runs_dir="runs/bench-longshort",
+    arms={
+        "long/short (K=4, order negative)": [SHARED],
+        "SimCLR, one representation": ["method.objective=simclr"],
+        "without order_negative": [SHARED, "method.order_negative=false"],
+        "K = 1": [SHARED, "method.short_views=1", "method.order_negative=false"],
+        "+ temporal negatives (lambda_t = 1)": [SHARED, "method.lambda_t=1.0"],
+        "+ temporal negatives, short views shifted (4 px)": [SHARED, "method.lambda_t=1.0", "method.short_shift=4"],
+        "colours drawn per view": ["method.colour_per_view=true"],
+        "colours per view, without order_negative": ["method.colour_per_view=true", "method.order_negative=false"],
+        "colours per view, K = 1": [
+            "method.colour_per_view=true",
+            "method.short_views=1",
+            "method.order_negative=false",
+        ],
+    },
+)
+ARMS = BENCH.arms
 COLOUR = "colours drawn per view"
 # the arm each ablation's segmentation gap is read against (the rest: the first long/short arm)
 REFERENCE_OF = {"colours per view, without order_negative": COLOUR, "colours per view, K = 1": COLOUR}
@@ -94,46 +110,11 @@ HEADER = "cls h^s | cls h^n | cls both | seg h^s | seg h^n | seg both | Edit | F
 
 
 def _recipe(arm: list[str], seed: int) -> dict[str, Any]:
-    raw = apply_overrides(load_recipe("longshort-synthetic"), [*arm, f"trainer.seed={seed}"])
-    if ARGS.epochs:
-        raw = apply_overrides(raw, [f"optim.epochs={ARGS.epochs}"])
-    if ARGS.train_subset:
-        raw = apply_overrides(raw, [f"data.train_subset={ARGS.train_subset}", f"data.test_subset={ARGS.test_subset}"])
-    return raw
+    return BENCH.recipe_of(ARGS, arm, seed)
 
 
 def run_accuracy() -> tuple[dict[str, Any], dict[str, Any]]:
-    runs: dict[str, list[dict[str, Any]]] = {}
-    real: dict[str, Any] = {}
-    for i, seed in enumerate(ARGS.seeds):
-        for label, arm in ARMS.items():
-            if ARGS.arms and label not in [list(ARMS)[a] for a in ARGS.arms]:
-                continue
-            print(f"== {label} seed {seed}", flush=True)
-            extra = [*arm, f"trainer.seed={seed}"] + ([f"optim.epochs={ARGS.epochs}"] if ARGS.epochs else [])
-            command = f"contrastkit train longshort-synthetic --data-root {ARGS.data_root} " + " ".join(
-                f"--set {a}" for a in extra
-            )
-            check = RealContent(ARGS.data_root) if i == 0 and ARGS.data_root else None
-            results = train(
-                _recipe(arm, seed),
-                data_root=ARGS.data_root,
-                runs_dir=RUNS,
-                command=command,
-                progress=False,
-                callbacks=[check] if check else None,
-            )
-            runs.setdefault(label, []).append(
-                {
-                    "seed": seed,
-                    "final": results["final"],
-                    "random_init": results["random_init"],
-                    "run": results["run_dir"],
-                }
-            )
-            if check is not None and check.result is not None:
-                real[label] = {"seed": seed, **check.result}
-    return runs, real
+    return run_arms_with_real_content(BENCH, ARGS)
 
 
 def run_speed() -> dict[str, Any]:
@@ -173,14 +154,7 @@ def run_speed() -> dict[str, Any]:
 
 
 def markdown(report: dict[str, Any]) -> str:
-    lines = [
-        "# Long/short views on generated appearance + motion-phase videos",
-        "",
-        *(f"Command: `{c}`  " for c in report.get("merged_from", [report["command"]])),
-        f"Date: {report['date']}; seeds {report['seeds']}; wall time {report['wall_minutes']:.0f} min; "
-        f"{report['machine']}.",
-        "",
-    ]
+    lines = header("Long/short views on generated appearance + motion-phase videos", report)
     runs = report.get("accuracy")
     if runs:
         lines += [
@@ -189,15 +163,11 @@ def markdown(report: dict[str, Any]) -> str:
             "",
             f"| arm | {HEADER} |",
             "|---|" + "---:|" * len(KEYS),
+            *arm_rows(runs, KEYS, report["seeds"]),
         ]
-        lines.append(random_init_row(runs, KEYS))
-        for label, rs in runs.items():
-            seeds = "" if len(rs) == len(report["seeds"]) else f" (seed {', '.join(str(r['seed']) for r in rs)})"
-            cells = " | ".join(mean_std([r["final"][k] for r in rs]) for k in KEYS)
-            lines.append(f"| {label}{seeds} | {cells} |")
 
         def avg(label: str, key: str) -> float:
-            return statistics.mean(r["final"][key] for r in runs[label])
+            return arm_mean(runs, label, key)
 
         baseline = list(DECOMPOSING)[0]
         for main_arm in [a for a in DECOMPOSING if a in runs]:
@@ -227,9 +197,7 @@ def markdown(report: dict[str, Any]) -> str:
                     )
                 )
             lines += ["", f"Expected (card §6), measured on `{main_arm}` (means over seeds):"]
-            lines += [
-                f"- {name}: {x:.2f} vs {y:.2f} — {'holds' if x > y else 'does not hold'}" for name, x, y in checks
-            ]
+            lines += [f"- {name}: {x:.2f} vs {y:.2f} — {holds(x > y)}" for name, x, y in checks]
 
         def gap(label: str) -> float:
             return avg(label, "seg_frame_acc_nonstationary") - avg(label, "seg_frame_acc_stationary")
@@ -242,65 +210,30 @@ def markdown(report: dict[str, Any]) -> str:
         lines += real_content_lines(report["real_content"])
     speed = report.get("speed")
     if speed:
-        lines += [
-            "",
-            f"## Speed (one process, round-robin, median of {speed['repeats']}, batch {speed['batch']}, 48 frames per video)",
-            "",
-            "| step | median (s) | peak memory (MiB) |",
-            "|---|---:|---:|",
-        ]
-        for name, seconds in speed["median_s"].items():
-            lines.append(f"| {name} | {seconds:.3f} | {speed['peak_mib'][name]:.0f} |")
+        title = f"Speed (one process, round-robin, median of {speed['repeats']}, batch {speed['batch']}, 48 frames per video)"
+        lines += speed_table(title, speed)
         lines += ["", f"- long/short step / SimCLR step: **{speed['longshort_over_simclr']:.2f}x** (target <= 1.3x)."]
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     global ARGS
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-root", default=None, help="a folder with video/ for the real-content check")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
-    parser.add_argument("--train-subset", type=int, default=None, help="fewer training videos (smoke passes)")
-    parser.add_argument("--test-subset", type=int, default=200)
-    parser.add_argument("--speed-repeats", type=int, default=11)
-    parser.add_argument(
-        "--arms", type=int, nargs="+", default=None, help=f"indices of the arms to run (all): {list(enumerate(ARMS))}"
+    parser = BENCH.parser(
+        __doc__.splitlines()[0],
+        data_root="a folder with video/ for the real-content check",
+        subsets=True,
+        speed=True,
+        choose_arms=True,
     )
-    parser.add_argument("--skip-accuracy", action="store_true")
-    parser.add_argument("--skip-speed", action="store_true")
-    parser.add_argument("--merge", type=Path, nargs="+", default=[], help="earlier result files whose seeds to add")
-    parser.add_argument("--out", type=Path, default=RESULTS)
     ARGS = parser.parse_args()
     start = time.time()
-    command = "python benchmarks/video_longshort.py" + (f" --data-root {ARGS.data_root}" if ARGS.data_root else "")
-    command += f" --seeds {' '.join(map(str, ARGS.seeds))}" if ARGS.seeds != [0, 1, 2] else ""
-    command += f" --epochs {ARGS.epochs}" if ARGS.epochs else ""
-    command += f" --train-subset {ARGS.train_subset} --test-subset {ARGS.test_subset}" if ARGS.train_subset else ""
-    command += f" --arms {' '.join(map(str, ARGS.arms))}" if ARGS.arms else ""
-    command += " --skip-accuracy" if ARGS.skip_accuracy else ""
-    command += " --skip-speed" if ARGS.skip_speed else ""
-    command += f" --merge {' '.join(map(str, ARGS.merge))}" if ARGS.merge else ""
-    report: dict[str, Any] = {
-        "command": command,
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": f"{torch.get_num_threads()} threads, torch {torch.__version__}",
-        "seeds": [] if ARGS.skip_accuracy else list(ARGS.seeds),
-    }
+    report = new_report(BENCH.command(parser, ARGS), [] if ARGS.skip_accuracy else ARGS.seeds)
     if not ARGS.skip_speed:
         report["speed"] = run_speed()
         print(json.dumps(report["speed"], indent=2), flush=True)
     if not ARGS.skip_accuracy:
         report["accuracy"], report["real_content"] = run_accuracy()
-    report["wall_minutes"] = (time.time() - start) / 60
-    if ARGS.merge:
-        merge_runs(report, [json.loads(f.read_text()) for f in ARGS.merge])
-    stem = "video_longshort" if not ARGS.train_subset else "video_longshort_smoke"
-    ARGS.out.mkdir(parents=True, exist_ok=True)
-    (ARGS.out / f"{stem}.json").write_text(json.dumps(report, indent=2, default=str))
-    text = markdown(report)
-    (ARGS.out / f"{stem}.md").write_text(text)
-    print(text)
+    finish(report, ARGS, "video_longshort" if not ARGS.train_subset else "video_longshort_smoke", markdown, start)
 
 
 ARGS: argparse.Namespace

@@ -33,70 +33,39 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import time
-from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from contrastkit.config import apply_overrides, load_recipe, validate
-from contrastkit.pipeline.run import train
-from video_common import RealContent, mean_std, median_times, merge_runs, peak_mib, random_init_row, real_content_lines
+from contrastkit.config import validate
+from harness import ArmBenchmark, arm_mean, arm_rows, finish, header, holds, median_times, new_report, peak_mib
+from video_common import real_content_lines, run_arms_with_real_content
 
-RESULTS = Path(__file__).parent / "results"
-RUNS = "runs/bench-vclr"
 OFF = ["method.intra_weight=0", "method.vclr_weight=0", "method.order_weight=0"]
-ARMS = {
-    "(a) frame-instance MoCo": ["method.inter_positive=same_frame", *OFF],
-    "(b) clip-level MoCo": ["method.inter_positive=same_segment", *OFF],
-    "(c) VCLR": [],
-    "(d) VCLR without L_order": ["method.order_weight=0"],
-    "(e) L_vclr alone": ["method.inter_weight=0", "method.intra_weight=0", "method.order_weight=0"],
-    "(c) VCLR, no brightness ramp": ["data.dataset=global_context_noramp"],
-}
+BENCH = ArmBenchmark(
+    script="video_vclr",
+    recipe="vclr-synthetic",
+    runs_dir="runs/bench-vclr",
+    arms={
+        "(a) frame-instance MoCo": ["method.inter_positive=same_frame", *OFF],
+        "(b) clip-level MoCo": ["method.inter_positive=same_segment", *OFF],
+        "(c) VCLR": [],
+        "(d) VCLR without L_order": ["method.order_weight=0"],
+        "(e) L_vclr alone": ["method.inter_weight=0", "method.intra_weight=0", "method.order_weight=0"],
+        "(c) VCLR, no brightness ramp": ["data.dataset=global_context_noramp"],
+    },
+)
+ARMS = BENCH.arms
 KEYS = ("retrieval_r1", "retrieval_r5", "retrieval_r10", "knn_top1", "linear_probe_top1", "order_accuracy")
 
 
 def _recipe(arm: list[str], seed: int) -> dict[str, Any]:
-    raw = apply_overrides(load_recipe("vclr-synthetic"), [*arm, f"trainer.seed={seed}"])
-    if ARGS.epochs:
-        raw = apply_overrides(raw, [f"optim.epochs={ARGS.epochs}"])
-    if ARGS.train_subset:
-        raw = apply_overrides(raw, [f"data.train_subset={ARGS.train_subset}", f"data.test_subset={ARGS.test_subset}"])
-    return raw
+    return BENCH.recipe_of(ARGS, arm, seed)
 
 
 def run_accuracy() -> tuple[dict[str, Any], dict[str, Any]]:
-    runs: dict[str, list[dict[str, Any]]] = {}
-    real: dict[str, Any] = {}
-    for i, seed in enumerate(ARGS.seeds):
-        for label, arm in ARMS.items():
-            print(f"== {label} seed {seed}", flush=True)
-            command = f"contrastkit train vclr-synthetic --data-root {ARGS.data_root} " + " ".join(
-                f"--set {a}" for a in [*arm, f"trainer.seed={seed}"]
-            )
-            check = RealContent(ARGS.data_root) if i == 0 and ARGS.data_root else None
-            results = train(
-                _recipe(arm, seed),
-                data_root=ARGS.data_root,
-                runs_dir=RUNS,
-                command=command,
-                progress=False,
-                callbacks=[check] if check else None,
-            )
-            runs.setdefault(label, []).append(
-                {
-                    "seed": seed,
-                    "final": results["final"],
-                    "random_init": results["random_init"],
-                    "run": results["run_dir"],
-                }
-            )
-            if check is not None and check.result is not None:
-                real[label] = {"seed": seed, **check.result}
-    return runs, real
+    return run_arms_with_real_content(BENCH, ARGS)
 
 
 def run_speed() -> dict[str, Any]:
@@ -202,38 +171,25 @@ def supervised_check(steps: int = 400) -> dict[str, Any]:
 
 
 def markdown(report: dict[str, Any]) -> str:
-    lines = [
-        "# VCLR on generated global-context videos",
-        "",
-        *(f"Command: `{c}`  " for c in report.get("merged_from", [report["command"]])),
-        f"Date: {report['date']}; seeds {report['seeds']}; wall time {report['wall_minutes']:.0f} min; "
-        f"{report['machine']}.",
-        "",
-    ]
+    lines = header("VCLR on generated global-context videos", report)
     runs = report.get("accuracy")
     if runs:
         lines += [
             "| arm | R@1 | R@5 | R@10 | kNN | linear probe | order head (4-way) |",
             "|---|---:|---:|---:|---:|---:|---:|",
+            *arm_rows(runs, KEYS),
         ]
-        lines.append(random_init_row(runs, KEYS))
-        for label, rs in runs.items():
-            lines.append(f"| {label} | " + " | ".join(mean_std([r["final"][k] for r in rs]) for k in KEYS) + " |")
-
-        def r1(label: str) -> float:
-            return statistics.mean(r["final"]["retrieval_r1"] for r in runs[label])
-
         names = list(ARMS)
-        a, b, c, d = (r1(names[i]) for i in range(4))
-        order_ramp = statistics.mean(r["final"]["order_accuracy"] for r in runs[names[2]])
-        order_flat = statistics.mean(r["final"]["order_accuracy"] for r in runs[names[5]]) if names[5] in runs else None
+        a, b, c, d = (arm_mean(runs, names[i], "retrieval_r1") for i in range(4))
+        order_ramp = arm_mean(runs, names[2], "order_accuracy")
+        order_flat = arm_mean(runs, names[5], "order_accuracy") if names[5] in runs else None
         lines += [
             "",
             "Expected (card §6): (c) >= (d) > (b) >= (a) on R@1; the order head well above 25% with the ramp and "
             "near 25% without it. Measured (means over seeds):",
-            f"- (c) {c:.2f} >= (d) {d:.2f}: {'holds' if c >= d else 'does not hold'}",
-            f"- (d) {d:.2f} > (b) {b:.2f}: {'holds' if d > b else 'does not hold'}",
-            f"- (b) {b:.2f} >= (a) {a:.2f}: {'holds' if b >= a else 'does not hold'}",
+            f"- (c) {c:.2f} >= (d) {d:.2f}: {holds(c >= d)}",
+            f"- (d) {d:.2f} > (b) {b:.2f}: {holds(d > b)}",
+            f"- (b) {b:.2f} >= (a) {a:.2f}: {holds(b >= a)}",
             f"- order head with the ramp: {order_ramp:.2f}%"
             + (f"; without: {order_flat:.2f}%" if order_flat is not None else ""),
         ]
@@ -279,34 +235,13 @@ def markdown(report: dict[str, Any]) -> str:
 
 def main() -> None:
     global ARGS
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-root", default=None, help="a folder with video/ for the real-content check")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs (smoke passes)")
-    parser.add_argument("--train-subset", type=int, default=None, help="fewer training videos (smoke passes)")
-    parser.add_argument("--test-subset", type=int, default=200)
-    parser.add_argument("--speed-repeats", type=int, default=11)
-    parser.add_argument("--skip-accuracy", action="store_true")
-    parser.add_argument("--skip-speed", action="store_true")
+    parser = BENCH.parser(
+        __doc__.splitlines()[0], data_root="a folder with video/ for the real-content check", subsets=True, speed=True
+    )
     parser.add_argument("--supervised-check", action="store_true", help="also train the frame encoder with labels")
-    parser.add_argument("--merge", type=Path, nargs="+", default=[], help="earlier result files whose seeds to add")
-    parser.add_argument("--out", type=Path, default=RESULTS)
     ARGS = parser.parse_args()
     start = time.time()
-    command = "python benchmarks/video_vclr.py" + (f" --data-root {ARGS.data_root}" if ARGS.data_root else "")
-    command += f" --seeds {' '.join(map(str, ARGS.seeds))}" if ARGS.seeds != [0, 1, 2] else ""
-    command += f" --epochs {ARGS.epochs}" if ARGS.epochs else ""
-    command += f" --train-subset {ARGS.train_subset} --test-subset {ARGS.test_subset}" if ARGS.train_subset else ""
-    command += " --skip-accuracy" if ARGS.skip_accuracy else ""
-    command += " --skip-speed" if ARGS.skip_speed else ""
-    command += " --supervised-check" if ARGS.supervised_check else ""
-    command += f" --merge {' '.join(map(str, ARGS.merge))}" if ARGS.merge else ""
-    report: dict[str, Any] = {
-        "command": command,
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": f"{torch.get_num_threads()} threads, torch {torch.__version__}",
-        "seeds": [] if ARGS.skip_accuracy else list(ARGS.seeds),
-    }
+    report = new_report(BENCH.command(parser, ARGS), [] if ARGS.skip_accuracy else ARGS.seeds)
     if not ARGS.skip_speed:
         report["speed"] = run_speed()
         print(json.dumps(report["speed"], indent=2), flush=True)
@@ -315,15 +250,9 @@ def main() -> None:
         print(json.dumps(report["supervised"]), flush=True)
     if not ARGS.skip_accuracy:
         report["accuracy"], report["real_content"] = run_accuracy()
-    report["wall_minutes"] = (time.time() - start) / 60
-    if ARGS.merge:
-        merge_runs(report, [json.loads(f.read_text()) for f in ARGS.merge])
-    stem = "video_vclr" if not (ARGS.epochs or ARGS.train_subset) else "video_vclr_smoke"
-    ARGS.out.mkdir(parents=True, exist_ok=True)
-    (ARGS.out / f"{stem}.json").write_text(json.dumps(report, indent=2, default=str))
-    text = markdown(report)
-    (ARGS.out / f"{stem}.md").write_text(text)
-    print(text)
+    finish(
+        report, ARGS, "video_vclr" if not (ARGS.epochs or ARGS.train_subset) else "video_vclr_smoke", markdown, start
+    )
 
 
 ARGS: argparse.Namespace

@@ -33,61 +33,47 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from contrastkit.config import apply_overrides, load_recipe, validate
-from contrastkit.pipeline.run import train
-from video_common import mean_std, median_times, merge_runs, peak_mib, random_init_row
+from contrastkit.config import validate
+from harness import (
+    ArmBenchmark,
+    arm_mean,
+    arm_rows,
+    finish,
+    header,
+    holds,
+    median_times,
+    new_report,
+    paired,
+    peak_mib,
+    run_record,
+    speed_table,
+)
 
-RESULTS = Path(__file__).parent / "results"
-RUNS = "runs/bench-video"
-ARMS = {
-    "(a) MoCo": ["method.drop=none", "method.decay=1.0"],
-    "(b) MoCo + decay": ["method.drop=none", "method.decay=0.98"],
-    "(c) MoCo + random drop": ["method.drop=random", "method.decay=1.0"],
-    "(d) VideoMoCo (G + decay)": ["method.drop=adversarial", "method.decay=0.98"],
-}
+BENCH = ArmBenchmark(
+    script="video_videomoco",
+    recipe="videomoco-synthetic",
+    runs_dir="runs/bench-video",
+    arms={
+        "(a) MoCo": ["method.drop=none", "method.decay=1.0"],
+        "(b) MoCo + decay": ["method.drop=none", "method.decay=0.98"],
+        "(c) MoCo + random drop": ["method.drop=random", "method.decay=1.0"],
+        "(d) VideoMoCo (G + decay)": ["method.drop=adversarial", "method.decay=0.98"],
+    },
+    fixed=lambda args: [f"data.dataset={args.dataset}"],
+)
+ARMS = BENCH.arms
 KEYS = ("linear_probe_top1", "linear_probe_drop25", "linear_probe_drop50", "knn_top1", "consistency_drop25")
 
 
 def _recipe(arm: list[str], seed: int) -> dict[str, Any]:
-    raw = apply_overrides(
-        load_recipe("videomoco-synthetic"), [*arm, f"trainer.seed={seed}", f"data.dataset={ARGS.dataset}"]
-    )
-    if ARGS.epochs:
-        raw = apply_overrides(raw, [f"optim.epochs={ARGS.epochs}"])
-    if ARGS.train_subset:
-        raw = apply_overrides(raw, [f"data.train_subset={ARGS.train_subset}", f"data.test_subset={ARGS.test_subset}"])
-    return raw
-
-
-def run_accuracy() -> dict[str, Any]:
-    runs: dict[str, list[dict[str, Any]]] = {}
-    for seed in ARGS.seeds:
-        for label, arm in ARMS.items():
-            print(f"== {label} seed {seed}", flush=True)
-            command = f"contrastkit train videomoco-synthetic --data-root {ARGS.data_root} " + " ".join(
-                f"--set {a}" for a in [*arm, f"trainer.seed={seed}", f"data.dataset={ARGS.dataset}"]
-            )
-            results = train(
-                _recipe(arm, seed), data_root=ARGS.data_root, runs_dir=RUNS, command=command, progress=False
-            )
-            runs.setdefault(label, []).append(
-                {
-                    "seed": seed,
-                    "final": results["final"],
-                    "random_init": results["random_init"],
-                    "run": results["run_dir"],
-                }
-            )
-    return runs
+    return BENCH.recipe_of(ARGS, arm, seed)
 
 
 def collect_runs(folder: Path) -> dict[str, Any]:
@@ -106,14 +92,7 @@ def collect_runs(folder: Path) -> dict[str, Any]:
         seed = next((int(w.split("=")[1]) for w in command.split() if w.startswith("trainer.seed=")), None)
         label = next((name for name, arm in ARMS.items() if all(f"--set {a}" in command for a in arm)), None)
         if seed in ARGS.seeds and label is not None:
-            runs.setdefault(label, []).append(
-                {
-                    "seed": seed,
-                    "final": results["final"],
-                    "random_init": results["random_init"],
-                    "run": results["run_dir"],
-                }
-            )
+            runs.setdefault(label, []).append(run_record(seed, results))
     complete = [s for s in ARGS.seeds if all(any(r["seed"] == s for r in runs.get(label, [])) for label in ARMS)]
     return {label: [r for r in rs if r["seed"] in complete] for label, rs in runs.items() if complete}
 
@@ -215,58 +194,39 @@ def run_speed() -> dict[str, Any]:
 
 
 def markdown(report: dict[str, Any]) -> str:
-    lines = [
-        "# VideoMoCo on generated moving-object videos",
-        "",
-        *(f"Command: `{c}`  " for c in report.get("merged_from", [report["command"]])),
-        f"Date: {report['date']}; seeds {report['seeds']}; wall time {report['wall_minutes']:.0f} min; "
-        f"{report['machine']}.",
-        "",
-    ]
+    lines = header("VideoMoCo on generated moving-object videos", report)
     runs = report.get("accuracy")
     if runs:
         lines += [
             "| arm | probe clean | probe 25% dropped | probe 50% dropped | kNN | consistency (cos x 100) |",
             "|---|---:|---:|---:|---:|---:|",
+            *arm_rows(runs, KEYS),
         ]
-        lines.append(random_init_row(runs, KEYS))
-        for label, rs in runs.items():
-            lines.append(f"| {label} | " + " | ".join(mean_std([r["final"][k] for r in rs]) for k in KEYS) + " |")
-        a, d = runs.get("(a) MoCo"), runs.get("(d) VideoMoCo (G + decay)")
-        if a and d:
-            loss_a = statistics.mean(r["final"]["linear_probe_top1"] - r["final"]["linear_probe_drop25"] for r in a)
-            loss_d = statistics.mean(r["final"]["linear_probe_top1"] - r["final"]["linear_probe_drop25"] for r in d)
-            clean_a = statistics.mean(r["final"]["linear_probe_top1"] for r in a)
-            clean_d = statistics.mean(r["final"]["linear_probe_top1"] for r in d)
-            paired = [(ra, rd) for ra in a for rd in d if ra["seed"] == rd["seed"]]
+        a, d = "(a) MoCo", "(d) VideoMoCo (G + decay)"
+        if runs.get(a) and runs.get(d):
 
             def drop_loss(r: dict[str, Any]) -> float:
                 return r["final"]["linear_probe_top1"] - r["final"]["linear_probe_drop25"]
 
-            fewer = sum(drop_loss(rd) < drop_loss(ra) for ra, rd in paired)
-            cleaner = sum(rd["final"]["linear_probe_top1"] >= ra["final"]["linear_probe_top1"] for ra, rd in paired)
+            loss_a = sum(map(drop_loss, runs[a])) / len(runs[a])
+            loss_d = sum(map(drop_loss, runs[d])) / len(runs[d])
+            clean_a, clean_d = arm_mean(runs, a, "linear_probe_top1"), arm_mean(runs, d, "linear_probe_top1")
+            pairs = paired(runs[a], runs[d])
+            fewer = sum(drop_loss(rd) < drop_loss(ra) for ra, rd in pairs)
+            cleaner = sum(rd["final"]["linear_probe_top1"] >= ra["final"]["linear_probe_top1"] for ra, rd in pairs)
             lines += [
                 "",
                 "Expected (card §6): (d) loses less probe accuracy than (a) when 25% of the frames are dropped, and "
                 "(d) >= (a) on clean clips. Measured (means; then seeds where it holds, paired by seed):",
                 f"- loss under 25% drop: (d) {loss_d:.2f} vs (a) {loss_a:.2f} points — "
-                + ("holds" if loss_d < loss_a else "does not hold")
-                + f" ({fewer}/{len(paired)} seeds)",
+                f"{holds(loss_d < loss_a)} ({fewer}/{len(pairs)} seeds)",
                 f"- clean probe: (d) {clean_d:.2f} vs (a) {clean_a:.2f} — "
-                + ("holds" if clean_d >= clean_a else "does not hold")
-                + f" ({cleaner}/{len(paired)} seeds)",
+                f"{holds(clean_d >= clean_a)} ({cleaner}/{len(pairs)} seeds)",
             ]
     speed = report.get("speed")
     if speed:
-        lines += [
-            "",
-            f"## Speed (one process, round-robin, median of {speed['repeats']}, batch {speed['batch']})",
-            "",
-            "| part | median (s) | peak memory (MiB) |",
-            "|---|---:|---:|",
-        ]
-        for name, seconds in speed["median_s"].items():
-            lines.append(f"| {name} | {seconds:.3f} | {speed['peak_mib'].get(name, float('nan')):.0f} |")
+        title = f"Speed (one process, round-robin, median of {speed['repeats']}, batch {speed['batch']})"
+        lines += speed_table(title, speed, "part")
         lines += [
             "",
             f"- VideoMoCo step / MoCo step: **{speed['videomoco_over_moco']:.2f}x** (target <= 1.8x).",
@@ -284,17 +244,13 @@ def markdown(report: dict[str, Any]) -> str:
 
 def main() -> None:
     global ARGS
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-root", default=None, help="a folder with cifar10/ for real textures (else noise)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs (smoke passes)")
-    parser.add_argument("--train-subset", type=int, default=None, help="fewer training videos (smoke passes)")
-    parser.add_argument("--test-subset", type=int, default=200)
-    parser.add_argument("--speed-repeats", type=int, default=11)
+    parser = BENCH.parser(
+        __doc__.splitlines()[0],
+        data_root="a folder with cifar10/ for real textures (else noise)",
+        subsets=True,
+        speed=True,
+    )
     parser.add_argument("--loader-videos", type=int, default=200)
-    parser.add_argument("--skip-accuracy", action="store_true")
-    parser.add_argument("--skip-speed", action="store_true")
-    parser.add_argument("--merge", type=Path, nargs="+", default=[], help="earlier result files whose seeds to add")
     parser.add_argument(
         "--collect", type=Path, default=None, help="read the seeds' arms from finished run folders here"
     )
@@ -303,24 +259,9 @@ def main() -> None:
         default="moving_objects_shared",
         help="moving_objects_shared (backgrounds and textures from a pool of 8) or moving_objects (one per video)",
     )
-    parser.add_argument("--out", type=Path, default=RESULTS)
     ARGS = parser.parse_args()
     start = time.time()
-    command = "python benchmarks/video_videomoco.py" + (f" --data-root {ARGS.data_root}" if ARGS.data_root else "")
-    command += f" --seeds {' '.join(map(str, ARGS.seeds))}" if ARGS.seeds != [0, 1, 2] else ""
-    command += f" --epochs {ARGS.epochs}" if ARGS.epochs else ""
-    command += f" --train-subset {ARGS.train_subset} --test-subset {ARGS.test_subset}" if ARGS.train_subset else ""
-    command += " --skip-accuracy" if ARGS.skip_accuracy else ""
-    command += " --skip-speed" if ARGS.skip_speed else ""
-    command += f" --dataset {ARGS.dataset}" if ARGS.dataset != "moving_objects_shared" else ""
-    command += f" --merge {' '.join(map(str, ARGS.merge))}" if ARGS.merge else ""
-    command += f" --collect {ARGS.collect}" if ARGS.collect else ""
-    report: dict[str, Any] = {
-        "command": command,
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": f"{torch.get_num_threads()} threads, torch {torch.__version__}",
-        "seeds": [] if ARGS.skip_accuracy else list(ARGS.seeds),
-    }
+    report = new_report(BENCH.command(parser, ARGS), [] if ARGS.skip_accuracy else ARGS.seeds)
     if not ARGS.skip_speed:
         report["speed"] = run_speed()
         print(json.dumps(report["speed"], indent=2), flush=True)
@@ -334,17 +275,9 @@ def main() -> None:
             for r in rs
         )
     elif not ARGS.skip_accuracy:
-        report["accuracy"] = run_accuracy()
-    report["wall_minutes"] = (time.time() - start) / 60
-    if ARGS.merge:
-        merge_runs(report, [json.loads(f.read_text()) for f in ARGS.merge])
+        report["accuracy"] = BENCH.run_arms(ARGS)
     stem = "video_videomoco" if not (ARGS.epochs or ARGS.train_subset) else "video_videomoco_smoke"
-    stem += "_unique" if ARGS.dataset == "moving_objects" else ""
-    ARGS.out.mkdir(parents=True, exist_ok=True)
-    (ARGS.out / f"{stem}.json").write_text(json.dumps(report, indent=2, default=str))
-    text = markdown(report)
-    (ARGS.out / f"{stem}.md").write_text(text)
-    print(text)
+    finish(report, ARGS, stem + ("_unique" if ARGS.dataset == "moving_objects" else ""), markdown, start)
 
 
 ARGS: argparse.Namespace
