@@ -35,6 +35,8 @@ import argparse
 import json
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +54,8 @@ from harness import (
     new_report,
     paired,
     peak_mib,
+    profile_lines,
+    profile_ops,
     run_record,
     speed_table,
 )
@@ -131,20 +135,34 @@ def run_speed() -> dict[str, Any]:
     k = video.keys(x_k)[0]
     count = video.dropped_count(x_q.shape[2])
 
-    def generator_part() -> None:  # G forward, the clean-query forward, the backward of G's loss
-        loss = video.generator_loss(x_q, k, count)
-        opt_g.zero_grad(set_to_none=True)
-        loss.backward()
-        opt_g.step()
+    encoder = [p for m in (video.backbone, video.projection) for p in m.parameters()]
+
+    @contextmanager
+    def encoder_frozen() -> Iterator[None]:  # G's turn in training: toggle_optimizer freezes the other player
+        for p in encoder:
+            p.requires_grad_(False)
+        try:
+            yield
+        finally:
+            for p in encoder:
+                p.requires_grad_(True)
+
+    def generator_part() -> None:  # G forward, the two query forwards, the backward of G's loss to G
+        with encoder_frozen():
+            loss = video.generator_loss(x_q, k, count)
+            opt_g.zero_grad(set_to_none=True)
+            loss.backward()
+            opt_g.step()
 
     def videomoco_step() -> None:  # what VideoMoCo.step does per batch, with plain optimisers
         video.on_train_batch_start(None, 0)
         xq, xk = video.views(clips)
         key = video.keys(xk)[0]
-        loss_g = video.generator_loss(xq, key, count)
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        opt_g.step()
+        with encoder_frozen():
+            loss_g = video.generator_loss(xq, key, count)
+            opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            opt_g.step()
         with torch.no_grad():
             scores = video.frame_scorer(xq)
         loss = video.criterion(video.query(adversarial_frame_drop(xq, scores, count)), key)
@@ -152,9 +170,9 @@ def run_speed() -> dict[str, Any]:
         loss.backward()
         opt_d.step()
 
-    medians = median_times(
-        {"MoCo step": moco_step, "VideoMoCo step": videomoco_step, "G's part alone": generator_part}, ARGS.speed_repeats
-    )
+    parts = {"MoCo step": moco_step, "VideoMoCo step": videomoco_step, "G's part alone": generator_part}
+    medians = median_times(parts, ARGS.speed_repeats)
+    profiles = {name: profile_ops(fn) for name, fn in parts.items()}
     step_clips_per_s = batch_size / medians["VideoMoCo step"]
     files = task.videos.train_files[: ARGS.loader_videos]
     labels = task.videos.train_labels[: ARGS.loader_videos]
@@ -181,6 +199,7 @@ def run_speed() -> dict[str, Any]:
             "VideoMoCo step": peak_mib(videomoco_step),
             "G's part alone": peak_mib(generator_part),
         },
+        "profile": profiles,
         "step_clips_per_s": step_clips_per_s,
         "loader_videos": len(files),
         "decode_workers": workers,
@@ -239,6 +258,7 @@ def markdown(report: dict[str, Any]) -> str:
             f"{speed['decoded_array_mib']:.1f} MiB (uint8). A run decodes each video once (threads, every core) "
             "and trains every epoch from the array.",
         ]
+        lines += profile_lines(speed.get("profile", {}))
     return "\n".join(lines) + "\n"
 
 
