@@ -238,7 +238,7 @@ def _accuracy_lines(report: dict[str, Any], runs: dict[str, Any]) -> list[str]:
         "| method | kNN top-1 | linear probe top-1 | per-seed kNN |",
         "|---|---:|---:|---|",
     ]
-    init = [r["random_init"] for r in runs["MoCo v2"]]  # the untrained MoCo v2 network of each seed
+    init = [r["random_init"] for r in runs.get("MoCo v2", next(iter(runs.values())))]  # MoCo v2's untrained network
     init_knn = [r["knn_top1"] for r in init]
     per_seed = ", ".join(f"{v:.2f}" for v in init_knn)
     lines.append(
@@ -258,8 +258,8 @@ def _accuracy_lines(report: dict[str, Any], runs: dict[str, Any]) -> list[str]:
         _ordering(runs, "HCL (beta 1, tau+ 0.1)", "SimCLR"),
         _ordering(runs, "MoCHi (256, 256, 128)", "MoCo v2"),
     ]
-    quadrant = report["quadrant"]
-    dense, moco = quadrant["DenseCL (lambda 0.5)"], quadrant["MoCo v2"]
+    quadrant = report.get("quadrant", {})
+    dense, moco = quadrant.get("DenseCL (lambda 0.5)"), quadrant.get("MoCo v2")
     if dense and moco:
         lines.append(
             f"- DenseCL > MoCo v2 on the quadrant probe: {holds(statistics.mean(dense) > statistics.mean(moco))} "
@@ -267,8 +267,9 @@ def _accuracy_lines(report: dict[str, Any], runs: dict[str, Any]) -> list[str]:
             "ConvNetSmall map has 16 cells; the dense term's correspondences are coarse and DenseCL's paper gains are "
             "on 7x7 ResNet maps after 200-800 epochs."
         )
-    lines += ["", "## Dense features: 2x2-mosaic quadrant probe", "", "| encoder | quadrant top-1 |", "|---|---:|"]
-    lines += [f"| {label} | {_mean_std(values)} |" for label, values in quadrant.items()]
+    if any(quadrant.values()):
+        lines += ["", "## Dense features: 2x2-mosaic quadrant probe", "", "| encoder | quadrant top-1 |", "|---|---:|"]
+        lines += [f"| {label} | {_mean_std(values)} |" for label, values in quadrant.items()]
     return lines
 
 
@@ -319,7 +320,11 @@ def markdown(report: dict[str, Any]) -> str:
 def main() -> None:
     global ARGS
     parser = BENCH.parser(
-        __doc__.splitlines()[0], data_root="folder holding cifar10/{train,test}.npz", speed=True, speed_repeats=15
+        __doc__.splitlines()[0],
+        data_root="folder holding cifar10/{train,test}.npz",
+        speed=True,
+        speed_repeats=15,
+        choose_arms=True,
     )
     parser.add_argument("--resnet18-repeats", type=int, default=9, help="round-robin steps for the ResNet-18 ratio")
     ARGS = parser.parse_args()

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from contrastkit.federated.frozen import FrozenRepresentations
 from contrastkit.federated.model import FederatedModel
 from contrastkit.functional.model_contrastive import model_contrastive
+from contrastkit.nn.backbones import channels_last
 
 __all__ = ["LocalSettings", "evaluate", "local_train", "pad_crop_flip"]
 
@@ -90,7 +91,7 @@ def local_train(
             x = preprocess(images[rows])
             if augment:
                 x = pad_crop_flip(x, 4, generator)
-            x = _conv_layout(x)
+            x = channels_last(x)
             _, z, logits = model(x)
             ce = F.cross_entropy(logits, labels[rows])
             extra = _extra_term(model, x, z, settings, global_params, frozen_reps)
@@ -103,12 +104,6 @@ def local_train(
             totals["extra"] += float(extra.detach())
             steps += 1
     return {k: v / max(steps, 1) for k, v in totals.items()}
-
-
-def _conv_layout(x: Tensor) -> Tensor:
-    """Images in channels-last layout: every conv of the small CNN then runs 15-30% faster on a
-    CPU, for all three algorithms alike (``benchmarks/moon_step.py``); the weights stay as they are."""
-    return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
 
 
 def _extra_term(
@@ -136,7 +131,7 @@ def evaluate(
     model.eval()
     correct, loss = 0, 0.0
     for start in range(0, len(labels), 1024):
-        logits = model(_conv_layout(preprocess(images[start : start + 1024])))[2]
+        logits = model(channels_last(preprocess(images[start : start + 1024])))[2]
         y = labels[start : start + 1024]
         correct += int((logits.argmax(1) == y).sum())
         loss += float(F.cross_entropy(logits, y, reduction="sum"))

@@ -96,8 +96,12 @@ def convert_to_split_batchnorm(module: nn.Module, num_splits: int) -> nn.Module:
     Any other batch-statistics layer (``SyncBatchNorm``, a lazy or custom subclass) raises
     ``ValueError``: leaving it plain would silently disable ShuffleBN's effect. In-place ReLUs
     are made out-of-place: split BN returns a reshaped view, and an in-place op on a view makes
-    autograd copy slices back (measured: +10% step time on a small CNN).
+    autograd copy slices back (measured: +10% step time on a small CNN). A backbone that runs
+    channels-last (``Backbone.memory_format``) is set back to NCHW: split BN regroups the batch
+    into channels with a view, which needs contiguous NCHW tensors.
     """
+    if hasattr(module, "memory_format"):
+        module.memory_format = torch.contiguous_format
     for name, child in module.named_children():
         if isinstance(child, nn.ReLU):
             child.inplace = False
