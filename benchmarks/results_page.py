@@ -41,6 +41,7 @@ GROUPS = (
     ("Video-text and distillation", ("crossmodal", "captions", "ccl")),
     ("Restoration", ("dehaze",)),
     ("Protocols on pretrained experts", ("experts_",)),
+    ("Speed, end to end", ("end_to_end", "step_profile")),
     ("GPU", ("gpu_",)),
 )
 
