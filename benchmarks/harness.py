@@ -275,7 +275,7 @@ class ArmBenchmark:
                 words.append(f"{flag} {' '.join(map(str, value)) if isinstance(value, list) else value}")
         return " ".join(words)
 
-    def recipe_name(self, args: argparse.Namespace, arm: list[str] = []) -> str:  # noqa: B006 (read only)
+    def recipe_name(self, args: argparse.Namespace, arm: Iterable[str] = ()) -> str:
         """The recipe of a run: the arm's ``recipe=NAME`` if it names one, else the benchmark's."""
         named = [a.removeprefix("recipe=") for a in arm if a.startswith("recipe=")]
         return named[-1] if named else self.recipe(args) if callable(self.recipe) else self.recipe
