@@ -54,6 +54,8 @@ import torch
 import yaml
 from torch import Tensor, nn
 
+from harness import machine_line
+
 RESULTS = Path(__file__).parent / "results"
 CONTENDERS = ("contrastkit", "lightly-train", "lightly")
 CASES = (
@@ -398,7 +400,7 @@ def main() -> None:
     report = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": "python benchmarks/end_to_end.py " + " ".join(sys.argv[1:]),
-        "machine": machine(),
+        "machine": machine_line(),
         "settings": {k: vars(args)[k] for k in ("images", "resnet18_images", "epochs", "batch", "workers", "rounds")},
         "runs": runs,
     }
@@ -406,12 +408,6 @@ def main() -> None:
     (args.out / "end_to_end.json").write_text(json.dumps(report, indent=2))
     (args.out / "end_to_end.md").write_text(markdown(report))
     print(markdown(report))
-
-
-def machine() -> str:
-    from harness import machine_line  # type: ignore[import-not-found]
-
-    return machine_line()
 
 
 def images_of(case: str, args: argparse.Namespace | dict[str, Any]) -> int:

@@ -98,6 +98,21 @@ def peak_mib(fn: Callable[[], None]) -> float:
     return peak / 2**20
 
 
+def method_step(method: Any, inputs: torch.Tensor, optimizer: torch.optim.Optimizer) -> Callable[[], None]:
+    """One training step of a contrastkit method on a fixed batch, outside Lightning: the
+    per-batch hook (momentum update), ``step``, then zero grad, backward and the optimiser step."""
+    batch = {"input": inputs, "index": torch.arange(len(inputs))}
+
+    def step() -> None:
+        method.on_train_batch_start(None, 0)
+        loss = method.step(batch).loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
 def profile_ops(fn: Callable[[], None], calls: int = 3, top: int = 8) -> list[dict[str, Any]]:
     """The ``top`` operators of ``fn`` by self CPU time (torch.profiler over ``calls`` calls after
     a warm-up): name, milliseconds per call of ``fn``, share of all operators' self time, count."""

@@ -30,7 +30,7 @@ from contrastkit.evaluation.dense_probe import quadrant_probe
 from contrastkit.methods.base import ContrastiveMethod
 from contrastkit.pipeline.tasks.images import image_method as build_method
 from contrastkit.pipeline.tasks.images import image_splits as build_data
-from harness import ArmBenchmark, finish, holds, mean_std, median_times, new_report, paired
+from harness import ArmBenchmark, finish, holds, mean_std, median_times, method_step, new_report, paired
 
 METHODS = {
     "SimCLR": "simclr-cifar10",
@@ -140,20 +140,12 @@ def run_speed(repeats: int) -> dict[str, Any]:
     moco_recipe = validate(load_recipe("moco-cifar10"))
     splits = build_data(moco_recipe, ARGS.data_root)
     images = splits.train_images[:256]
-    indices = torch.arange(256)
     contenders: dict[str, Any] = {}
     for label, name in (("contrastkit MoCo v2", "moco-cifar10"), ("contrastkit DenseCL", "densecl-cifar10")):
         method = build_method(validate(load_recipe(name)), splits)
         opt = torch.optim.SGD(method.parameters(), lr=0.06, momentum=0.9, weight_decay=5e-4)
 
-        def ours(method: ContrastiveMethod = method, opt: torch.optim.Optimizer = opt) -> None:
-            method.on_train_batch_start(None, 0)
-            loss = method.step({"input": images, "index": indices}).loss
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-
-        contenders[label] = ours
+        contenders[label] = method_step(method, images, opt)
     reference = build_method(moco_recipe, splits)
     lightly_step = _lightly_moco(reference, 4096, 0.2, 0.99)
     g = torch.Generator().manual_seed(0)
@@ -164,7 +156,7 @@ def run_speed(repeats: int) -> dict[str, Any]:
 
     contenders["lightly MoCo v2 (same backbone, batch, views)"] = lightly_moco
     medians = median_times(contenders, repeats)
-    heavy = _overhead_on_resnet18(images, indices, ARGS.resnet18_repeats)
+    heavy = _overhead_on_resnet18(images, ARGS.resnet18_repeats)
     return {
         "densecl_over_moco_step_resnet18": heavy,
         "resnet18_repeats": ARGS.resnet18_repeats,
@@ -180,7 +172,7 @@ def run_speed(repeats: int) -> dict[str, Any]:
     }
 
 
-def _overhead_on_resnet18(images: torch.Tensor, indices: torch.Tensor, repeats: int) -> float:
+def _overhead_on_resnet18(images: torch.Tensor, repeats: int) -> float:
     """DenseCL/MoCo step-time ratio with a full-width ResNet-18 backbone: closer to the paper's
     proportions, where the backbone, not the dense loss, dominates the step."""
     splits = build_data(validate(load_recipe("moco-cifar10")), ARGS.data_root)
@@ -190,14 +182,7 @@ def _overhead_on_resnet18(images: torch.Tensor, indices: torch.Tensor, repeats: 
         method = build_method(validate(raw), splits)
         opt = torch.optim.SGD(method.parameters(), lr=0.06, momentum=0.9)
 
-        def step(method: ContrastiveMethod = method, opt: torch.optim.Optimizer = opt) -> None:
-            method.on_train_batch_start(None, 0)
-            loss = method.step({"input": images, "index": indices}).loss
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-
-        steps[name] = step
+        steps[name] = method_step(method, images, opt)
     medians = median_times(steps, repeats)
     return medians["densecl-cifar10"] / medians["moco-cifar10"]
 

@@ -33,7 +33,7 @@ import torch
 
 from contrastkit.config import apply_overrides, load_recipe, validate
 from contrastkit.pipeline.tasks.images import image_method, image_splits
-from harness import RESULTS, machine_line, median_times, profile_lines, profile_ops
+from harness import RESULTS, machine_line, median_times, method_step, profile_lines, profile_ops
 
 
 def _method(backbone: str, data_root: str) -> Any:
@@ -43,18 +43,6 @@ def _method(backbone: str, data_root: str) -> Any:
     splits = image_splits(recipe, data_root)
     torch.manual_seed(0)
     return image_method(recipe, splits), splits.train_images[:256]
-
-
-def _step(method: Any, images: torch.Tensor, optimizer: torch.optim.Optimizer) -> Callable[[], None]:
-    batch = {"input": images, "index": torch.arange(len(images))}
-
-    def step() -> None:
-        loss = method.step(batch).loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
-    return step
 
 
 def variants(backbone: str, data_root: str, compile_: bool) -> dict[str, Callable[[], None]]:
@@ -71,7 +59,7 @@ def variants(backbone: str, data_root: str, compile_: bool) -> dict[str, Callabl
             method.backbone.to(memory_format=torch.channels_last)
         if name == "torch.compile":
             method.backbone.forward = torch.compile(method.backbone.forward)
-        out[name] = _step(method, images, optimizer)
+        out[name] = method_step(method, images, optimizer)
         if name == "torch.compile":
             start = time.perf_counter()
             out[name]()

@@ -39,7 +39,18 @@ from typing import Any
 import torch
 
 from contrastkit.config import validate
-from harness import ArmBenchmark, arm_mean, arm_rows, finish, header, holds, median_times, new_report, peak_mib
+from harness import (
+    ArmBenchmark,
+    arm_mean,
+    arm_rows,
+    finish,
+    header,
+    holds,
+    median_times,
+    method_step,
+    new_report,
+    peak_mib,
+)
 from video_common import real_content_lines, run_arms_with_real_content
 
 OFF = ["method.intra_weight=0", "method.vclr_weight=0", "method.order_weight=0"]
@@ -97,19 +108,7 @@ def run_speed() -> dict[str, Any]:
     opt_v = torch.optim.SGD(vclr.parameters(), lr=0.03, momentum=0.9)
     opt_m = torch.optim.SGD(moco.parameters(), lr=0.03, momentum=0.9)
 
-    def vclr_step() -> None:
-        vclr.on_train_batch_start(None, 0)
-        loss = vclr.step({"input": videos, "index": torch.arange(b)}).loss
-        opt_v.zero_grad(set_to_none=True)
-        loss.backward()
-        opt_v.step()
-
-    def moco_step() -> None:
-        moco.on_train_batch_start(None, 0)
-        loss = moco.step({"input": frames, "index": torch.arange(b * s)}).loss
-        opt_m.zero_grad(set_to_none=True)
-        loss.backward()
-        opt_m.step()
+    vclr_step, moco_step = method_step(vclr, videos, opt_v), method_step(moco, frames, opt_m)
 
     # the card's extra key-side work alone: the momentum encoder on b * s more frames (no grad)
     extra_keys = vclr.augment(

@@ -51,6 +51,7 @@ from harness import (
     header,
     holds,
     median_times,
+    method_step,
     new_report,
     paired,
     peak_mib,
@@ -119,17 +120,11 @@ def run_speed() -> dict[str, Any]:
     )
     batch_size = recipe.data.batch_size
     clips = task.train.frames[:batch_size]
-    batch = {"input": clips, "index": torch.arange(batch_size)}
     opt_g = torch.optim.SGD(video.frame_scorer.parameters(), lr=0.03, momentum=0.9)
     opt_d = torch.optim.SGD([*video.backbone.parameters(), *video.projection.parameters()], lr=0.03, momentum=0.9)
     opt_m = torch.optim.SGD([*moco.backbone.parameters(), *moco.projection.parameters()], lr=0.03, momentum=0.9)
 
-    def moco_step() -> None:
-        moco.on_train_batch_start(None, 0)
-        loss = moco.step(batch).loss
-        opt_m.zero_grad(set_to_none=True)
-        loss.backward()
-        opt_m.step()
+    moco_step = method_step(moco, clips, opt_m)
 
     x_q, x_k = video.views(clips)
     k = video.keys(x_k)[0]
