@@ -39,6 +39,7 @@ from typing import Any
 import torch
 
 from contrastkit.config import validate
+from contrastkit.views.segments import segment_tuple_views
 from harness import (
     ArmBenchmark,
     arm_mean,
@@ -111,13 +112,15 @@ def run_speed() -> dict[str, Any]:
     vclr_step, moco_step = method_step(vclr, videos, opt_v), method_step(moco, frames, opt_m)
 
     # the card's extra key-side work alone: the momentum encoder on b * s more frames (no grad)
-    extra_keys = vclr.augment(
-        vclr.elements(videos, vclr.sample(videos, torch.Generator().manual_seed(0))["key_starts"]),
-        torch.Generator().manual_seed(1),
-    ).flatten(0, 1)
+    draw = vclr.sample(videos, torch.Generator().manual_seed(0))
+    views = segment_tuple_views(
+        videos, draw, vclr.augmentation, torch.Generator().manual_seed(1), vclr.element_length, vclr.clip_stride
+    )
+    extra_keys = views.key.flatten(0, 1)  # the key tuple's b * s elements
 
-    def extra_key_forward() -> None:
-        vclr._key_features(extra_keys)
+    def extra_key_forward() -> None:  # as VCLR.losses encodes keys: momentum encoder, shuffled
+        encode = lambda e: (vclr.encode_elements(vclr.momentum_backbone, e),)  # noqa: E731
+        vclr.key_forward(encode, extra_keys, vclr.params.shuffle_keys)
 
     parts = {"frame MoCo step": moco_step, "VCLR step": vclr_step, "momentum forward, b * s frames": extra_key_forward}
     medians = median_times(parts, ARGS.speed_repeats)
