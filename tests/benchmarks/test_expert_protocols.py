@@ -3,8 +3,12 @@ counted per seed from the runs (a fabricated report of two seeds)."""
 
 from __future__ import annotations
 
+import argparse
+import json
 import sys
 from pathlib import Path
+
+import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "benchmarks"))
 
@@ -83,3 +87,45 @@ def test_the_videomoco_table_counts_what_dropping_frames_costs_each_arm_per_seed
         "holds on means, in 2 of 2 seeds"
     ) in page
     assert "(inflated from the zoo encoder): 7.50 vs 3.00 points, does not hold on means, in 0 of 2 seeds" in page
+
+
+SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "cifar10" / "train.npz").is_file(), reason="no CIFAR-10 copy")
+def test_evaluating_again_on_a_longer_test_split_reproduces_the_run_then_extends_it(tmp_path, monkeypatch):
+    pytest.importorskip("av")
+    from contrastkit.cli import main
+    from contrastkit.data.video_folders import decode_videos
+
+    sizes = ["data.train_subset=30", "data.test_subset=10", "data.video_frames=16", "data.cache_dir=" + str(tmp_path)]
+    args = ["train", "videomoco-cifar", "--smoke", "--no-progress", "--runs-dir", str(tmp_path / "runs")]
+    assert main([*args, "--data-root", str(SHARED_DATA), *(x for s in sizes for x in ("--set", s))]) == 0
+    (folder,) = (tmp_path / "runs" / "videomoco-cifar").iterdir()
+    results = json.loads((folder / "results.json").read_text())
+    row = {"seed": 0, "final": results["final"], "random_init": results["random_init"], "run": str(folder)}
+    monkeypatch.setattr(ep, "ARGS", argparse.Namespace(data_root=str(SHARED_DATA)), raising=False)
+    monkeypatch.setattr(ep, "RUNS", str(tmp_path / "progress"))
+
+    same = {"protocol": "videomoco", "runs": {"scratch": {"(a)": [dict(row)]}}}
+    ep.reevaluate(same, 10)  # the same split: the checkpoint and its random init are rebuilt exactly
+    (again,) = same["runs"]["scratch"]["(a)"]
+    for key in ("knn_top1", "linear_probe_top1", "retrieval_r1"):
+        assert again["final"][key] == pytest.approx(results["final"][key], abs=1e-6), key
+        assert again["random_init"][key] == pytest.approx(results["random_init"][key], abs=1e-6), key
+    assert again["evaluated_before"] == {"test_videos": 10, "final": row["final"], "random_init": row["random_init"]}
+
+    longer = {"protocol": "videomoco", "runs": {"scratch": {"(a)": [dict(row)]}}}
+    ep.reevaluate(longer, 20)
+    assert longer["runs"]["scratch"]["(a)"][0]["test_videos"] == 20
+    old, new = (tmp_path / "moving_cifar-30-10-16f-seed0", tmp_path / "moving_cifar-30-20-16f-seed0")
+    # the training videos (the probe's bank) are those the run trained on; the old test videos come first
+    names = sorted(f.relative_to(old) for f in old.glob("*/*/*.mp4"))
+    assert len(names) == 40
+    old_frames, new_frames = (
+        decode_videos([folder / n for n in names], [0] * 40, frames=16, size=32).frames.float() for folder in (old, new)
+    )
+    # the same draws; libx264 is not bit-reproducible, so a re-encoded video may differ by a grey level or two
+    assert (old_frames - new_frames).abs().mean(dim=(1, 2, 3, 4)).max() < 4
+    assert (old_frames - new_frames.roll(1, 0)).abs().mean(dim=(1, 2, 3, 4)).min() > 10  # other draws differ more
+    assert len(list(new.glob("test/*/*.mp4"))) == 20
