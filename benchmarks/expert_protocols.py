@@ -349,7 +349,8 @@ def markdown(report: dict[str, Any]) -> str:
         again = report["reevaluated"]
         lines += [
             f"Evaluated again on {again['test_videos']} test videos (first evaluation: {again['before']}; the "
-            f"trained checkpoints and training videos are unchanged; `{again['command']}`, {again['date']}, "
+            f"trained checkpoints are unchanged, the probe's training videos are the same draws, re-encoded, and the "
+            f"old test videos are the first of the new split; `{again['command']}`, {again['date']}, "
             f"{again['minutes']:.0f} min). The table as first evaluated: `{again['kept_as']}`.  ",
         ]
     lines += [
