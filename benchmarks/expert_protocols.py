@@ -213,6 +213,7 @@ def run(protocol: Protocol, seeds: list[int], settings: list[str], out: dict[str
             recipe = protocol.recipes["scratch" if setting == "shared" else setting]
             sets = [*protocol.sets.get(setting, []), *arm, f"trainer.seed={seed}"]
             sets = [s.format(seed=seed) for s in sets] + ([f"optim.epochs={ARGS.epochs}"] if ARGS.epochs else [])
+            sets += ARGS.set
             print(f"== {label} {setting} seed {seed}", flush=True)
             command = f"contrastkit train {recipe} --data-root {ARGS.data_root} " + " ".join(f"--set {s}" for s in sets)
             results = train(
@@ -229,6 +230,7 @@ def run(protocol: Protocol, seeds: list[int], settings: list[str], out: dict[str
                 "run": results["run_dir"],
                 "command": command,
             }
+            row["test_videos"] = _test_videos(row)
             out["runs"].setdefault(setting, {}).setdefault(label, []).append(row)
             save(out)
 
@@ -343,6 +345,11 @@ def markdown(report: dict[str, Any]) -> str:
     runs = report["runs"]
     SEEDS = set.intersection(*({r["seed"] for r in rows} for arms in runs.values() for rows in arms.values()))
     key, label = protocol.metrics[0]
+    splits = {r["test_videos"] for arms in runs.values() for rows in arms.values() for r in rows if "test_videos" in r}
+    if len(splits) > 1:
+        raise SystemExit(
+            f"the runs were evaluated on test splits of different sizes ({sorted(splits)}): one table needs one"
+        )
     lines = [f"# {protocol.title}", ""]
     lines += [f"Command: `{c}`  " for c in report["commands"]]
     if report.get("reevaluated"):
@@ -447,6 +454,9 @@ def main() -> None:
     parser.add_argument("--settings", nargs="+", choices=SETTINGS, default=list(SETTINGS))
     parser.add_argument("--epochs", type=int, help="override the recipes' epochs (a smoke pass)")
     parser.add_argument("--arms", type=int, nargs="+", help="train only these arms (indices, paper order)")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="one more override for every run (repeatable)"
+    )
     parser.add_argument("--merge", type=Path, help="an earlier json of this protocol whose runs to keep")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for experts_<protocol>.{json,md}")
     parser.add_argument(
@@ -470,6 +480,8 @@ def main() -> None:
         [ARGS.protocol, "--data-root", ARGS.data_root, "--seeds", *map(str, ARGS.seeds), "--settings", *ARGS.settings]
         + (["--epochs", str(ARGS.epochs)] if ARGS.epochs else [])
         + (["--arms", *map(str, ARGS.arms)] if ARGS.arms else [])
+        + [f"--set {s}" for s in ARGS.set]
+        + (["--merge", str(ARGS.merge)] if ARGS.merge else [])
     )
     report: dict[str, Any] = {"protocol": ARGS.protocol, "seeds": ARGS.seeds, "runs": {}, "commands": []}
     if ARGS.merge:

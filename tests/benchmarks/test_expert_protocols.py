@@ -129,3 +129,13 @@ def test_evaluating_again_on_a_longer_test_split_reproduces_the_run_then_extends
     assert (old_frames - new_frames).abs().mean(dim=(1, 2, 3, 4)).max() < 4
     assert (old_frames - new_frames.roll(1, 0)).abs().mean(dim=(1, 2, 3, 4)).min() > 10  # other draws differ more
     assert len(list(new.glob("test/*/*.mp4"))) == 20
+
+
+def test_a_table_refuses_runs_evaluated_on_test_splits_of_different_sizes():
+    arm, simclr = list(ep.PROTOCOLS["longshort"].arms)
+    runs = {"scratch": {arm: [{**_run(0), "test_videos": 1000}], simclr: [{**_run(0), "test_videos": 200}]}}
+    report = {"protocol": "longshort", "runs": runs, "commands": [], "date": "d", "wall_minutes": 1.0, "machine": "m"}
+    with pytest.raises(SystemExit, match=r"different sizes \(\[200, 1000\]\)"):
+        ep.markdown(report)
+    runs["scratch"][simclr][0]["test_videos"] = 1000
+    assert "| random init |" in ep.markdown(report)
