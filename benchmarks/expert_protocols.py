@@ -12,8 +12,8 @@ init by more than twice the seed spread, and which of the paper's orderings hold
 
     --settings expert        train one side only (then --merge the other's json)
     --test-videos 2000       train nothing: evaluate the report's trained checkpoints, and their
-                             starting weights, again on a longer test split (the first videos of
-                             the longer split are the old ones; the training videos are unchanged)
+                             starting weights, again on a longer test split (its first videos are
+                             the old ones; the training videos are the same draws, re-encoded)
 """
 
 from __future__ import annotations
@@ -255,7 +255,9 @@ def reevaluate(report: dict[str, Any], test_videos: int) -> None:
     """Evaluate every run's last checkpoint, and the weights it started from (random init or the
     expert as it is), on a test split of ``test_videos`` videos; replace the run's numbers in place.
     Generated sets draw their training videos first, so the training videos (the probe's and kNN's
-    bank) stay those the run trained on, and the old test videos are the first of the new split."""
+    bank) are the draws the run trained on, and the old test videos are the first of the new split.
+    (The set is written anew, and libx264 is not bit-reproducible: a re-encoded video may differ by
+    a grey level or two.)"""
     starts: dict[str, dict[str, Any]] = {}  # weights digest -> their numbers (arms share starts)
     for setting, arms in report["runs"].items():
         for label, rows in arms.items():
