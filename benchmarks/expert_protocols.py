@@ -511,8 +511,11 @@ def again(test_videos: int) -> None:
     before = sorted({_test_videos(r) for arms in report["runs"].values() for rows in arms.values() for r in rows})
     kept = stem.with_name(f"{stem.name}_test{'-'.join(map(str, before))}")
     if not kept.with_suffix(".json").exists():
-        for suffix in (".json", ".md"):
-            kept.with_suffix(suffix).write_text(stem.with_suffix(suffix).read_text())
+        kept.with_suffix(".json").write_text(stem.with_suffix(".json").read_text())
+        title, rest = stem.with_suffix(".md").read_text().split("\n", 1)
+        kept.with_suffix(".md").write_text(
+            f"{title}, as first evaluated ({' / '.join(map(str, before))} test videos)\n{rest}"
+        )
     reevaluate(report, test_videos)
     report["reevaluated"] = {
         "test_videos": test_videos,

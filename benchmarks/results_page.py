@@ -64,6 +64,7 @@ def _parts(md: str) -> tuple[str, list[str], str, list[str]]:
     title = _SPEC.sub("", title)  # older tables named a spec of ours that is not in the repository
     commands = [line.lstrip("- ").rstrip() for line in lines if line.lstrip("- ").startswith("Command")]
     date = next((line.strip() for line in lines if line.startswith("Date")), "")
+    commands += [line.rstrip() for line in lines if line.startswith("Evaluated again")]
     table: list[str] = []
     for line in lines:
         if line.startswith("|"):
@@ -85,9 +86,12 @@ def section(stem: str, level: int = 3) -> str:
         written = _commit(json_file if json_file.is_file() else md_file)
         out.append(f"Files: {', '.join(files)}; last written at commit {written}.")
         out.append("")
+        again = [c for c in commands if c.startswith("Evaluated again")]
+        commands = [c for c in commands if c not in again]
         out += [c.replace("Command:", "- Command:") for c in commands[:3]]
         if len(commands) > 3:
             out.append(f"- … and {len(commands) - 3} more commands (parts merged later), in the full table")
+        out += [f"- {c}" for c in again]
         if date:
             out.append(f"- {date}")
         out.append("")
