@@ -259,6 +259,8 @@ def reevaluate(report: dict[str, Any], test_videos: int) -> None:
     (The set is written anew, and libx264 is not bit-reproducible: a re-encoded video may differ by
     a grey level or two.)"""
     starts: dict[str, dict[str, Any]] = {}  # weights digest -> their numbers (arms share starts)
+    progress = Path(RUNS) / f"reevaluating_{report['protocol']}.json"
+    progress.parent.mkdir(parents=True, exist_ok=True)
     for setting, arms in report["runs"].items():
         for label, rows in arms.items():
             for row in rows:
@@ -276,8 +278,6 @@ def reevaluate(report: dict[str, Any], test_videos: int) -> None:
                 row["evaluated_before"]["random_init"] = row["random_init"]
                 row["random_init"], row["final"] = starts[key], task.evaluate("trained", False).numbers
                 row["test_videos"] = test_videos
-                progress = Path(RUNS) / f"reevaluating_{report['protocol']}.json"
-                progress.parent.mkdir(parents=True, exist_ok=True)
                 progress.write_text(json.dumps(report, indent=2))
 
 
@@ -505,9 +505,8 @@ def again(test_videos: int) -> None:
     stem = ARGS.out / f"experts_{ARGS.protocol}"
     report = json.loads(stem.with_suffix(".json").read_text())
     if report.get("reevaluated"):  # evaluate the report as first evaluated, not a second time
-        stem = ARGS.out / Path(report["reevaluated"]["kept_as"]).stem
-        report = json.loads(stem.with_suffix(".json").read_text())
-        stem = ARGS.out / f"experts_{ARGS.protocol}"
+        first = ARGS.out / Path(report["reevaluated"]["kept_as"]).with_suffix(".json").name
+        report = json.loads(first.read_text())
     before = sorted({_test_videos(r) for arms in report["runs"].values() for rows in arms.values() for r in rows})
     kept = stem.with_name(f"{stem.name}_test{'-'.join(map(str, before))}")
     if not kept.with_suffix(".json").exists():
